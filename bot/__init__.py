@@ -1,0 +1,1 @@
+"""keybot: manage your projects' API keys from Slack."""

@@ -1,0 +1,118 @@
+"""Plain records passed between services and storage. No secret plaintext lives in any of them."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.roles import OrgRole, ProjectRole
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: a Slack user in a workspace."""
+
+    team_id: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    id: int
+    team_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    org_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Everything one request needs to authorize: the org, the project (if named) and the actor's roles."""
+
+    org: Org
+    org_role: OrgRole | None
+    project: Project | None = None
+    project_role: ProjectRole | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A stored key: its argon2 hash and metadata, never its plaintext."""
+
+    id: int
+    project_id: int
+    key_id: str
+    name: str
+    masked: str
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewKeyRecord:
+    project_id: int
+    key_id: str
+    name: str
+    masked: str
+    secret_hash: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyRecord:
+    """What verification needs about a key id: its hash and where it belongs."""
+
+    id: int
+    key_id: str
+    name: str
+    secret_hash: str
+    project: str
+    org: str
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeletion:
+    token: str
+    key_row_id: int
+    project_id: int
+    user_id: str
+    team_id: str
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    org_id: int
+    project_id: int | None
+    actor: str
+    action: str
+    at: datetime
+    key_name: str | None = None
+    key_masked: str | None = None
+    target_user: str | None = None
+    role: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A direct message waiting in the outbox."""
+
+    id: int
+    user_id: str
+    text: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoleGrant:
+    user_id: str
+    role: str
+    project: str | None

@@ -1,0 +1,24 @@
+"""Project and key names: 1–64 letters, digits, ``-``, ``_``, ``.``; starting with a letter or digit."""
+
+import re
+
+from bot.domain.errors import InvalidInput
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+
+def shown(raw: str, *, limit: int = 40) -> str:
+    """A user-typed word made safe to echo back: printable, short, no backticks or mention brackets."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in raw[:limit])
+    text = text.replace("`", "'").replace("<", "‹").replace(">", "›")
+    return text + ("…" if len(raw) > limit else "")
+
+
+def validate_name(raw: str, *, kind: str) -> str:
+    """Return ``raw`` if it is a valid name, else raise InvalidInput saying what a name may contain."""
+    if NAME_RE.fullmatch(raw) is None:
+        raise InvalidInput(
+            f"`{shown(raw)}` is not a valid {kind} name. Use 1–64 letters, digits, `-`, `_` or `.`, "
+            "starting with a letter or digit."
+        )
+    return raw

@@ -1,0 +1,263 @@
+"""An in-process stand-in for the Slack Web API and for Slack's `response_url` endpoints.
+
+`FakeSlack` is a small aiohttp server on 127.0.0.1 (a free port) that answers the Web API methods
+keybot uses, records every call and every `response_url` post, and can be told to fail the next
+calls to a method (429 with Retry-After, 5xx, `ok: false`, or a hang) so tests can exercise retries.
+The e2e tests, the benchmark and `keybot shell` point `AsyncWebClient(base_url=slack.api_url)` at it::
+
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(base_url=slack.api_url, token="xoxb-test")
+        await client.chat_postMessage(channel="U1", text="hi")
+        dm = (await slack.wait_for(lambda s: s.dms_to("U1")))[0]
+
+It renders nothing: it is only the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+Outcome = Literal["ok", "hang", "ratelimited", "server_error", "slack_error"]
+_JSON_ARGS = frozenset({"blocks", "attachments", "metadata", "view"})
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    retry_after: int = 1
+
+
+@dataclass(frozen=True)
+class ServerError:
+    status: int = 500
+
+
+@dataclass(frozen=True)
+class SlackError:
+    error: str
+
+
+@dataclass(frozen=True)
+class Hang:
+    seconds: float
+
+
+Failure = RateLimited | ServerError | SlackError | Hang
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    outcome: Outcome
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def delivered(self) -> bool:
+        """Whether Slack would have carried the call out (answered normally, possibly late)."""
+        return self.outcome in ("ok", "hang")
+
+
+@dataclass(frozen=True)
+class Response:
+    name: str
+    body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeSlack:
+    """The Slack stand-in; use as `async with FakeSlack() as slack:`."""
+
+    def __init__(
+        self, *, team_id: str = "T0001", bot_user_id: str = "UKEYBOT", bot_id: str = "BKEYBOT"
+    ) -> None:
+        self.team_id, self.bot_user_id, self.bot_id = team_id, bot_user_id, bot_id
+        self.calls: list[Call] = []
+        self.responses: list[Response] = []
+        self.users: dict[str, str] = {}
+        self._failures: defaultdict[str, deque[Failure]] = defaultdict(deque)
+        self._changed = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._base = ""
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/respond/{name}", self._respond)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        host, port = self._runner.addresses[0][:2]
+        self._base = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def api_url(self) -> str:
+        """Base URL for `AsyncWebClient(base_url=...)`, ending in `/api/`."""
+        return f"{self._base}/api/"
+
+    def response_url(self, name: str) -> str:
+        """A `response_url` on this server; posts to it are recorded as `Response(name, ...)`."""
+        return f"{self._base}/respond/{name}"
+
+    def fail_next(self, method: str, *responses: Failure) -> None:
+        """Answer the next calls to `method` with `responses`, in order, then behave normally."""
+        self._failures[method].extend(responses)
+
+    def calls_to(self, method: str) -> list[Call]:
+        """Every recorded call to `method` (e.g. "chat.postMessage"), failed attempts included."""
+        return [call for call in self.calls if call.method == method]
+
+    def dms_to(self, user_id: str) -> list[Call]:
+        """Delivered `chat.postMessage` calls to the user's id or to its DM channel ("D" + id)."""
+        channels = {user_id, f"D{user_id}"}
+        return [
+            call
+            for call in self.calls_to("chat.postMessage")
+            if call.delivered and call.args.get("channel") in channels
+        ]
+
+    def responses_to(self, name: str) -> list[Response]:
+        """Every JSON body posted to `response_url(name)`."""
+        return [response for response in self.responses if response.name == name]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[FakeSlack], T],
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> T:
+        """Wait until `predicate(self)` is truthy and return its value; TimeoutError otherwise."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                return await self._changed.wait_for(lambda: predicate(self))
+        except TimeoutError:
+            seen = ", ".join(f"{c.method}({c.outcome})" for c in self.calls) or "none"
+            raise TimeoutError(
+                f"FakeSlack: condition still false after {timeout}s; calls: {seen}; "
+                f"responses: {[r.name for r in self.responses] or 'none'}"
+            ) from None
+
+    async def _record(self, item: Call | Response) -> None:
+        async with self._changed:
+            if isinstance(item, Call):
+                self.calls.append(item)
+            else:
+                self.responses.append(item)
+            self._changed.notify_all()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await _parse_args(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or None
+        token = token or args.pop("token", None)
+        failure = self._failures[method].popleft() if self._failures[method] else None
+        match failure:
+            case RateLimited(retry_after=seconds):
+                await self._record(Call(method, args, token, "ratelimited"))
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"},
+                    status=429,
+                    headers={"Retry-After": str(seconds)},
+                )
+            case ServerError(status=status):
+                await self._record(Call(method, args, token, "server_error"))
+                return web.Response(status=status, text="Slack is having trouble")
+            case SlackError(error=error):
+                await self._record(Call(method, args, token, "slack_error"))
+                return web.json_response({"ok": True, "error": error})
+            case Hang(seconds=seconds):
+                await self._record(Call(method, args, token, "hang"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), seconds)
+            case None:
+                await self._record(Call(method, args, token, "ok"))
+        return web.json_response({"ok": True, **self._answer(method, args)})
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        match method:
+            case "auth.test":
+                return {
+                    "url": "https://fake.slack.com/",
+                    "team": "Fake",
+                    "user": "keybot",
+                    "team_id": self.team_id,
+                    "user_id": self.bot_user_id,
+                    "bot_id": self.bot_id,
+                }
+            case "chat.postMessage":
+                channel = _dm_channel(str(args.get("channel", "")))
+                ts = f"{int(time.time())}.{next(self._ts):06d}"
+                message = {"type": "message", "text": args.get("text", ""), "ts": ts}
+                return {"channel": channel, "ts": ts, "message": message}
+            case "conversations.open":
+                user = str(args.get("users", "")).split(",")[0]
+                return {"channel": {"id": _dm_channel(user)}}
+            case "users.info":
+                user_id = str(args.get("user", ""))
+                name = self.users.get(user_id, user_id.lower())
+                return {
+                    "user": {
+                        "id": user_id,
+                        "team_id": self.team_id,
+                        "name": user_id.lower(),
+                        "real_name": name,
+                        "profile": {"real_name": name, "display_name": name},
+                        "is_bot": False,
+                        "deleted": False,
+                    }
+                }
+        return {}
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="invalid_payload")
+        await self._record(Response(request.match_info["name"], body))
+        return web.Response(text="ok")
+
+
+async def _parse_args(request: web.Request) -> dict[str, Any]:
+    args: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json()
+        if isinstance(body, dict):
+            args.update(body)
+    elif request.can_read_body:
+        args.update((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
+    for key in _JSON_ARGS & args.keys():
+        if isinstance(args[key], str) and args[key][:1] in ("[", "{"):
+            with contextlib.suppress(ValueError):
+                args[key] = json.loads(args[key])
+    return args
+
+
+def _dm_channel(channel: str) -> str:
+    return f"D{channel}" if channel[:1] in ("U", "W") else channel

@@ -1,0 +1,145 @@
+"""The outbox worker: delivers queued DMs through Slack, at least once per row, never inline.
+
+Rows are written by the services in the same transaction as the change they describe. The worker
+claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several instances never send the same
+row), posts each with ``chat.postMessage`` to the user's app DM, and marks it sent only after Slack
+answered ok. slack-sdk's own retry handlers retry a 429 (honouring Retry-After), 5xx and connection
+errors once inside the call; if Slack is still failing, the row is rescheduled (after Retry-After,
+or with exponential backoff) and survives restarts in the database.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.errors import Unavailable
+from bot.domain.model import Notification
+from bot.ports import Store
+
+log = logging.getLogger("keybot.outbox")
+MAX_BACKOFF = timedelta(minutes=15)
+
+
+def slack_client(*, token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
+    """The Web API client keybot uses, with slack-sdk's retry handlers for 429, 5xx and resets."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=1),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+            AsyncServerErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: Store,
+        client: AsyncWebClient,
+        *,
+        poll_interval: float = 1.0,
+        batch: int = 20,
+        lease_seconds: float = 60.0,
+        base_backoff: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._poll = poll_interval
+        self._batch = batch
+        self._lease = lease_seconds
+        self._base_backoff = base_backoff
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Tell the worker new rows are waiting (called after a commit that queued DMs)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="keybot-outbox")
+
+    async def stop(self, *, drain_seconds: float = 5.0) -> None:
+        """Finish in-flight sends, try one last drain, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=drain_seconds)
+            except TimeoutError:
+                self._task.cancel()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.drain_once()
+            except Unavailable:
+                sent = 0
+                log.warning("outbox: database unavailable; will retry")
+            except Exception:
+                sent = 0
+                log.exception("outbox: unexpected error; will retry")
+            if self._stopping and sent == 0:
+                return
+            if sent == self._batch:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def drain_once(self) -> int:
+        """Claim and send one batch; return how many were sent."""
+        rows = await self._store.claim_notifications(
+            limit=self._batch, now=self._clock(), lease_seconds=self._lease
+        )
+        results = await asyncio.gather(*(self._send(row) for row in rows))
+        return sum(results)
+
+    async def _send(self, row: Notification) -> bool:
+        try:
+            await self._client.chat_postMessage(channel=row.user_id, text=row.text, unfurl_links=False)
+        except SlackApiError as err:
+            status = err.response.status_code
+            retry_after = err.response.headers.get("retry-after") or err.response.headers.get("Retry-After")
+            delay = float(retry_after) if status == 429 and retry_after else self._backoff(row.attempts)
+            await self._store.reschedule(
+                row.id,
+                at=self._clock() + timedelta(seconds=delay),
+                error=f"{status} {err.response.get('error', '')}"[:200],
+            )
+            log.warning(
+                "outbox: DM %s not sent (HTTP %s, attempt %s); retry in %.1fs",
+                row.id,
+                status,
+                row.attempts,
+                delay,
+            )
+            return False
+        except Exception as err:  # timeouts, resets, anything: keep the row, retry later
+            delay = self._backoff(row.attempts)
+            await self._store.reschedule(
+                row.id, at=self._clock() + timedelta(seconds=delay), error=type(err).__name__
+            )
+            log.warning("outbox: DM %s not sent (%s); retry in %.1fs", row.id, type(err).__name__, delay)
+            return False
+        await self._store.mark_sent(row.id, at=self._clock())
+        return True
+
+    def _backoff(self, attempts: int) -> float:
+        return float(min(self._base_backoff * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds()))

@@ -1,0 +1,120 @@
+"""The storage interface the services need. storage/ implements it on SQLAlchemy; tests/fakes.py in memory.
+
+A ``Transaction`` is one database transaction: everything done through it commits together when the
+``async with store.transaction()`` block ends normally, and rolls back on any exception.
+Unique-name violations surface as ``bot.domain.errors.Conflict``; an unreachable database as
+``bot.domain.errors.Unavailable``.
+"""
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from bot.domain.model import (
+    AuditEvent,
+    KeyRecord,
+    NewKeyRecord,
+    Notification,
+    Org,
+    PendingDeletion,
+    Project,
+    RoleGrant,
+    Scope,
+    VerifyRecord,
+)
+from bot.domain.roles import OrgRole, ProjectRole
+
+
+class Transaction(Protocol):
+    async def scope(self, *, team_id: str, user_id: str, project_name: str | None) -> Scope | None:
+        """The org of ``team_id`` with the user's roles, and the named project (None if absent)."""
+
+    async def lock_org(self, org_id: int) -> None:
+        """Serialize role changes in one org (SELECT … FOR UPDATE on PostgreSQL)."""
+
+    async def ensure_org(self, *, team_id: str, name: str) -> Org: ...
+
+    async def visible_projects(self, *, org_id: int, user_id: str, all_projects: bool) -> list[Project]: ...
+
+    async def add_project(self, *, org_id: int, name: str, created_by: str, at: datetime) -> Project: ...
+
+    async def project_named(self, *, org_id: int, name: str) -> Project | None: ...
+
+    async def project_by_id(self, project_id: int) -> Project | None: ...
+
+    async def add_key(self, key: NewKeyRecord) -> KeyRecord: ...
+
+    async def key_named(self, *, project_id: int, name: str) -> KeyRecord | None: ...
+
+    async def key_by_row_id(self, row_id: int) -> KeyRecord | None: ...
+
+    async def keys_page(
+        self, *, project_id: int, before_id: int | None, after_id: int | None, limit: int
+    ) -> list[KeyRecord]:
+        """Newest first. ``before_id``: rows older than it; ``after_id``: rows newer than it."""
+
+    async def delete_key(self, row_id: int) -> bool: ...
+
+    async def org_role(self, *, org_id: int, user_id: str) -> OrgRole | None: ...
+
+    async def set_org_role(self, *, org_id: int, user_id: str, role: OrgRole) -> None: ...
+
+    async def delete_org_role(self, *, org_id: int, user_id: str) -> bool: ...
+
+    async def count_org_owners(self, org_id: int) -> int: ...
+
+    async def project_role(self, *, project_id: int, user_id: str) -> ProjectRole | None: ...
+
+    async def set_project_role(self, *, project_id: int, user_id: str, role: ProjectRole) -> None: ...
+
+    async def delete_project_role(self, *, project_id: int, user_id: str) -> bool: ...
+
+    async def roles_of(self, *, org_id: int, user_id: str) -> list[RoleGrant]: ...
+
+    async def members(self, *, org_id: int, project_id: int | None) -> list[RoleGrant]: ...
+
+    async def project_owners(self, *, org_id: int, project_id: int) -> list[str]:
+        """Org owners and this project's owners, each once."""
+
+    async def add_pending(self, pending: PendingDeletion) -> None: ...
+
+    async def pending(self, token: str) -> PendingDeletion | None: ...
+
+    async def use_pending(self, token: str, *, at: datetime) -> bool:
+        """Mark unused ``token`` used; False if it was already used (atomic: one winner)."""
+
+    async def add_audit(self, event: AuditEvent) -> None: ...
+
+    async def audit_page(
+        self, *, project_id: int, before_id: int | None, limit: int
+    ) -> list[AuditEvent]: ...
+
+    async def notify(self, *, user_id: str, text: str, at: datetime) -> None:
+        """Queue a DM in the outbox, in this transaction."""
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Transaction]:
+        """A read-only transaction (no write lock on SQLite)."""
+
+    async def verify_record(self, key_id: str) -> VerifyRecord | None: ...
+
+    async def key_exists(self, row_id: int) -> bool: ...
+
+    async def touch_key(self, row_id: int, *, at: datetime) -> None: ...
+
+    async def claim_notifications(
+        self, *, limit: int, now: datetime, lease_seconds: float
+    ) -> Sequence[Notification]:
+        """Claim due, unsent outbox rows for this worker (SKIP LOCKED on PostgreSQL)."""
+
+    async def mark_sent(self, notification_id: int, *, at: datetime) -> None: ...
+
+    async def reschedule(self, notification_id: int, *, at: datetime, error: str) -> None: ...
+
+    async def pending_notifications(self) -> int: ...
+
+    async def close(self) -> None: ...

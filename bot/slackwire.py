@@ -1,0 +1,136 @@
+"""Slack's HTTP wire format for requests Slack sends to an app: signatures and request bodies.
+
+Shared by the e2e tests, the benchmark and `keybot shell`, which drive the real app the way Slack
+does: a form-encoded slash command or a `payload=<json>` interaction, signed with the app's signing
+secret (https://api.slack.com/authentication/verifying-requests-from-slack).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+APP_ID = "A0KEYBOT"
+TEAM_DOMAIN = "keybot-dev"
+VERIFICATION_TOKEN = "fake-verification-token"
+
+
+def sign(signing_secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+    """The `X-Slack-Request-Timestamp` and `X-Slack-Signature` (v0, HMAC-SHA256) headers."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest.hexdigest()}"}
+
+
+def slash_command_body(
+    *,
+    text: str,
+    user_id: str,
+    team_id: str,
+    response_url: str,
+    command: str = "/apikeys",
+    channel_id: str = "C0123",
+    user_name: str | None = None,
+    trigger_id: str | None = None,
+) -> bytes:
+    """A slash command's form body, with the fields in the order Slack sends them."""
+    fields = {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "team_domain": TEAM_DOMAIN,
+        "channel_id": channel_id,
+        "channel_name": _channel_name(channel_id),
+        "user_id": user_id,
+        "user_name": user_name or user_id.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id or _trigger_id(),
+    }
+    return urlencode(fields).encode()
+
+
+def block_actions_body(
+    *,
+    user_id: str,
+    team_id: str,
+    action_id: str,
+    value: str,
+    response_url: str,
+    block_id: str = "b",
+    container: dict[str, Any] | None = None,
+    is_ephemeral: bool = True,
+    channel_id: str = "C0123",
+    message: dict[str, Any] | None = None,
+) -> bytes:
+    """The `payload=<json>` body of a button click; ephemeral messages carry no `message` field."""
+    now = f"{time.time():.6f}"
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {
+            "id": user_id,
+            "username": user_id.lower(),
+            "name": user_id.lower(),
+            "team_id": team_id,
+        },
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "container": container
+        or {
+            "type": "message",
+            "message_ts": now,
+            "channel_id": channel_id,
+            "is_ephemeral": is_ephemeral,
+        },
+        "trigger_id": _trigger_id(),
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": _channel_name(channel_id)},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "type": "button",
+                "action_ts": now,
+            }
+        ],
+        "state": {"values": {}},
+    }
+    if message is not None:
+        payload["message"] = message
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+async def post_signed(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    *,
+    signing_secret: str,
+    timestamp: int | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> tuple[int, str]:
+    """Sign `body` and POST it to `url` as Slack would; returns the status and the response text."""
+    headers = {"Content-Type": content_type, **sign(signing_secret, body, timestamp=timestamp)}
+    async with session.post(url, data=body, headers=headers) as response:
+        return response.status, await response.text()
+
+
+def _channel_name(channel_id: str) -> str:
+    return "directmessage" if channel_id.startswith("D") else "general"
+
+
+def _trigger_id() -> str:
+    return f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
