@@ -189,7 +189,7 @@ class FakeSlack:
                 return web.Response(status=status, text="Slack is having trouble")
             case SlackError(error=error):
                 await self._record(Call(method, args, token, "slack_error"))
-                return web.json_response({"ok": True, "error": error})
+                return web.json_response({"ok": False, "error": error})
             case Hang(seconds=seconds):
                 await self._record(Call(method, args, token, "hang"))
                 with contextlib.suppress(TimeoutError):

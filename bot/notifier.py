@@ -9,6 +9,7 @@ or with exponential backoff) and survives restarts in the database.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -97,10 +98,8 @@ class OutboxWorker:
                 return
             if sent == self._batch:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def drain_once(self) -> int:

@@ -86,9 +86,7 @@ class Transaction(Protocol):
 
     async def add_audit(self, event: AuditEvent) -> None: ...
 
-    async def audit_page(
-        self, *, project_id: int, before_id: int | None, limit: int
-    ) -> list[AuditEvent]: ...
+    async def audit_page(self, *, project_id: int, before_id: int | None, limit: int) -> list[AuditEvent]: ...
 
     async def notify(self, *, user_id: str, text: str, at: datetime) -> None:
         """Queue a DM in the outbox, in this transaction."""

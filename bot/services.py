@@ -119,12 +119,14 @@ class Keybot:
         key_format: KeyFormat,
         clock: Clock = utcnow,
         on_notify: Callable[[], None] | None = None,
+        on_key_deleted: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.hasher = hasher
         self.key_format = key_format
         self.clock = clock
         self._on_notify = on_notify or (lambda: None)
+        self._on_key_deleted = on_key_deleted or (lambda key_id: None)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -373,6 +375,7 @@ class Keybot:
                 f":wastebasket: <@{actor.user_id}> deleted key `{key.name}` (`{key.masked}`) in project "
                 f"`{project.name}` on {slack_date(now)}. It no longer verifies.",
             )
+        self._on_key_deleted(key.key_id)
         self._on_notify()
         return DeletedKey(project=project.name, name=key.name, masked=key.masked)
 

@@ -7,8 +7,6 @@ secret (https://api.slack.com/authentication/verifying-requests-from-slack).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -16,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from slack_sdk.signature import SignatureVerifier
 
 APP_ID = "A0KEYBOT"
 TEAM_DOMAIN = "keybot-dev"
@@ -25,8 +24,8 @@ VERIFICATION_TOKEN = "fake-verification-token"
 def sign(signing_secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
     """The `X-Slack-Request-Timestamp` and `X-Slack-Signature` (v0, HMAC-SHA256) headers."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(signing_secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest.hexdigest()}"}
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=ts, body=body)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": str(signature)}
 
 
 def slash_command_body(

@@ -85,7 +85,7 @@ class KeyFormat:
         key_id, sep, tail = rest[:KEY_ID_LEN], rest[KEY_ID_LEN], rest[KEY_ID_LEN + 1 :]
         if sep != "_" or not _BASE62_SET.issuperset(key_id) or not _BASE62_SET.issuperset(tail):
             raise InvalidInput("malformed key")
-        body, check = text[: -CHECKSUM_LEN], text[-CHECKSUM_LEN:]
+        body, check = text[:-CHECKSUM_LEN], text[-CHECKSUM_LEN:]
         if not secrets.compare_digest(checksum(body), check):
             raise InvalidInput("malformed key")
         return ParsedKey(key_id=key_id, plaintext=text)

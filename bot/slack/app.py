@@ -1,0 +1,102 @@
+"""The Bolt app factory. Listeners ack, parse, call a service, build blocks, respond — nothing else.
+
+Every reply is ephemeral: slash commands answer in the ack body (``process_before_response=True``
+makes it the HTTP response), clicks answer through ``respond()`` on their ``response_url``.
+"""
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.errors import InvalidInput
+from bot.domain.model import Actor
+from bot.services import Keybot
+from bot.slack import blocks
+from bot.slack.actions import ACTIONS, STALE
+from bot.slack.commands import run_command
+from bot.slack.errors import guarded
+
+COMMAND = "/apikeys"
+
+
+def _actor(body: dict[str, Any]) -> Actor:
+    """Who is acting, from a command or an interaction payload (untrusted shapes)."""
+    user = body.get("user")
+    team = body.get("team")
+    user_id = body.get("user_id") or (user.get("id") if isinstance(user, dict) else None)
+    team_id = body.get("team_id") or (team.get("id") if isinstance(team, dict) else None)
+    if team_id is None and isinstance(user, dict):
+        team_id = user.get("team_id")
+    if not isinstance(user_id, str) or not isinstance(team_id, str) or not user_id or not team_id:
+        raise InvalidInput("This request did not say who sent it.")
+    return Actor(team_id=team_id, user_id=user_id)
+
+
+def _action_value(body: dict[str, Any]) -> tuple[str, str]:
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+    action_id, value = action.get("action_id"), action.get("value")
+    if not isinstance(action_id, str) or not isinstance(value, str):
+        raise InvalidInput(STALE)
+    return action_id, value
+
+
+def create_bolt_app(
+    *,
+    keybot: Keybot,
+    signing_secret: str | None,
+    bot_token: str,
+    client: AsyncWebClient,
+    logger: logging.Logger | None = None,
+) -> AsyncApp:
+    """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path."""
+
+    async def authorize(**kwargs: Any) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=kwargs.get("enterprise_id"),
+            team_id=kwargs.get("team_id"),
+            bot_token=bot_token,
+            user_id=kwargs.get("user_id"),
+        )
+
+    bolt_logger = logger or logging.getLogger("keybot.bolt")
+    app = AsyncApp(
+        signing_secret=signing_secret,
+        request_verification_enabled=signing_secret is not None,
+        authorize=authorize,
+        client=client,
+        process_before_response=True,
+        logger=bolt_logger,
+    )
+
+    @app.command(COMMAND)
+    async def apikeys(ack: AsyncAck, body: dict[str, Any]) -> None:
+        text = body.get("text")
+        reply, _ = await guarded(
+            lambda: run_command(keybot, _actor(body), text if isinstance(text, str) else "")
+        )
+        await ack(**reply)
+
+    @app.action({"type": "block_actions"})
+    async def clicked(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None) -> None:
+        await ack()
+
+        async def work() -> blocks.Message:
+            action_id, value = _action_value(body)
+            handler = ACTIONS.get(action_id)
+            if handler is None:
+                raise InvalidInput(STALE)
+            return await handler(keybot, _actor(body), value)
+
+        reply, ok = await guarded(work)
+        if respond is None:
+            return
+        try:
+            await respond(**reply, replace_original=ok)
+        except Exception as err:  # Slack unreachable: the change (if any) is committed; DMs still go out
+            bolt_logger.warning("could not answer a click on its response_url: %s", type(err).__name__)
+
+    return app

@@ -1,0 +1,94 @@
+"""``/apikeys`` subcommands: parse the words, call one service, build the reply."""
+
+from collections.abc import Awaitable, Callable
+
+from bot.domain.model import Actor
+from bot.domain.names import shown
+from bot.services import Keybot
+from bot.slack import blocks
+from bot.slack.blocks import Message
+from bot.slack.parsing import expect, user_id, words
+
+Handler = Callable[[Keybot, Actor, list[str]], Awaitable[Message]]
+
+
+async def _help(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    return blocks.help_message()
+
+
+async def _whoami(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    expect(args, "whoami", required=0)
+    return blocks.whoami(await kb.whoami(actor))
+
+
+async def _projects(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    expect(args, "projects", required=0)
+    return blocks.projects(await kb.projects(actor))
+
+
+async def _project(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    sub, name = expect(args, "project create <project>", required=2)
+    if sub != "create":
+        return blocks.error_message(
+            f"`project {shown(sub or '')}` is not a command. Usage: `/apikeys project create <project>`"
+        )
+    return blocks.created_key(await kb.create_project(actor, name or ""))
+
+
+async def _create(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    project, name = expect(args, "create <project> <key-name>", required=2)
+    return blocks.created_key(await kb.create_key(actor, project or "", name or ""))
+
+
+async def _list(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    (project,) = expect(args, "list <project>", required=1)
+    return blocks.key_page(await kb.list_keys(actor, project or ""), number=1)
+
+
+async def _delete(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    project, name = expect(args, "delete <project> <key-name>", required=2)
+    return blocks.confirm_delete(await kb.request_delete(actor, project or "", name or ""))
+
+
+async def _grant(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    user, role, project = expect(args, "grant <@user> <role> [<project>]", required=2, optional=1)
+    return blocks.role_changed(await kb.grant(actor, user_id(user or ""), role or "", project))
+
+
+async def _revoke(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    user, project = expect(args, "revoke <@user> [<project>]", required=1, optional=1)
+    return blocks.role_changed(await kb.revoke(actor, user_id(user or ""), project))
+
+
+async def _members(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    (project,) = expect(args, "members [<project>]", required=0, optional=1)
+    return blocks.members(await kb.members(actor, project))
+
+
+async def _audit(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    (project,) = expect(args, "audit <project>", required=1)
+    return blocks.audit_page(await kb.audit(actor, project or ""), number=1)
+
+
+COMMANDS: dict[str, Handler] = {
+    "help": _help,
+    "whoami": _whoami,
+    "projects": _projects,
+    "project": _project,
+    "create": _create,
+    "list": _list,
+    "delete": _delete,
+    "grant": _grant,
+    "revoke": _revoke,
+    "members": _members,
+    "audit": _audit,
+}
+
+
+async def run_command(kb: Keybot, actor: Actor, text: str) -> Message:
+    """Dispatch one ``/apikeys`` line; empty or unknown text gets the usage."""
+    verb, *args = words(text) or ["help"]
+    handler = COMMANDS.get(verb.lower())
+    if handler is None:
+        return blocks.help_message(intro=f"I don't know `{shown(verb)}`. Here is what I can do:")
+    return await handler(kb, actor, args)

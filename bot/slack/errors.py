@@ -1,0 +1,29 @@
+"""The one error handler: maps domain errors to private messages, everything else to a logged ref."""
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from bot.domain.errors import KeybotError, Unavailable
+from bot.slack import blocks
+from bot.slack.blocks import Message
+
+log = logging.getLogger("keybot.slack")
+
+
+async def guarded(work: Callable[[], Awaitable[Message]]) -> tuple[Message, bool]:
+    """Run ``work``; return its message and True, or a private error message and False."""
+    try:
+        return await work(), True
+    except Unavailable as err:
+        log.warning("database unavailable: %s", err)
+        return blocks.error_message(str(err)), False
+    except KeybotError as err:
+        return blocks.error_message(str(err)), False
+    except Exception:
+        ref = secrets.token_hex(3).upper()
+        log.exception("unexpected error (ref %s)", ref)
+        return blocks.error_message(
+            f"Something went wrong (ref {ref}). Nothing was shown to anyone else; "
+            "try again, and give the ref to your keybot operator if it keeps happening."
+        ), False

@@ -1,0 +1,635 @@
+"""``SqlStore`` and ``SqlTransaction``: ``bot.ports.Store`` and ``Transaction`` on SQLAlchemy Core.
+
+Errors: a unique-name violation surfaces as ``Conflict`` (add_project and add_key say which name;
+anything else says "that name is already taken" — services may reword it); a lost or unreachable
+database as ``Unavailable``. add_project and add_key run in a SAVEPOINT, so after a ``Conflict``
+the surrounding transaction is still usable on PostgreSQL as on SQLite.
+
+Hot paths (scope, keys_page, verify_record, key_exists, touch_key) execute statements built once at
+module level, so SQLAlchemy's compiled cache always hits. The Store's one-statement methods run
+without BEGIN/ROLLBACK round trips (``storage.engine.single_statement``).
+"""
+
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import (
+    Insert,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    union,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.domain.errors import Conflict, KeybotError, Unavailable
+from bot.domain.model import (
+    AuditEvent,
+    KeyRecord,
+    NewKeyRecord,
+    Notification,
+    Org,
+    PendingDeletion,
+    Project,
+    RoleGrant,
+    Scope,
+    VerifyRecord,
+)
+from bot.domain.roles import OrgRole, ProjectRole
+from storage.engine import make_engine, single_statement, writer
+from storage.migrations import upgrade
+from storage.tables import (
+    api_keys,
+    audit_events,
+    org_roles,
+    orgs,
+    outbox,
+    pending_deletions,
+    project_roles,
+    projects,
+)
+
+UNAVAILABLE = "The key database is temporarily unavailable. Try again in a minute."
+_ERROR_LIMIT = 500
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if code is not None:
+        return bool(code == "23505")
+    name = getattr(orig, "sqlite_errorname", "")
+    return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+def _translate(exc: Exception) -> Exception:
+    """The domain error standing for ``exc``, or ``exc`` itself."""
+    if isinstance(exc, KeybotError):
+        return exc
+    if isinstance(exc, IntegrityError) and _is_unique_violation(exc):
+        conflict = Conflict("that name is already taken")
+        conflict.__suppress_context__ = True
+        return conflict
+    if (
+        isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError | TimeoutError)
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    ):
+        unavailable = Unavailable(UNAVAILABLE)
+        unavailable.__cause__ = exc
+        return unavailable
+    return exc
+
+
+def _translating(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    @wraps(method)
+    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated  # noqa: B904 (cause set by _translate)
+
+    return wrapper
+
+
+# --- statements on hot paths, built once ------------------------------------------------------
+
+_KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.project_id,
+    api_keys.c.key_id,
+    api_keys.c.name,
+    api_keys.c.masked,
+    api_keys.c.created_by,
+    api_keys.c.created_at,
+    api_keys.c.last_used_at,
+)  # in KeyRecord's field order
+
+_user = bindparam("user_id", type_=String)
+_SCOPE = (
+    select(
+        orgs.c.id,
+        orgs.c.team_id,
+        orgs.c.name,
+        org_roles.c.role.label("org_role"),
+        projects.c.id.label("project_id"),
+        projects.c.name.label("project_name"),
+        project_roles.c.role.label("project_role"),
+    )
+    .select_from(
+        orgs.outerjoin(org_roles, and_(org_roles.c.org_id == orgs.c.id, org_roles.c.user_id == _user))
+        .outerjoin(
+            projects,
+            and_(projects.c.org_id == orgs.c.id, projects.c.name_lower == bindparam("name_lower")),
+        )
+        .outerjoin(
+            project_roles,
+            and_(project_roles.c.project_id == projects.c.id, project_roles.c.user_id == _user),
+        )
+    )
+    .where(orgs.c.team_id == bindparam("team_id"))
+)
+
+_limit = bindparam("limit", type_=Integer)
+_keys_of_project = select(*_KEY_COLUMNS).where(api_keys.c.project_id == bindparam("project_id"))
+_KEYS_NEWEST = _keys_of_project.order_by(api_keys.c.id.desc()).limit(_limit)
+_KEYS_BEFORE = _KEYS_NEWEST.where(api_keys.c.id < bindparam("cursor"))
+_KEYS_AFTER = (
+    _keys_of_project.where(api_keys.c.id > bindparam("cursor")).order_by(api_keys.c.id).limit(_limit)
+)
+_KEY_NAMED = _keys_of_project.where(api_keys.c.name_lower == bindparam("name_lower"))
+
+_VERIFY = (
+    select(
+        api_keys.c.id,
+        api_keys.c.key_id,
+        api_keys.c.name,
+        api_keys.c.secret_hash,
+        projects.c.name,
+        orgs.c.name,
+        api_keys.c.last_used_at,
+    )  # in VerifyRecord's field order
+    .select_from(
+        api_keys.join(projects, projects.c.id == api_keys.c.project_id).join(
+            orgs, orgs.c.id == projects.c.org_id
+        )
+    )
+    .where(api_keys.c.key_id == bindparam("key_id"))
+)
+_KEY_EXISTS = select(api_keys.c.id).where(api_keys.c.id == bindparam("row_id"))
+_TOUCH = (
+    update(api_keys)
+    .where(
+        api_keys.c.id == bindparam("row_id"),
+        or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < bindparam("at")),
+    )
+    .values(last_used_at=bindparam("at"))
+)
+
+
+# --- transaction ------------------------------------------------------------------------------
+
+
+class SqlTransaction:
+    """One database transaction (see ``bot.ports.Transaction``)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    def _insert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
+        if self._conn.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    @_translating
+    async def scope(self, *, team_id: str, user_id: str, project_name: str | None) -> Scope | None:
+        params = {
+            "team_id": team_id,
+            "user_id": user_id,
+            "name_lower": None if project_name is None else project_name.lower(),
+        }
+        row = (await self._conn.execute(_SCOPE, params)).first()
+        if row is None:
+            return None
+        org = Org(id=row.id, team_id=row.team_id, name=row.name)
+        project = None
+        if row.project_id is not None:
+            project = Project(id=row.project_id, org_id=org.id, name=row.project_name)
+        return Scope(
+            org=org,
+            org_role=None if row.org_role is None else OrgRole(row.org_role),
+            project=project,
+            project_role=None if row.project_role is None else ProjectRole(row.project_role),
+        )
+
+    @_translating
+    async def lock_org(self, org_id: int) -> None:
+        await self._conn.execute(select(orgs.c.id).where(orgs.c.id == org_id).with_for_update())
+
+    @_translating
+    async def ensure_org(self, *, team_id: str, name: str) -> Org:
+        values = {"team_id": team_id, "name": name, "created_at": datetime.now(UTC)}
+        await self._conn.execute(
+            self._insert(orgs).values(values).on_conflict_do_nothing(index_elements=["team_id"])
+        )
+        stmt = select(orgs.c.id, orgs.c.team_id, orgs.c.name).where(orgs.c.team_id == team_id)
+        return Org(*(await self._conn.execute(stmt)).one())
+
+    @_translating
+    async def visible_projects(
+        self, *, org_id: int, user_id: str, all_projects: bool
+    ) -> list[Project]:
+        stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(
+            projects.c.org_id == org_id
+        )
+        if not all_projects:
+            stmt = stmt.join(project_roles, project_roles.c.project_id == projects.c.id).where(
+                project_roles.c.user_id == user_id
+            )
+        stmt = stmt.order_by(projects.c.name_lower, projects.c.id)
+        return [Project(*row) for row in await self._conn.execute(stmt)]
+
+    @_translating
+    async def add_project(self, *, org_id: int, name: str, created_by: str, at: datetime) -> Project:
+        stmt = (
+            projects.insert()
+            .values(
+                org_id=org_id, name=name, name_lower=name.lower(), created_by=created_by, created_at=at
+            )
+            .returning(projects.c.id)
+        )
+        row_id = await self._insert_once(stmt, f"a project named `{name}` already exists")
+        return Project(id=row_id, org_id=org_id, name=name)
+
+    @_translating
+    async def project_named(self, *, org_id: int, name: str) -> Project | None:
+        stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(
+            projects.c.org_id == org_id, projects.c.name_lower == name.lower()
+        )
+        row = (await self._conn.execute(stmt)).first()
+        return None if row is None else Project(*row)
+
+    @_translating
+    async def add_key(self, key: NewKeyRecord) -> KeyRecord:
+        stmt = (
+            api_keys.insert()
+            .values(
+                project_id=key.project_id,
+                key_id=key.key_id,
+                name=key.name,
+                name_lower=key.name.lower(),
+                masked=key.masked,
+                secret_hash=key.secret_hash,
+                created_by=key.created_by,
+                created_at=key.created_at,
+            )
+            .returning(api_keys.c.id)
+        )
+        row_id = await self._insert_once(stmt, f"a key named `{key.name}` already exists")
+        return KeyRecord(
+            id=row_id,
+            project_id=key.project_id,
+            key_id=key.key_id,
+            name=key.name,
+            masked=key.masked,
+            created_by=key.created_by,
+            created_at=key.created_at,
+            last_used_at=None,
+        )
+
+    async def _insert_once(self, stmt: Insert, conflict: str) -> int:
+        """Run an INSERT … RETURNING id in a savepoint; a unique violation becomes ``Conflict``."""
+        try:
+            async with self._conn.begin_nested():
+                return int((await self._conn.execute(stmt)).scalar_one())
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise Conflict(conflict) from None
+            raise
+
+    @_translating
+    async def key_named(self, *, project_id: int, name: str) -> KeyRecord | None:
+        params = {"project_id": project_id, "name_lower": name.lower()}
+        row = (await self._conn.execute(_KEY_NAMED, params)).first()
+        return None if row is None else KeyRecord(*row)
+
+    @_translating
+    async def key_by_row_id(self, row_id: int) -> KeyRecord | None:
+        row = (await self._conn.execute(select(*_KEY_COLUMNS).where(api_keys.c.id == row_id))).first()
+        return None if row is None else KeyRecord(*row)
+
+    @_translating
+    async def keys_page(
+        self, *, project_id: int, before_id: int | None, after_id: int | None, limit: int
+    ) -> list[KeyRecord]:
+        params: dict[str, Any] = {"project_id": project_id, "limit": limit}
+        if before_id is not None:
+            result = await self._conn.execute(_KEYS_BEFORE, {**params, "cursor": before_id})
+        elif after_id is not None:
+            rows = (await self._conn.execute(_KEYS_AFTER, {**params, "cursor": after_id})).all()
+            return [KeyRecord(*row) for row in reversed(rows)]
+        else:
+            result = await self._conn.execute(_KEYS_NEWEST, params)
+        return [KeyRecord(*row) for row in result]
+
+    @_translating
+    async def delete_key(self, row_id: int) -> bool:
+        result = await self._conn.execute(delete(api_keys).where(api_keys.c.id == row_id))
+        return result.rowcount == 1
+
+    @_translating
+    async def org_role(self, *, org_id: int, user_id: str) -> OrgRole | None:
+        stmt = select(org_roles.c.role).where(
+            org_roles.c.org_id == org_id, org_roles.c.user_id == user_id
+        )
+        role = (await self._conn.execute(stmt)).scalar_one_or_none()
+        return None if role is None else OrgRole(role)
+
+    @_translating
+    async def set_org_role(self, *, org_id: int, user_id: str, role: OrgRole) -> None:
+        stmt = self._insert(org_roles).values(org_id=org_id, user_id=user_id, role=role.value)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["org_id", "user_id"], set_={"role": stmt.excluded.role}
+            )
+        )
+
+    @_translating
+    async def delete_org_role(self, *, org_id: int, user_id: str) -> bool:
+        stmt = delete(org_roles).where(org_roles.c.org_id == org_id, org_roles.c.user_id == user_id)
+        return (await self._conn.execute(stmt)).rowcount == 1
+
+    @_translating
+    async def count_org_owners(self, org_id: int) -> int:
+        stmt = select(func.count()).where(
+            org_roles.c.org_id == org_id, org_roles.c.role == OrgRole.OWNER.value
+        )
+        return int((await self._conn.execute(stmt)).scalar_one())
+
+    @_translating
+    async def project_role(self, *, project_id: int, user_id: str) -> ProjectRole | None:
+        stmt = select(project_roles.c.role).where(
+            project_roles.c.project_id == project_id, project_roles.c.user_id == user_id
+        )
+        role = (await self._conn.execute(stmt)).scalar_one_or_none()
+        return None if role is None else ProjectRole(role)
+
+    @_translating
+    async def set_project_role(self, *, project_id: int, user_id: str, role: ProjectRole) -> None:
+        stmt = self._insert(project_roles).values(
+            project_id=project_id, user_id=user_id, role=role.value
+        )
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["project_id", "user_id"], set_={"role": stmt.excluded.role}
+            )
+        )
+
+    @_translating
+    async def delete_project_role(self, *, project_id: int, user_id: str) -> bool:
+        stmt = delete(project_roles).where(
+            project_roles.c.project_id == project_id, project_roles.c.user_id == user_id
+        )
+        return (await self._conn.execute(stmt)).rowcount == 1
+
+    @_translating
+    async def roles_of(self, *, org_id: int, user_id: str) -> list[RoleGrant]:
+        grants: list[RoleGrant] = []
+        org_role = await self.org_role(org_id=org_id, user_id=user_id)
+        if org_role is not None:
+            grants.append(RoleGrant(user_id=user_id, role=org_role.value, project=None))
+        stmt = (
+            select(project_roles.c.role, projects.c.name)
+            .join(projects, projects.c.id == project_roles.c.project_id)
+            .where(projects.c.org_id == org_id, project_roles.c.user_id == user_id)
+            .order_by(projects.c.name_lower)
+        )
+        for role, project in await self._conn.execute(stmt):
+            grants.append(RoleGrant(user_id=user_id, role=role, project=project))
+        return grants
+
+    @_translating
+    async def members(self, *, org_id: int, project_id: int | None) -> list[RoleGrant]:
+        if project_id is None:
+            stmt = (
+                select(org_roles.c.user_id, org_roles.c.role)
+                .where(org_roles.c.org_id == org_id)
+                .order_by(org_roles.c.user_id)
+            )
+            return [RoleGrant(user_id=u, role=r, project=None) for u, r in await self._conn.execute(stmt)]
+        project_stmt = (
+            select(project_roles.c.user_id, project_roles.c.role, projects.c.name)
+            .join(projects, projects.c.id == project_roles.c.project_id)
+            .where(projects.c.org_id == org_id, projects.c.id == project_id)
+            .order_by(project_roles.c.user_id)
+        )
+        return [RoleGrant(*row) for row in await self._conn.execute(project_stmt)]
+
+    @_translating
+    async def project_owners(self, *, org_id: int, project_id: int) -> list[str]:
+        stmt = union(
+            select(org_roles.c.user_id).where(
+                org_roles.c.org_id == org_id, org_roles.c.role == OrgRole.OWNER.value
+            ),
+            select(project_roles.c.user_id)
+            .join(projects, projects.c.id == project_roles.c.project_id)
+            .where(
+                projects.c.org_id == org_id,
+                project_roles.c.project_id == project_id,
+                project_roles.c.role == ProjectRole.OWNER.value,
+            ),
+        )
+        return sorted((await self._conn.execute(stmt)).scalars())
+
+    @_translating
+    async def add_pending(self, pending: PendingDeletion) -> None:
+        await self._conn.execute(
+            pending_deletions.insert().values(
+                token=pending.token,
+                key_row_id=pending.key_row_id,
+                project_id=pending.project_id,
+                user_id=pending.user_id,
+                team_id=pending.team_id,
+                expires_at=pending.expires_at,
+                used_at=pending.used_at,
+            )
+        )
+
+    @_translating
+    async def pending(self, token: str) -> PendingDeletion | None:
+        t = pending_deletions.c
+        stmt = select(
+            t.token, t.key_row_id, t.project_id, t.user_id, t.team_id, t.expires_at, t.used_at
+        ).where(t.token == token)
+        row = (await self._conn.execute(stmt)).first()
+        return None if row is None else PendingDeletion(*row)
+
+    @_translating
+    async def use_pending(self, token: str, *, at: datetime) -> bool:
+        stmt = (
+            update(pending_deletions)
+            .where(pending_deletions.c.token == token, pending_deletions.c.used_at.is_(None))
+            .values(used_at=at)
+        )
+        return (await self._conn.execute(stmt)).rowcount == 1
+
+    @_translating
+    async def add_audit(self, event: AuditEvent) -> None:
+        await self._conn.execute(
+            audit_events.insert().values(
+                org_id=event.org_id,
+                project_id=event.project_id,
+                actor=event.actor,
+                action=event.action,
+                key_name=event.key_name,
+                key_masked=event.key_masked,
+                target_user=event.target_user,
+                role=event.role,
+                at=event.at,
+            )
+        )
+
+    @_translating
+    async def audit_page(
+        self, *, project_id: int, before_id: int | None, limit: int
+    ) -> list[AuditEvent]:
+        a = audit_events.c
+        stmt = select(audit_events).where(a.project_id == project_id)
+        if before_id is not None:
+            stmt = stmt.where(a.id < before_id)
+        stmt = stmt.order_by(a.id.desc()).limit(limit)
+        return [AuditEvent(**row._mapping) for row in await self._conn.execute(stmt)]
+
+    @_translating
+    async def notify(self, *, user_id: str, text: str, at: datetime) -> None:
+        await self._conn.execute(
+            outbox.insert().values(
+                user_id=user_id, text=text, created_at=at, next_attempt_at=at, attempts=0
+            )
+        )
+
+
+# --- store ------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _begin(engine: AsyncEngine) -> AsyncIterator[SqlTransaction]:
+    try:
+        async with engine.connect() as conn, conn.begin():
+            yield SqlTransaction(conn)
+    except Exception as exc:
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated  # noqa: B904 (cause set by _translate)
+
+
+class SqlStore:
+    """``bot.ports.Store`` on an AsyncEngine (SQLite via aiosqlite or PostgreSQL via asyncpg)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._writer = writer(engine)
+        self._single = single_statement(engine)
+
+    def transaction(self) -> AsyncIterator[SqlTransaction]:  # type: ignore[override]
+        """A write transaction (BEGIN IMMEDIATE on SQLite): commits at the end, rolls back on error."""
+        return _begin(self._writer)  # type: ignore[return-value]
+
+    def read(self) -> AsyncIterator[SqlTransaction]:  # type: ignore[override]
+        """A read transaction: a consistent snapshot without the SQLite write lock."""
+        return _begin(self.engine)  # type: ignore[return-value]
+
+    @_translating
+    async def verify_record(self, key_id: str) -> VerifyRecord | None:
+        async with self._single.connect() as conn:
+            row = (await conn.execute(_VERIFY, {"key_id": key_id})).first()
+        return None if row is None else VerifyRecord(*row)
+
+    @_translating
+    async def key_exists(self, row_id: int) -> bool:
+        async with self._single.connect() as conn:
+            return (await conn.execute(_KEY_EXISTS, {"row_id": row_id})).first() is not None
+
+    @_translating
+    async def touch_key(self, row_id: int, *, at: datetime) -> None:
+        async with self._single.connect() as conn:
+            await conn.execute(_TOUCH, {"row_id": row_id, "at": at})
+            await conn.commit()
+
+    @_translating
+    async def claim_notifications(
+        self, *, limit: int, now: datetime, lease_seconds: float
+    ) -> Sequence[Notification]:
+        """Claim due, unsent outbox rows for ``lease_seconds`` (SKIP LOCKED on PostgreSQL)."""
+        o = outbox.c
+        due = (
+            select(o.id)
+            .where(
+                o.sent_at.is_(None),
+                o.next_attempt_at <= now,
+                or_(o.claimed_until.is_(None), o.claimed_until < now),
+            )
+            .order_by(o.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(outbox)
+            .where(o.id.in_(due.scalar_subquery()))
+            .values(claimed_until=now + timedelta(seconds=lease_seconds), attempts=o.attempts + 1)
+            .returning(o.id, o.user_id, o.text, o.attempts)
+        )
+        async with self._single.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+            await conn.commit()
+        return sorted((Notification(*row) for row in rows), key=lambda n: n.id)
+
+    @_translating
+    async def mark_sent(self, notification_id: int, *, at: datetime) -> None:
+        await self._update_outbox(notification_id, sent_at=at, claimed_until=None)
+
+    @_translating
+    async def reschedule(self, notification_id: int, *, at: datetime, error: str) -> None:
+        await self._update_outbox(
+            notification_id, next_attempt_at=at, claimed_until=None, last_error=error[:_ERROR_LIMIT]
+        )
+
+    async def _update_outbox(self, notification_id: int, **values: Any) -> None:
+        async with self._single.connect() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id == notification_id).values(values))
+            await conn.commit()
+
+    @_translating
+    async def pending_notifications(self) -> int:
+        stmt = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        async with self._single.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+async def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+    """A ``SqlStore`` for ``url``, migrated to the newest schema unless ``migrate`` is False."""
+    engine = make_engine(url)
+    if migrate:
+        try:
+            await upgrade(engine)
+        except Exception as exc:
+            await engine.dispose()
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+    return SqlStore(engine)

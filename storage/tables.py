@@ -1,0 +1,164 @@
+"""The schema as SQLAlchemy Core tables (no ORM: hot paths run cached Core statements).
+
+Every timestamp is a timezone-aware UTC ``datetime``: ``UTCDateTime`` refuses naive values and
+makes SQLite, which stores no offset, hand back aware UTC values like PostgreSQL does.
+The migration in ``storage/migrations/versions`` creates exactly this schema (a test compares them).
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+ID = String(64)  # Slack ids, key ids, tokens
+NAME = String(64)  # project and key names (1–64 characters)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that only accepts and always returns aware UTC datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("team_id", ID, nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+org_roles = Table(
+    "org_roles",
+    metadata,
+    Column("org_id", Integer, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("role", String(32), nullable=False),
+    PrimaryKeyConstraint("org_id", "user_id"),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("org_id", Integer, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("name_lower", NAME, nullable=False),
+    Column("created_by", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("org_id", "name_lower"),
+)
+
+project_roles = Table(
+    "project_roles",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("role", String(32), nullable=False),
+    PrimaryKeyConstraint("project_id", "user_id"),
+    Index(None, "user_id"),
+)
+
+# sqlite_autoincrement: a hard-deleted key's row id is never handed to a newer key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", ID, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("name_lower", NAME, nullable=False),
+    Column("masked", String(128), nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("created_by", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    UniqueConstraint("project_id", "name_lower"),
+    Index(None, "key_id", unique=True),
+    Index(None, "project_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+pending_deletions = Table(
+    "pending_deletions",
+    metadata,
+    Column("token", ID, primary_key=True),
+    Column("key_row_id", Integer, nullable=False),  # no FK: the key may be gone by the click
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("team_id", ID, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", Integer, ForeignKey("orgs.id"), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=True),
+    Column("actor", ID, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("key_name", NAME, nullable=True),
+    Column("key_masked", String(128), nullable=True),
+    Column("target_user", ID, nullable=True),
+    Column("role", String(32), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "project_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", ID, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index(None, "sent_at", "next_attempt_at"),
+    sqlite_autoincrement=True,
+)
