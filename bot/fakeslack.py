@@ -73,7 +73,7 @@ class Call:
 @dataclass(frozen=True)
 class Response:
     name: str
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)
     at: float = field(default_factory=time.monotonic)
 
 

@@ -120,7 +120,7 @@ class OutboxWorker:
             await self._store.reschedule(
                 row.id,
                 at=self._clock() + timedelta(seconds=delay),
-                error=f"{status} {err.response.get('error', '')}"[:200],
+                error=f"{status} {_slack_error(err)}"[:200],
             )
             log.warning(
                 "outbox: DM %s not sent (HTTP %s, attempt %s); retry in %.1fs",
@@ -142,3 +142,8 @@ class OutboxWorker:
 
     def _backoff(self, attempts: int) -> float:
         return float(min(self._base_backoff * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds()))
+
+
+def _slack_error(err: SlackApiError) -> str:
+    data = err.response.data
+    return str(data.get("error", "")) if isinstance(data, dict) else "non-JSON answer"

@@ -11,10 +11,10 @@ without BEGIN/ROLLBACK round trips (``storage.engine.single_statement``).
 """
 
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     Insert,
@@ -35,7 +35,6 @@ from sqlalchemy.exc import (
     IntegrityError,
     InterfaceError,
     OperationalError,
-    SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -54,6 +53,7 @@ from bot.domain.model import (
     VerifyRecord,
 )
 from bot.domain.roles import OrgRole, ProjectRole
+from bot.ports import Store, Transaction
 from storage.engine import make_engine, single_statement, writer
 from storage.migrations import upgrade
 from storage.tables import (
@@ -72,7 +72,6 @@ _ERROR_LIMIT = 500
 
 P = ParamSpec("P")
 R = TypeVar("R")
-S = TypeVar("S")
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -106,12 +105,12 @@ def _translate(exc: Exception) -> Exception:
 
 
 def _translating(
-    method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
-) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     @wraps(method)
-    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await method(self, *args, **kwargs)
+            return await method(*args, **kwargs)
         except Exception as exc:
             translated = _translate(exc)
             if translated is exc:
@@ -255,8 +254,8 @@ class SqlTransaction:
             stmt = stmt.join(project_roles, project_roles.c.project_id == projects.c.id).where(
                 project_roles.c.user_id == user_id
             )
-        stmt = stmt.order_by(projects.c.name_lower, projects.c.id)
-        return [Project(*row) for row in await self._conn.execute(stmt)]
+        found = [Project(*row) for row in await self._conn.execute(stmt)]
+        return sorted(found, key=lambda p: (p.name.lower(), p.id))  # codepoint order, any collation
 
     @_translating
     async def add_project(self, *, org_id: int, name: str, created_by: str, at: datetime) -> Project:
@@ -274,6 +273,14 @@ class SqlTransaction:
     async def project_named(self, *, org_id: int, name: str) -> Project | None:
         stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(
             projects.c.org_id == org_id, projects.c.name_lower == name.lower()
+        )
+        row = (await self._conn.execute(stmt)).first()
+        return None if row is None else Project(*row)
+
+    @_translating
+    async def project_by_id(self, project_id: int) -> Project | None:
+        stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(
+            projects.c.id == project_id
         )
         row = (await self._conn.execute(stmt)).first()
         return None if row is None else Project(*row)
@@ -411,28 +418,23 @@ class SqlTransaction:
             select(project_roles.c.role, projects.c.name)
             .join(projects, projects.c.id == project_roles.c.project_id)
             .where(projects.c.org_id == org_id, project_roles.c.user_id == user_id)
-            .order_by(projects.c.name_lower)
         )
-        for role, project in await self._conn.execute(stmt):
-            grants.append(RoleGrant(user_id=user_id, role=role, project=project))
-        return grants
+        rows = sorted(await self._conn.execute(stmt), key=lambda row: row.name.lower())
+        return grants + [RoleGrant(user_id=user_id, role=role, project=name) for role, name in rows]
 
     @_translating
     async def members(self, *, org_id: int, project_id: int | None) -> list[RoleGrant]:
         if project_id is None:
-            stmt = (
-                select(org_roles.c.user_id, org_roles.c.role)
-                .where(org_roles.c.org_id == org_id)
-                .order_by(org_roles.c.user_id)
+            stmt = select(org_roles.c.user_id, org_roles.c.role).where(org_roles.c.org_id == org_id)
+            grants = [RoleGrant(u, r, None) for u, r in await self._conn.execute(stmt)]
+        else:
+            project_stmt = (
+                select(project_roles.c.user_id, project_roles.c.role, projects.c.name)
+                .join(projects, projects.c.id == project_roles.c.project_id)
+                .where(projects.c.org_id == org_id, projects.c.id == project_id)
             )
-            return [RoleGrant(user_id=u, role=r, project=None) for u, r in await self._conn.execute(stmt)]
-        project_stmt = (
-            select(project_roles.c.user_id, project_roles.c.role, projects.c.name)
-            .join(projects, projects.c.id == project_roles.c.project_id)
-            .where(projects.c.org_id == org_id, projects.c.id == project_id)
-            .order_by(project_roles.c.user_id)
-        )
-        return [RoleGrant(*row) for row in await self._conn.execute(project_stmt)]
+            grants = [RoleGrant(*row) for row in await self._conn.execute(project_stmt)]
+        return sorted(grants, key=lambda g: g.user_id)
 
     @_translating
     async def project_owners(self, *, org_id: int, project_id: int) -> list[str]:
@@ -541,13 +543,13 @@ class SqlStore:
         self._writer = writer(engine)
         self._single = single_statement(engine)
 
-    def transaction(self) -> AsyncIterator[SqlTransaction]:  # type: ignore[override]
+    def transaction(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits at the end, rolls back on error."""
-        return _begin(self._writer)  # type: ignore[return-value]
+        return _begin(self._writer)
 
-    def read(self) -> AsyncIterator[SqlTransaction]:  # type: ignore[override]
+    def read(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A read transaction: a consistent snapshot without the SQLite write lock."""
-        return _begin(self.engine)  # type: ignore[return-value]
+        return _begin(self.engine)
 
     @_translating
     async def verify_record(self, key_id: str) -> VerifyRecord | None:
@@ -577,7 +579,7 @@ class SqlStore:
             .where(
                 o.sent_at.is_(None),
                 o.next_attempt_at <= now,
-                or_(o.claimed_until.is_(None), o.claimed_until < now),
+                or_(o.claimed_until.is_(None), o.claimed_until <= now),
             )
             .order_by(o.id)
             .limit(limit)
@@ -633,3 +635,9 @@ async def open_store(url: str, *, migrate: bool = True) -> SqlStore:
                 raise
             raise translated from exc
     return SqlStore(engine)
+
+
+if TYPE_CHECKING:  # mypy proves that both classes implement the ports
+
+    def _implements_ports(store: SqlStore, tx: SqlTransaction) -> tuple[Store, Transaction]:
+        return store, tx

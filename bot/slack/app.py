@@ -5,6 +5,7 @@ makes it the HTTP response), clicks answer through ``respond()`` on their ``resp
 """
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -80,7 +81,7 @@ def create_bolt_app(
         )
         await ack(**reply)
 
-    @app.action({"type": "block_actions"})
+    @app.action(re.compile(".*"))
     async def clicked(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         await ack()
 

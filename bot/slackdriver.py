@@ -1,0 +1,123 @@
+"""Drive a running keybot exactly as Slack does: signed slash commands and button clicks over HTTP.
+
+Used by ``keybot shell``, the end-to-end tests and the benchmark, so all three exercise the
+production code path (``POST /slack/events`` → signature check → Bolt → listeners). Replies to
+clicks arrive on a ``response_url`` served by the in-process Slack stand-in (bot/fakeslack.py).
+"""
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from bot.fakeslack import FakeSlack, Response
+from bot.slackwire import block_actions_body, post_signed, slash_command_body
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What Slack got back: the HTTP status, and the message (ack body or response_url post)."""
+
+    status: int
+    message: dict[str, Any] = field(repr=False)
+    response_url: str
+
+    @property
+    def text(self) -> str:
+        """All visible text of the message: fallback text and every block's text, joined."""
+        return message_text(self.message)
+
+    def buttons(self) -> list[dict[str, Any]]:
+        return [
+            element
+            for block in self.message.get("blocks", [])
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+        ]
+
+    def button(self, action_id: str) -> dict[str, Any]:
+        for element in self.buttons():
+            if element.get("action_id") == action_id:
+                return element
+        raise LookupError(f"no button {action_id!r} in this message")
+
+
+def message_text(message: dict[str, Any]) -> str:
+    parts = [str(message.get("text", ""))]
+    for block in message.get("blocks", []):
+        text = block.get("text")
+        if isinstance(text, dict):
+            parts.append(str(text.get("text", "")))
+        for element in block.get("elements", []) + block.get("fields", []):
+            if isinstance(element, dict) and isinstance(element.get("text"), str):
+                parts.append(element["text"])
+    return "\n".join(parts)
+
+
+class SlackDriver:
+    """Sends what Slack would send to ``events_url`` for one workspace."""
+
+    def __init__(
+        self,
+        *,
+        events_url: str,
+        signing_secret: str,
+        slack: FakeSlack,
+        team_id: str = "T0001",
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.events_url = events_url
+        self.signing_secret = signing_secret
+        self.slack = slack
+        self.team_id = team_id
+        self.session = session
+        self._ids = itertools.count(1)
+
+    def _new_response_url(self) -> str:
+        return self.slack.response_url(f"r{next(self._ids)}")
+
+    async def command(self, user_id: str, text: str, *, team_id: str | None = None) -> Reply:
+        """``/apikeys <text>`` typed by ``user_id``; the reply is the ack body."""
+        url = self._new_response_url()
+        body = slash_command_body(
+            text=text, user_id=user_id, team_id=team_id or self.team_id, response_url=url
+        )
+        status, raw = await post_signed(
+            self.session, self.events_url, body, signing_secret=self.signing_secret
+        )
+        return Reply(status=status, message=_parse(raw), response_url=url)
+
+    async def click(
+        self,
+        user_id: str,
+        button: dict[str, Any],
+        *,
+        team_id: str | None = None,
+        response_url: str | None = None,
+    ) -> Reply:
+        """Press ``button`` (a Block Kit button dict); the reply is what keybot posted to the response_url."""
+        url = response_url or self._new_response_url()
+        name = url.rsplit("/", 1)[-1]
+        before = len(self.slack.responses_to(name))
+        body = block_actions_body(
+            user_id=user_id,
+            team_id=team_id or self.team_id,
+            action_id=str(button.get("action_id", "")),
+            value=str(button.get("value", "")),
+            response_url=url,
+        )
+        status, _ = await post_signed(self.session, self.events_url, body, signing_secret=self.signing_secret)
+        posted: list[Response] = self.slack.responses_to(name)[before:]
+        return Reply(status=status, message=posted[-1].body if posted else {}, response_url=url)
+
+
+def _parse(raw: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {"text": raw}
+    return data if isinstance(data, dict) else {"text": raw}

@@ -1,0 +1,162 @@
+"""help, whoami, projects, grant, revoke, members, audit — and who may do what — over the wire."""
+
+import pytest
+
+from tests.e2e.conftest import OWNER, TEAM, Harness
+from tests.e2e.test_keys_over_the_wire import _project
+
+ADMIN = "UADMIN01"
+READER = "UREADER1"
+PROJECT_OWNER = "UPOWNER1"
+BILLING = "UBILLING1"
+NOBODY = "UNOBODY1"
+
+
+@pytest.mark.parametrize("text", ["", "help", "nonsense words", "HELP"])
+async def test_help_is_private_and_lists_every_command(harness: Harness, text: str) -> None:
+    reply = await harness.cmd(NOBODY, text)
+    assert reply.status == 200
+    assert reply.message["response_type"] == "ephemeral"
+    for usage in ("whoami", "project create", "create <project> <key-name>", "delete", "grant", "revoke",
+                  "members", "audit"):
+        assert usage in reply.text
+
+
+async def test_whoami_lists_roles(harness: Harness) -> None:
+    await _project(harness)
+    await harness.as_owner(f"grant <@{PROJECT_OWNER}|pat> owner payments")
+    assert "*owner* of the organization" in (await harness.as_owner("whoami")).text
+    assert "*owner* of `payments`" in (await harness.cmd(PROJECT_OWNER, "whoami")).text
+    assert "no role yet" in (await harness.cmd(NOBODY, "whoami")).text
+
+
+async def test_projects_shows_only_projects_with_a_role_to_non_owners(harness: Harness) -> None:
+    await _project(harness, "payments")
+    await _project(harness, "search")
+    await harness.as_owner(f"grant <@{READER}> read-only search")
+    assert "`payments`" in (await harness.as_owner("projects")).text
+    mine = (await harness.cmd(READER, "projects")).text
+    assert "`search`" in mine and "`payments`" not in mine
+
+
+@pytest.mark.parametrize("role", ["admin", "read-write", "read-only"])
+async def test_project_roles_below_owner_cannot_touch_keys(harness: Harness, role: str) -> None:
+    await _project(harness)
+    await harness.as_owner(f"grant <@{ADMIN}> {role} payments")
+    for text in ("create payments x", "list payments", "delete payments default", "audit payments"):
+        reply = await harness.cmd(ADMIN, text)
+        assert reply.status == 200
+        assert "Only an organization owner or an owner of this project" in reply.text
+    assert "members of" in (await harness.cmd(ADMIN, "members payments")).text.lower()
+
+
+@pytest.mark.parametrize("org_role", ["billing-admin", "member"])
+async def test_org_roles_other_than_owner_cannot_see_or_touch_projects(harness: Harness, org_role: str) -> None:
+    await _project(harness)
+    await harness.as_owner(f"grant <@{BILLING}> {org_role}")
+    for text in ("create payments x", "list payments", "delete payments default", "members payments"):
+        assert "No project named `payments` that you can see" in (await harness.cmd(BILLING, text)).text
+    assert "Only an organization owner may create projects" in (await harness.cmd(BILLING, "project create x")).text
+
+
+async def test_project_owner_manages_its_project_but_not_the_org(harness: Harness) -> None:
+    await _project(harness, "payments")
+    await _project(harness, "search")
+    await harness.as_owner(f"grant <@{PROJECT_OWNER}> owner payments")
+    assert "created" not in (await harness.cmd(PROJECT_OWNER, "create search x")).text.lower()
+    assert "Copy it now" in (await harness.cmd(PROJECT_OWNER, "create payments x")).text
+    assert "is now *read-only* of project `payments`" in (
+        await harness.cmd(PROJECT_OWNER, f"grant <@{READER}> read-only payments")).text
+    assert "Only an organization owner may grant or revoke organization roles" in (
+        await harness.cmd(PROJECT_OWNER, f"grant <@{READER}> owner")).text
+    assert "Only an organization owner may create projects" in (
+        await harness.cmd(PROJECT_OWNER, "project create other")).text
+
+
+async def test_grant_and_revoke_dm_the_user(harness: Harness) -> None:
+    await _project(harness)
+    await harness.as_owner(f"grant <@{READER}|rita> read-only payments")
+    await harness.as_owner(f"revoke <@{READER}> payments")
+    dms = await harness.slack.wait_for(lambda s: len(s.dms_to(READER)) >= 2 and s.dms_to(READER))
+    texts = [c.args["text"] for c in dms]
+    assert any("*read-only* of project `payments`" in t for t in texts)
+    assert any("removed your role in project `payments`" in t for t in texts)
+
+
+async def test_the_last_org_owner_cannot_be_revoked(harness: Harness) -> None:
+    reply = await harness.as_owner(f"revoke <@{OWNER}>")
+    assert "at least one owner" in reply.text
+    assert "*owner* of the organization" in (await harness.as_owner("whoami")).text
+
+
+async def test_members_lists_roles_in_org_and_project(harness: Harness) -> None:
+    await _project(harness)
+    await harness.as_owner(f"grant <@{READER}> read-only payments")
+    org = (await harness.as_owner("members")).text
+    assert f"<@{OWNER}> — *owner*" in org
+    project = (await harness.cmd(READER, "members payments")).text
+    assert f"<@{READER}> — *read-only*" in project
+
+
+async def test_audit_shows_who_did_what_to_which_key_masked(harness: Harness) -> None:
+    await _project(harness)
+    await harness.as_owner("create payments web")
+    reply = await harness.as_owner("audit payments")
+    assert "key created `web` (`kb_" in reply.text
+    assert f"<@{OWNER}>" in reply.text
+    assert "<!date^" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("create", "Missing arguments. Usage: `/apikeys create <project> <key-name>`"),
+        ("create payments", "Missing argument. Usage"),
+        ("create payments a b", "Too many words"),
+        ("create payments bad/name", "is not a valid key name"),
+        ("create -bad x", "is not a valid project name"),
+        ("create nosuch x", "No project named `nosuch`"),
+        ("delete payments nosuch", "No key named `nosuch` in `payments`"),
+        ("create payments default", "already exists"),
+        ("project create payments", "already exists"),
+        ("project delete payments", "is not a command"),
+        ("grant bob owner", "is not a user"),
+        ("grant <@UX1> superuser", "is not an organization role"),
+        ("grant <@UX1> superuser payments", "is not a project role"),
+        ("grant <@UX1> admin", "is not an organization role"),
+        ("revoke <@UX1>", "has no organization role"),
+        ("list payload", "No project named `payload`"),
+        ("create payments payload", "Copy it now"),
+    ],
+)
+async def test_wrong_input_gets_a_specific_private_message(harness: Harness, text: str, expected: str) -> None:
+    await _project(harness)
+    reply = await harness.as_owner(text)
+    assert reply.status == 200
+    assert reply.message["response_type"] == "ephemeral"
+    assert expected in reply.text
+
+
+async def test_another_workspace_sees_and_changes_nothing(harness: Harness) -> None:
+    await _project(harness)
+    for text in ("list payments", "create payments x", "projects", "whoami", "members",
+                 f"grant <@{NOBODY}> owner"):
+        reply = await harness.cmd(OWNER, text, team_id="TOTHER01")
+        assert "not set up for this workspace" in reply.text
+    assert "`x`" not in (await harness.as_owner("list payments")).text
+    assert TEAM != "TOTHER01"
+
+
+async def test_bad_signature_and_old_timestamp_get_401_and_change_nothing(harness: Harness) -> None:
+    import time
+
+    from bot.slackwire import post_signed, slash_command_body
+
+    body = slash_command_body(text="project create sneaky", user_id=OWNER, team_id=TEAM,
+                              response_url=harness.slack.response_url("x"))
+    url = harness.driver.events_url
+    bad, _ = await post_signed(harness.session, url, body, signing_secret="wrong-secret")
+    old, _ = await post_signed(harness.session, url, body, signing_secret=harness.driver.signing_secret,
+                               timestamp=int(time.time()) - 360)
+    assert (bad, old) == (401, 401)
+    assert "sneaky" not in (await harness.as_owner("projects")).text

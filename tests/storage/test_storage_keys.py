@@ -1,0 +1,171 @@
+"""Keys: names, pages, deletion, the verify path and transaction boundaries, on SQLite and PostgreSQL."""
+
+from datetime import timedelta
+
+import pytest
+
+from bot.domain.errors import Conflict
+from bot.domain.model import KeyRecord, VerifyRecord
+from storage import SqlStore
+from tests.storage.helpers import OWNER, T0, World, add_keys, new_key
+
+
+async def test_added_key_reads_back_by_name_and_row_id(store: SqlStore, world: World) -> None:
+    record = new_key(world.project.id, "Deploy")
+    async with store.transaction() as tx:
+        added = await tx.add_key(record)
+    expected = KeyRecord(
+        id=added.id,
+        project_id=world.project.id,
+        key_id=record.key_id,
+        name="Deploy",
+        masked=record.masked,
+        created_by=OWNER,
+        created_at=T0,
+        last_used_at=None,
+    )
+    async with store.read() as tx:
+        assert added == expected
+        assert await tx.key_named(project_id=world.project.id, name="deploy") == expected
+        assert await tx.key_by_row_id(added.id) == expected
+        assert await tx.key_named(project_id=world.project.id, name="other") is None
+        assert await tx.key_by_row_id(added.id + 1) is None
+
+
+async def test_duplicate_key_name_differing_in_case_is_a_conflict(
+    store: SqlStore, world: World
+) -> None:
+    async with store.transaction() as tx:
+        await tx.add_key(new_key(world.project.id, "deploy"))
+    with pytest.raises(Conflict, match="DEPLOY"):
+        async with store.transaction() as tx:
+            await tx.add_key(new_key(world.project.id, "DEPLOY"))
+
+
+async def test_the_same_key_name_in_two_projects_is_fine(store: SqlStore, world: World) -> None:
+    async with store.transaction() as tx:
+        other = await tx.add_project(org_id=world.org.id, name="Api", created_by=OWNER, at=T0)
+        await tx.add_key(new_key(world.project.id, "deploy"))
+        await tx.add_key(new_key(other.id, "deploy"))
+
+
+async def test_a_conflict_leaves_the_transaction_usable(store: SqlStore, world: World) -> None:
+    async with store.transaction() as tx:
+        await tx.add_key(new_key(world.project.id, "deploy"))
+        with pytest.raises(Conflict):
+            await tx.add_key(new_key(world.project.id, "Deploy"))
+        with pytest.raises(Conflict):
+            await tx.add_project(org_id=world.org.id, name="web", created_by=OWNER, at=T0)
+        await tx.add_key(new_key(world.project.id, "ci"))
+    async with store.read() as tx:
+        page = await tx.keys_page(project_id=world.project.id, before_id=None, after_id=None, limit=9)
+    assert [k.name for k in page] == ["ci", "deploy"]
+
+
+async def test_keys_page_walks_45_keys_newest_first_in_both_directions(
+    store: SqlStore, world: World
+) -> None:
+    async with store.transaction() as tx:
+        ids = await add_keys(tx, world.project.id, 45)
+        other = await tx.add_project(org_id=world.org.id, name="Api", created_by=OWNER, at=T0)
+        await add_keys(tx, other.id, 3)
+    newest_first = ids[::-1]
+
+    async def page(*, before: int | None = None, after: int | None = None) -> list[int]:
+        async with store.read() as tx:
+            rows = await tx.keys_page(
+                project_id=world.project.id, before_id=before, after_id=after, limit=20
+            )
+        return [k.id for k in rows]
+
+    first = await page()
+    second = await page(before=first[-1])
+    third = await page(before=second[-1])
+    assert (first, second, third) == (newest_first[:20], newest_first[20:40], newest_first[40:])
+    assert await page(before=third[-1]) == []
+    assert await page(after=third[0]) == second
+    assert await page(after=second[0]) == first
+    assert await page(after=first[0]) == []
+    assert await page(after=newest_first[25]) == newest_first[5:25]
+
+
+async def test_delete_key_removes_it_and_frees_its_name(store: SqlStore, world: World) -> None:
+    async with store.transaction() as tx:
+        key = await tx.add_key(new_key(world.project.id, "deploy"))
+    async with store.transaction() as tx:
+        assert await tx.delete_key(key.id)
+        assert not await tx.delete_key(key.id)
+    assert await store.verify_record(key.key_id) is None
+    assert not await store.key_exists(key.id)
+    async with store.transaction() as tx:
+        assert await tx.key_named(project_id=world.project.id, name="deploy") is None
+        again = await tx.add_key(new_key(world.project.id, "Deploy"))
+    assert again.id > key.id
+
+
+async def test_row_ids_of_deleted_keys_are_never_reused(store: SqlStore, world: World) -> None:
+    async with store.transaction() as tx:
+        newest = (await add_keys(tx, world.project.id, 3))[-1]
+        await tx.delete_key(newest)
+    async with store.transaction() as tx:
+        assert (await tx.add_key(new_key(world.project.id, "next"))).id > newest
+
+
+async def test_verify_record_joins_the_key_with_its_project_and_org(
+    store: SqlStore, world: World
+) -> None:
+    record = new_key(world.project.id, "deploy")
+    async with store.transaction() as tx:
+        key = await tx.add_key(record)
+    assert await store.verify_record(record.key_id) == VerifyRecord(
+        id=key.id,
+        key_id=record.key_id,
+        name="deploy",
+        secret_hash=record.secret_hash,
+        project="Web",
+        org="Acme",
+        last_used_at=None,
+    )
+    assert await store.verify_record("Kunknown") is None
+    assert await store.key_exists(key.id)
+
+
+async def test_touch_key_records_the_last_use_and_never_moves_it_back(
+    store: SqlStore, world: World
+) -> None:
+    async with store.transaction() as tx:
+        key = await tx.add_key(new_key(world.project.id, "deploy"))
+    later = T0 + timedelta(minutes=5)
+    await store.touch_key(key.id, at=later)
+    await store.touch_key(key.id, at=T0)
+    await store.touch_key(key.id + 1, at=later)
+    record = await store.verify_record(key.key_id)
+    assert record is not None and record.last_used_at == later
+
+
+async def test_rollback_on_exception_leaves_nothing(store: SqlStore, world: World) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with store.transaction() as tx:
+            await tx.add_project(org_id=world.org.id, name="Api", created_by=OWNER, at=T0)
+            await tx.add_key(new_key(world.project.id, "deploy"))
+            await tx.notify(user_id=OWNER, text="created", at=T0)
+            raise RuntimeError("boom")
+    async with store.read() as tx:
+        assert await tx.project_named(org_id=world.org.id, name="Api") is None
+        assert await tx.key_named(project_id=world.project.id, name="deploy") is None
+    assert await store.pending_notifications() == 0
+
+
+async def test_a_read_transaction_sees_one_snapshot(store: SqlStore, world: World) -> None:
+    async with store.read() as reader:
+        before = await reader.key_named(project_id=world.project.id, name="deploy")
+        async with store.transaction() as tx:
+            await tx.add_key(new_key(world.project.id, "deploy"))
+        during = await reader.keys_page(
+            project_id=world.project.id, before_id=None, after_id=None, limit=5
+        )
+    async with store.read() as tx:
+        after = await tx.key_named(project_id=world.project.id, name="deploy")
+    assert before is None
+    assert after is not None
+    assert during in ([], [after])  # PostgreSQL's READ COMMITTED may see it; SQLite's snapshot not

@@ -1,0 +1,100 @@
+"""Migrations, the engine's connection settings and timestamp handling, on SQLite and PostgreSQL."""
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage import (
+    SqlStore,
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    metadata,
+    upgrade,
+)
+from storage.tables import orgs
+from tests.storage.helpers import T0, TEAM, World
+
+
+def _schema_diff(conn: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+async def test_a_new_database_has_no_revision(engine: AsyncEngine) -> None:
+    assert await current_revision(engine) is None
+
+
+async def test_migrations_apply_twice_and_leave_the_database_at_head(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision() is not None
+
+
+async def test_instances_migrating_a_new_database_together_all_succeed(
+    engine: AsyncEngine, url: str
+) -> None:
+    others = [make_engine(url) for _ in range(3)]
+    try:
+        await asyncio.gather(upgrade(engine), *(upgrade(other) for other in others))
+    finally:
+        for other in others:
+            await other.dispose()
+    assert await current_revision(engine) == head_revision()
+
+
+async def test_migrated_schema_matches_the_table_definitions(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_schema_diff) == []
+
+
+async def test_downgrade_to_base_removes_everything_and_upgrade_restores_it(
+    engine: AsyncEngine,
+) -> None:
+    await upgrade(engine)
+    await downgrade(engine, "base")
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    assert set(tables) <= {"alembic_version"}
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+
+
+async def test_timestamps_read_back_as_aware_utc(store: SqlStore) -> None:
+    paris = timezone(timedelta(hours=1))
+    async with store.transaction() as tx:
+        org = await tx.ensure_org(team_id=TEAM, name="Acme")
+        await tx.add_project(org_id=org.id, name="Web", created_by="U1", at=T0.astimezone(paris))
+    async with store.engine.connect() as conn:
+        created = (await conn.execute(text("SELECT created_at FROM projects"))).scalar_one()
+        org_created = (await conn.execute(select(orgs.c.created_at))).scalar_one()
+    assert org_created.tzinfo is not None and org_created.utcoffset() == timedelta(0)
+    if isinstance(created, datetime):  # PostgreSQL: a timestamptz; SQLite: UTC text without offset
+        assert created == T0
+    else:
+        assert created.startswith("2025-01-15 12:00:00")
+
+
+async def test_naive_timestamps_are_refused(store: SqlStore, world: World) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        async with store.transaction() as tx:
+            await tx.notify(user_id="U1", text="hi", at=datetime(2025, 1, 1))  # noqa: DTZ001
+
+
+async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: object) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/pragmas.db")
+    try:
+        async with engine.connect() as conn:
+            pragmas = {
+                name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+            }
+    finally:
+        await engine.dispose()
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": 1}
