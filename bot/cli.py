@@ -3,9 +3,10 @@
 import argparse
 import asyncio
 import logging
+import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -124,7 +125,7 @@ async def serve(settings: Settings) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         socket = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token)
-        await socket.connect_async()
+        await socket.connect_async()  # type: ignore[no-untyped-call]
         log.info(
             "keybot connected to Slack over Socket Mode; verify API on http://%s:%s",
             settings.host,
@@ -135,7 +136,7 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("keybot stopping: finishing in-flight requests and DMs")
     if socket is not None:
-        await socket.close_async()
+        await socket.close_async()  # type: ignore[no-untyped-call]
     await runner.cleanup()
     await runtime.aclose()
     log.info("keybot stopped")
@@ -159,13 +160,32 @@ async def db_upgrade(settings: Settings) -> str:
     return f"Database {redacted(settings.database_url)} is at the latest schema."
 
 
+def _slack_id(kind: str, prefixes: str) -> Callable[[str], str]:
+    def check(raw: str) -> str:
+        if not re.fullmatch(f"[{prefixes}][A-Z0-9]{{2,20}}", raw):
+            raise argparse.ArgumentTypeError(
+                f"{raw!r} is not a Slack {kind} id (like {prefixes[0]}0123ABCD); find it in Slack's "
+                f"{'workspace settings' if kind == 'workspace' else 'profile menu → Copy member ID'}"
+            )
+        return raw
+
+    return check
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keybot", description="Manage your projects' API keys from Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve Slack, the verify API and /healthz")
     boot = sub.add_parser("bootstrap", help="create a workspace's organization and its first owner")
-    boot.add_argument("--team-id", required=True, help="the Slack workspace id, T…")
-    boot.add_argument("--owner", required=True, help="the Slack user id of the first owner, U…")
+    boot.add_argument(
+        "--team-id", required=True, type=_slack_id("workspace", "TE"), help="the Slack workspace id, T…"
+    )
+    boot.add_argument(
+        "--owner",
+        required=True,
+        type=_slack_id("user", "UW"),
+        help="the Slack user id of the first owner, U…",
+    )
     boot.add_argument("--org", default=None, help="organization name (default: the team id)")
     shell = sub.add_parser("shell", help="try every command in a terminal, with no Slack workspace")
     shell.add_argument("--as", dest="user", default=None, help="act as this Slack user id")

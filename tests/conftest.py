@@ -1,19 +1,12 @@
 """Fixtures shared by the unit tests: an in-memory store, a controllable clock, argon2's cheapest profile."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = str(Path(__file__).resolve().parent.parent)
-if ROOT not in sys.path:  # `bot` and `tests.fakes` importable without installing the project
-    sys.path.insert(0, ROOT)
-
-from bot.domain.hashing import HashParams  # noqa: E402
-from bot.domain.keys import KeyFormat  # noqa: E402
-from bot.domain.model import Actor  # noqa: E402
-from bot.services import Keybot  # noqa: E402
-from tests.fakes import CountingHasher, FakeClock, MemoryStore  # noqa: E402
+from bot.domain.hashing import HashParams
+from bot.domain.keys import KeyFormat
+from bot.domain.model import Actor
+from bot.services import Keybot
+from tests.fakes import CountingHasher, FakeClock, MemoryStore
 
 TEAM = "T0001"
 ORG_OWNER = Actor(team_id=TEAM, user_id="U0OWNER")

@@ -1,4 +1,4 @@
-"""Hand-written fakes for unit tests: an in-memory ``bot.ports.Store``, controllable clocks, a counting hasher.
+"""Hand-written fakes for unit tests: an in-memory ``bot.ports.Store``, clocks, a counting hasher.
 
 ``MemoryStore`` follows the Protocol docstrings in ``bot/ports.py``:
 
@@ -280,7 +280,9 @@ class MemoryStore:
                     continue
                 row.claimed_until = now + timedelta(seconds=lease_seconds)
                 row.attempts += 1
-                claimed.append(Notification(id=row.id, user_id=row.user_id, text=row.text, attempts=row.attempts))
+                claimed.append(
+                    Notification(id=row.id, user_id=row.user_id, text=row.text, attempts=row.attempts)
+                )
             return claimed
 
     async def mark_sent(self, notification_id: int, *, at: datetime) -> None:
@@ -296,7 +298,7 @@ class MemoryStore:
             row = self.state.outbox[notification_id]
             row.next_attempt_at = at
             row.claimed_until = None
-            row.last_error = error
+            row.last_error = error[:500]
 
     async def pending_notifications(self) -> int:
         self._hit("pending_notifications")
@@ -441,16 +443,12 @@ class MemoryTransaction:
         self, *, project_id: int, before_id: int | None, after_id: int | None, limit: int
     ) -> list[KeyRecord]:
         self._hit("keys_page")
-        rows = [
-            r
-            for r in self._s.keys.values()
-            if r.project_id == project_id
-            and (before_id is None or r.id < before_id)
-            and (after_id is None or r.id > after_id)
-        ]
-        if after_id is not None and before_id is None:
+        rows = [r for r in self._s.keys.values() if r.project_id == project_id]
+        if before_id is not None:
+            page = sorted((r for r in rows if r.id < before_id), key=lambda r: r.id, reverse=True)[:limit]
+        elif after_id is not None:
             # the ``limit`` rows just newer than ``after_id``, still returned newest first
-            page = sorted(rows, key=lambda r: r.id)[:limit]
+            page = sorted((r for r in rows if r.id > after_id), key=lambda r: r.id)[:limit]
             page.reverse()
         else:
             page = sorted(rows, key=lambda r: r.id, reverse=True)[:limit]
@@ -516,21 +514,20 @@ class MemoryTransaction:
         return self._org_grants(org_id, user_id) + self._project_grants(org_id, None, user_id)
 
     async def members(self, *, org_id: int, project_id: int | None) -> list[RoleGrant]:
-        """``project_id=None``: the org roles only (naming no project); else that project's roles."""
+        """``project_id=None``: the org roles only; else that project's roles. Sorted by user id."""
         self._hit("members")
         if project_id is None:
             return self._org_grants(org_id, None)
         return self._project_grants(org_id, project_id, None)
 
     async def project_owners(self, *, org_id: int, project_id: int) -> list[str]:
+        """Org owners and this project's owners, each once, sorted."""
         self._hit("project_owners")
-        owners = [u for (o, u), r in sorted(self._s.org_roles.items()) if o == org_id and r is OrgRole.OWNER]
-        owners += [
-            u
-            for (p, u), r in sorted(self._s.project_roles.items())
-            if p == project_id and r is ProjectRole.OWNER
-        ]
-        return list(dict.fromkeys(owners))
+        owners = {u for (o, u), r in self._s.org_roles.items() if o == org_id and r is OrgRole.OWNER}
+        owners |= {
+            u for (p, u), r in self._s.project_roles.items() if p == project_id and r is ProjectRole.OWNER
+        }
+        return sorted(owners)
 
     # -- pending deletions --
 

@@ -64,6 +64,8 @@ def create_bolt_app(
         )
 
     bolt_logger = logger or logging.getLogger("keybot.bolt")
+    # Bolt logs whole response bodies at DEBUG, and a body can hold a new key's secret.
+    bolt_logger.setLevel(max(bolt_logger.getEffectiveLevel(), logging.INFO))
     app = AsyncApp(
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,

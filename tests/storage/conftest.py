@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.domain.roles import OrgRole
 from storage import SqlStore, make_engine, upgrade
-from tests.storage.helpers import OWNER, T0, TEAM, World
+from tests.storage.helpers import OWNER, T0, TEAM, World, reset_postgres
 
 PG_SERVER = os.environ.get(
     "KEYBOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -59,9 +59,7 @@ async def engine(url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on an empty, unmigrated database."""
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            await conn.exec_driver_sql("CREATE SCHEMA public")
+        await reset_postgres(engine)
     yield engine
     await engine.dispose()
 

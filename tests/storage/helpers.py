@@ -4,6 +4,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot.domain.model import NewKeyRecord, Org, Project
 from storage import SqlTransaction
 
@@ -37,3 +39,10 @@ def new_key(project_id: int, name: str, *, n: int = 0) -> NewKeyRecord:
 async def add_keys(tx: SqlTransaction, project_id: int, count: int) -> list[int]:
     """Add keys ``key-0`` … and return their row ids, oldest first."""
     return [(await tx.add_key(new_key(project_id, f"key-{n}", n=n))).id for n in range(count)]
+
+
+async def reset_postgres(engine: AsyncEngine) -> None:
+    """Drop everything in a PostgreSQL test database (including the append-only audit table)."""
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        await conn.exec_driver_sql("CREATE SCHEMA public")

@@ -1,4 +1,4 @@
-"""The key format of DESIGN.md §1: `<prefix>_<key id>_<secret><checksum>`, CRC32-checked, masked on display."""
+"""The key format of DESIGN.md §1: `<prefix>_<key id>_<secret><checksum>`, CRC32-checked, masked."""
 
 import math
 import re
@@ -73,7 +73,9 @@ def test_a_generated_key_ends_with_the_crc32_of_everything_before_it(prefix: str
 
 
 @given(valid_keys(), st.data())
-def test_substituting_any_single_character_is_rejected(case: tuple[KeyFormat, str], data: st.DataObject) -> None:
+def test_substituting_any_single_character_is_rejected(
+    case: tuple[KeyFormat, str], data: st.DataObject
+) -> None:
     fmt, key = case
     i = data.draw(st.integers(0, len(key) - 1))
     c = data.draw(any_char)

@@ -89,13 +89,18 @@ def test_expected_table_covers_every_role_pair_and_every_action() -> None:
 def test_allowed_matches_the_design_table(
     org_role: OrgRole | None, project_role: ProjectRole | None, action: Action
 ) -> None:
-    assert allowed(action, org_role=org_role, project_role=project_role) is TABLE[(org_role, project_role, action)]
+    assert (
+        allowed(action, org_role=org_role, project_role=project_role)
+        is TABLE[(org_role, project_role, action)]
+    )
 
 
 def test_only_org_owners_may_create_projects_or_change_org_roles() -> None:
     for org_role, project_role in itertools.product(ORG_ROLES, PROJECT_ROLES):
         for action in (Action.CREATE_PROJECT, Action.GRANT_ORG_ROLE):
-            assert allowed(action, org_role=org_role, project_role=project_role) is (org_role is OrgRole.OWNER)
+            assert allowed(action, org_role=org_role, project_role=project_role) is (
+                org_role is OrgRole.OWNER
+            )
 
 
 def test_read_only_member_cannot_list_keys() -> None:
@@ -117,7 +122,8 @@ def test_viewing_actions_say_any_project_role_is_enough(action: Action) -> None:
 
 
 @pytest.mark.parametrize(
-    "action", [Action.CREATE_KEY, Action.LIST_KEYS, Action.DELETE_KEY, Action.GRANT_PROJECT_ROLE, Action.READ_AUDIT]
+    "action",
+    [Action.CREATE_KEY, Action.LIST_KEYS, Action.DELETE_KEY, Action.GRANT_PROJECT_ROLE, Action.READ_AUDIT],
 )
 def test_key_and_project_role_actions_say_a_project_owner_is_needed(action: Action) -> None:
     assert required_roles(action) == "an organization owner or an owner of this project"

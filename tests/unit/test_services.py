@@ -84,11 +84,15 @@ async def test_bootstrap_creates_the_org_and_its_owner_once(keybot: Keybot, stor
     assert await keybot.bootstrap(team_id=TEAM, owner=OWNER.user_id, org_name="Renamed") is False
     assert store.state == state
     assert len(store.state.orgs) == 1
-    assert (await keybot.whoami(OWNER)).grants == [RoleGrant(user_id=OWNER.user_id, role="owner", project=None)]
+    assert (await keybot.whoami(OWNER)).grants == [
+        RoleGrant(user_id=OWNER.user_id, role="owner", project=None)
+    ]
     assert (await keybot.whoami(OWNER)).org == "Acme"
 
 
-async def test_bootstrap_with_another_owner_adds_an_owner_to_the_same_org(keybot: Keybot, store: MemoryStore) -> None:
+async def test_bootstrap_with_another_owner_adds_an_owner_to_the_same_org(
+    keybot: Keybot, store: MemoryStore
+) -> None:
     await keybot.bootstrap(team_id=TEAM, owner=OWNER.user_id, org_name="Acme")
     assert await keybot.bootstrap(team_id=TEAM, owner=OWNER2.user_id, org_name="Acme") is True
     assert len(store.state.orgs) == 1
@@ -112,7 +116,12 @@ async def test_create_project_makes_a_default_key_and_returns_its_plaintext_once
     parsed = KeyFormat().parse(created.plaintext)
     assert created.masked == KeyFormat().mask(created.plaintext)
     [row] = store.state.keys.values()
-    assert (row.name, row.key_id, row.masked, row.created_by) == ("default", parsed.key_id, created.masked, "U0OWNER")
+    assert (row.name, row.key_id, row.masked, row.created_by) == (
+        "default",
+        parsed.key_id,
+        created.masked,
+        "U0OWNER",
+    )
     assert row.secret_hash != created.plaintext
     assert hasher.verify_sync(row.secret_hash, created.plaintext)
     page = await keybot.list_keys(OWNER, "payments")
@@ -148,7 +157,9 @@ async def test_project_names_are_found_case_insensitively(world: World) -> None:
     assert page.project == "payments"
 
 
-@pytest.mark.parametrize("name", ["", "-abc", ".abc", "_abc", "a b", "a/b", "ä", "a" * 65, "<@U123>", "a`b", "a\nb"])
+@pytest.mark.parametrize(
+    "name", ["", "-abc", ".abc", "_abc", "a b", "a/b", "ä", "a" * 65, "<@U123>", "a`b", "a\nb"]
+)
 async def test_an_invalid_project_name_is_refused(world: World, name: str) -> None:
     state = world.snapshot()
     with pytest.raises(InvalidInput) as err:
@@ -295,7 +306,9 @@ async def test_two_concurrent_creations_of_one_name_make_one_key(world: World) -
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "CreatedKey"]
     names = [k.name.lower() for k in world.store.state.keys.values()]
     assert names.count("ci") == 1
-    assert sum(e.action == "key created" and e.key_name in ("ci", "CI") for e in world.store.audit_events()) == 1
+    assert (
+        sum(e.action == "key created" and e.key_name in ("ci", "CI") for e in world.store.audit_events()) == 1
+    )
 
 
 @pytest.mark.parametrize("name", ["", "-x", "a b", "x" * 65, "k/ey", "ключ"])
@@ -634,7 +647,10 @@ async def test_a_project_owner_cannot_grant_or_revoke_org_roles(world: World) ->
 
 async def test_a_project_owner_manages_roles_in_its_own_project(world: World) -> None:
     await world.keybot.grant(P_OWNER, NOBODY.user_id, "admin", "payments")
-    assert RoleGrant(NOBODY.user_id, "admin", "payments") in (await world.keybot.members(OWNER, "payments")).grants
+    assert (
+        RoleGrant(NOBODY.user_id, "admin", "payments")
+        in (await world.keybot.members(OWNER, "payments")).grants
+    )
     await world.keybot.revoke(P_OWNER, NOBODY.user_id, "payments")
     assert (await world.keybot.whoami(NOBODY)).grants == []
 
@@ -723,7 +739,9 @@ async def test_whoami_in_another_workspace_shows_that_org(world: World) -> None:
         (STRANGER, ["widgets"]),
     ],
 )
-async def test_projects_lists_only_what_the_actor_can_see(world: World, actor: Actor, expected: list[str]) -> None:
+async def test_projects_lists_only_what_the_actor_can_see(
+    world: World, actor: Actor, expected: list[str]
+) -> None:
     assert sorted(p.name for p in await world.keybot.projects(actor)) == expected
 
 
@@ -800,7 +818,10 @@ async def test_every_change_writes_an_audit_event(world: World) -> None:
 
 async def test_creating_a_project_audits_the_project_and_its_default_key(world: World) -> None:
     page = await world.keybot.audit(OWNER, "billing")
-    assert [(e.action, e.key_name) for e in page.events] == [("key created", "default"), ("project created", None)]
+    assert [(e.action, e.key_name) for e in page.events] == [
+        ("key created", "default"),
+        ("project created", None),
+    ]
     assert page.events[0].key_masked == world.billing_default.masked
     assert not page.has_older
 

@@ -188,9 +188,15 @@ async def test_another_instance_rejects_a_deleted_key_once_recheck_after_has_ela
     await there.aclose()
 
 
-def test_the_default_recheck_interval_honours_the_one_second_bound(store: MemoryStore) -> None:
-    verifier = Verifier(store, hasher=CountingHasher(), key_format=KeyFormat())
-    assert 0 < verifier._recheck_after <= 1.0
+async def test_with_default_settings_another_instance_rejects_a_deleted_key_within_one_second(
+    setup: Setup,
+) -> None:
+    there = Verifier(setup.store, hasher=setup.hasher, key_format=KeyFormat(), monotonic=setup.monotonic)
+    assert (await there.verify(setup.key.plaintext)).valid
+    await setup.delete()
+    setup.monotonic.advance(1.0)
+    assert await there.verify(setup.key.plaintext) == NOT_FOUND
+    await there.aclose()
 
 
 async def test_a_deleted_key_never_verifies_on_a_cold_instance(setup: Setup) -> None:

@@ -1,0 +1,128 @@
+"""The operator's view: `keybot bootstrap`, `keybot serve`, `keybot db upgrade` as real processes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+KEYBOT = [sys.executable, "-m", "bot.cli"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KEYBOT_", "DATABASE_URL"))}
+    env.update(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}", KEYBOT_ARGON2_PROFILE="cheapest")
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KEYBOT, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_bootstrap_is_idempotent(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    first = _run(["bootstrap", "--team-id", "T0001", "--owner", "U0001", "--org", "Acme"], env)
+    second = _run(["bootstrap", "--team-id", "T0001", "--owner", "U0001", "--org", "Acme"], env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "is ready" in first.stdout
+    assert "Nothing to do" in second.stdout
+
+
+def test_bootstrap_rejects_ids_that_are_not_slack_ids(tmp_path: Path) -> None:
+    result = _run(["bootstrap", "--team-id", "acme", "--owner", "U0001"], _env(tmp_path))
+    assert result.returncode == 2
+    assert "--team-id" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env_extra", "expected"),
+    [
+        ({}, "SLACK_BOT_TOKEN is not set"),
+        ({"SLACK_BOT_TOKEN": "nope"}, "SLACK_BOT_TOKEN must be a bot token"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET is not set"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "bad"}, "SLACK_APP_TOKEN must be"),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "PORT": "http"},
+            "PORT must be a whole number",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "DATABASE_URL": "mysql://x"},
+            "DATABASE_URL must",
+        ),
+    ],
+)
+def test_serve_with_a_missing_or_malformed_setting_stops_with_one_clear_line(
+    tmp_path: Path, env_extra: dict[str, str], expected: str
+) -> None:
+    result = _run(["serve"], _env(tmp_path, **env_extra))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+
+
+def test_serve_with_an_unreachable_database_stops_with_one_clear_line(tmp_path: Path) -> None:
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        DATABASE_URL=f"postgresql+asyncpg://postgres:hunter2@127.0.0.1:{_free_port()}/nope",
+    )
+    result = _run(["serve"], env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot reach the database" in lines[0]
+    assert "hunter2" not in result.stderr
+
+
+def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        PORT=str(port),
+        KEYBOT_HOST="127.0.0.1",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+    )
+    assert _run(["bootstrap", "--team-id", "T0001", "--owner", "U0001"], env).returncode == 0
+    proc = subprocess.Popen(
+        [*KEYBOT, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        body = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    body = resp.read()
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert b'"status":"ok"' in body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "keybot stopped" in err
+
+
+def test_db_upgrade_migrates_the_embedded_database(tmp_path: Path) -> None:
+    result = _run(["db", "upgrade"], _env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "kb.db").exists()
+    assert "latest schema" in result.stdout

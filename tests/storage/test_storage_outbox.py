@@ -1,0 +1,107 @@
+"""The DM outbox: leases, retries and exactly-once claiming, on SQLite and PostgreSQL."""
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text
+
+from bot.domain.model import Notification
+from storage import SqlStore, make_engine, upgrade
+from storage.tables import outbox
+from tests.storage.helpers import T0, reset_postgres
+
+LEASE = 60.0
+
+
+async def _queue(store: SqlStore, count: int, *, at: datetime = T0) -> None:
+    async with store.transaction() as tx:
+        for n in range(count):
+            await tx.notify(user_id=f"U{n:04d}", text=f"message {n}", at=at)
+
+
+async def _claim(store: SqlStore, now: datetime, *, limit: int = 100) -> Sequence[Notification]:
+    return await store.claim_notifications(limit=limit, now=now, lease_seconds=LEASE)
+
+
+async def test_claims_are_oldest_first_up_to_the_limit_and_count_attempts(store: SqlStore) -> None:
+    await _queue(store, 5)
+    claimed = await _claim(store, T0, limit=3)
+    assert [(n.user_id, n.text, n.attempts) for n in claimed] == [
+        ("U0000", "message 0", 1),
+        ("U0001", "message 1", 1),
+        ("U0002", "message 2", 1),
+    ]
+    assert [n.user_id for n in await _claim(store, T0, limit=3)] == ["U0003", "U0004"]
+
+
+async def test_two_concurrent_claimers_never_get_the_same_row(store: SqlStore) -> None:
+    await _queue(store, 60)
+
+    async def worker() -> list[int]:
+        mine: list[int] = []
+        while batch := await _claim(store, T0 + timedelta(seconds=1), limit=4):
+            mine += [n.id for n in batch]
+            await asyncio.sleep(0)
+        return mine
+
+    first, second = await asyncio.gather(worker(), worker())
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 60
+
+
+async def test_claimed_rows_are_not_claimed_again_before_the_lease_expires(store: SqlStore) -> None:
+    await _queue(store, 1)
+    [first] = await _claim(store, T0)
+    assert await _claim(store, T0 + timedelta(seconds=LEASE - 1)) == []
+    [again] = await _claim(store, T0 + timedelta(seconds=LEASE))
+    assert (again.id, again.attempts) == (first.id, 2)
+
+
+async def test_rescheduled_rows_come_back_after_their_time(store: SqlStore) -> None:
+    await _queue(store, 1)
+    [claimed] = await _claim(store, T0)
+    retry_at = T0 + timedelta(seconds=30)
+    await store.reschedule(claimed.id, at=retry_at, error="ratelimited " + "x" * 1000)
+    assert await _claim(store, retry_at - timedelta(seconds=1)) == []
+    [again] = await _claim(store, retry_at)
+    assert (again.id, again.attempts) == (claimed.id, 2)
+    async with store.engine.connect() as conn:
+        error = (await conn.execute(select(outbox.c.last_error))).scalar_one()
+    assert error.startswith("ratelimited") and len(error) == 500
+
+
+async def test_sent_rows_never_come_back(store: SqlStore) -> None:
+    await _queue(store, 2)
+    first, second = await _claim(store, T0)
+    await store.mark_sent(first.id, at=T0)
+    assert await store.pending_notifications() == 1
+    later = await _claim(store, T0 + timedelta(days=1))
+    assert [n.id for n in later] == [second.id]
+    await store.mark_sent(second.id, at=T0)
+    assert await _claim(store, T0 + timedelta(days=30)) == []
+    assert await store.pending_notifications() == 0
+
+
+async def test_rows_queued_for_later_are_not_claimed_early(store: SqlStore) -> None:
+    await _queue(store, 1, at=T0 + timedelta(minutes=1))
+    assert await _claim(store, T0) == []
+    assert len(await _claim(store, T0 + timedelta(minutes=1))) == 1
+
+
+async def test_a_claimer_skips_rows_another_holds_instead_of_waiting_on_postgresql(
+    pg_url: str,
+) -> None:
+    engine = make_engine(pg_url)
+    await reset_postgres(engine)
+    await upgrade(engine)
+    store = SqlStore(engine)
+    try:
+        await _queue(store, 3)
+        async with engine.begin() as holder:
+            await holder.execute(text("SELECT id FROM outbox WHERE id = 1 FOR UPDATE"))
+            claimed = await asyncio.wait_for(_claim(store, T0), timeout=5)
+        assert [n.id for n in claimed] == [2, 3]
+        assert [n.id for n in await _claim(store, T0)] == [1]
+    finally:
+        await store.close()
