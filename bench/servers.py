@@ -113,6 +113,20 @@ def aiohttp_floor_app() -> web.Application:
     return app
 
 
+class _WithCause(logging.Filter):
+    """Adds the cause of a logged domain error (e.g. which database error made it "unavailable")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            cause = getattr(arg, "__cause__", None)
+            if cause is not None:
+                record.msg = (
+                    f"{record.msg} [cause: {type(cause).__name__}: {str(cause).splitlines()[0][:200]}]"
+                )
+        return True
+
+
 async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
     from sqlalchemy import event
 
@@ -131,6 +145,7 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
         log_level="WARNING",
     )
     runtime = await build_runtime(settings)
+    logging.getLogger("keybot.slack").addFilter(_WithCause())
     statements = 0
 
     def count(*_: object) -> None:

@@ -114,9 +114,8 @@ class OutboxWorker:
         try:
             await self._client.chat_postMessage(channel=row.user_id, text=row.text, unfurl_links=False)
         except SlackApiError as err:
-            status = err.response.status_code
-            retry_after = err.response.headers.get("retry-after") or err.response.headers.get("Retry-After")
-            delay = float(retry_after) if status == 429 and retry_after else self._backoff(row.attempts)
+            status, retry_after = _status_and_retry_after(err)
+            delay = retry_after if status == 429 and retry_after is not None else self._backoff(row.attempts)
             await self._store.reschedule(
                 row.id,
                 at=self._clock() + timedelta(seconds=delay),
@@ -144,6 +143,18 @@ class OutboxWorker:
         return float(min(self._base_backoff * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds()))
 
 
+def _status_and_retry_after(err: SlackApiError) -> tuple[int | None, float | None]:
+    """slack-sdk attaches a SlackResponse (``.status_code``) or, when Slack's body is not valid JSON,
+    aiohttp's raw response (``.status``). A Retry-After that is not a number of seconds is ignored."""
+    status = getattr(err.response, "status_code", None) or getattr(err.response, "status", None)
+    headers = getattr(err.response, "headers", None) or {}
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return status, float(raw) if raw is not None else None
+    except ValueError:
+        return status, None
+
+
 def _slack_error(err: SlackApiError) -> str:
-    data = err.response.data
+    data = getattr(err.response, "data", None)
     return str(data.get("error", "")) if isinstance(data, dict) else "non-JSON answer"

@@ -40,6 +40,7 @@ _STYLE_RES = [
     re.compile(rf"(?<![\w{mark}])\{mark}(?=\S)([^{mark}\n]*?\S)\{mark}(?![\w{mark}])") for mark in "*_~"
 ]
 _TOKEN_RE = re.compile(r"\{(\w+)\}")
+_HELD_RE = re.compile("\x00(\\d+)\x00")
 
 
 def _ordinal(day: int) -> str:
@@ -52,12 +53,11 @@ def _ago(moment: datetime, now: datetime) -> str:
     future, seconds = seconds < 0, abs(seconds)
     if seconds < 60:
         return "just now"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            amount = f"{count} {unit}{'s' if count != 1 else ''}"
-            return f"in {amount}" if future else f"{amount} ago"
-    return "just now"  # pragma: no cover - the loop always returns for seconds >= 60
+    units = (("day", 86400), ("hour", 3600), ("minute", 60))
+    unit, size = next((unit, size) for unit, size in units if seconds >= size)
+    count = seconds // size
+    amount = f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"in {amount}" if future else f"{amount} ago"
 
 
 def format_date(timestamp: int, template: str, *, now: datetime, tz: tzinfo) -> str:
@@ -109,12 +109,8 @@ def _angle(inner: str, names: Names, now: datetime, tz: tzinfo) -> str:
     return target.removeprefix("mailto:")
 
 
-def _prose(text: str, names: Names, now: datetime, tz: tzinfo) -> str:
-    text = _EMOJI_RE.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
-    text = _ANGLE_RE.sub(lambda m: _angle(m.group(1), names, now, tz), text)
-    for style in _STYLE_RES:
-        text = style.sub(r"\1", text)
-    return html.unescape(text)
+def _emoji(text: str) -> str:
+    return _EMOJI_RE.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
 
 
 def mrkdwn(
@@ -124,18 +120,17 @@ def mrkdwn(
     zone = tz or datetime.now().astimezone().tzinfo
     assert zone is not None
     moment = now or datetime.now(zone)
-    parts: list[str] = []
-    position = 0
-    for code in _CODE_RE.finditer(text):
-        parts.append(_prose(text[position : code.start()], names or {}, moment, zone))
-        parts.append(html.unescape(code.group(0)))
-        position = code.end()
-    parts.append(_prose(text[position:], names or {}, moment, zone))
-    return "".join(parts)
+    codes: list[str] = []
 
+    def hold(match: re.Match[str]) -> str:
+        codes.append(html.unescape(match.group(0)))
+        return f"\x00{len(codes) - 1}\x00"
 
-def _emoji(text: str) -> str:
-    return _EMOJI_RE.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
+    prose = _emoji(_CODE_RE.sub(hold, text))
+    prose = _ANGLE_RE.sub(lambda m: _angle(m.group(1), names or {}, moment, zone), prose)
+    for style in _STYLE_RES:
+        prose = style.sub(r"\1", prose)
+    return _HELD_RE.sub(lambda m: codes[int(m.group(1))], html.unescape(prose))
 
 
 def _text(obj: Any, names: Names, now: datetime | None, tz: tzinfo | None) -> str:

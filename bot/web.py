@@ -13,6 +13,16 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.payload_utils import (
+    to_action,
+    to_command,
+    to_event,
+    to_message,
+    to_options,
+    to_shortcut,
+    to_step,
+    to_view,
+)
 
 from bot.domain.errors import Unavailable
 from bot.ports import Store
@@ -20,19 +30,69 @@ from bot.verification import Verifier
 
 log = logging.getLogger("keybot.web")
 MAX_BODY = 64 * 1024
-FORM = "application/x-www-form-urlencoded"
+
+
+class MalformedRequest(ValueError):
+    """A body no Slack request has; answered 400 before Bolt sees it."""
+
+
+class UnservedRequest(LookupError):
+    """A well-formed request of a kind keybot does not serve (events, shortcuts, views); answered 404."""
+
+
+def _parse_body(raw: str, content_type: str | None) -> dict[str, Any]:
+    """Parse a body as Slack sends it: JSON, a form, or a form with ``payload=<JSON object>``."""
+    try:
+        if content_type == "application/json" or raw.startswith("{"):
+            body = json.loads(raw)
+        else:
+            fields = dict(parse_qsl(raw, keep_blank_values=True))
+            body = json.loads(fields["payload"]) if "payload" in fields else fields
+    except (ValueError, RecursionError):
+        raise MalformedRequest("body is neither a form nor a JSON object") from None
+    if not isinstance(body, dict):
+        raise MalformedRequest("body is not a JSON object")
+    return body
+
+
+def _served(body: dict[str, Any]) -> bool:
+    """Whether ``body`` is a kind keybot serves: a slash command, a button click, or Slack's checks."""
+    if "ssl_check" in body or body.get("type") == "url_verification":
+        return True
+    if body.get("type") == "block_actions":
+        actions = body.get("actions")
+        if not (isinstance(actions, list) and actions and isinstance(actions[0], dict)):
+            raise MalformedRequest("block_actions without actions")
+        if not isinstance(actions[0].get("action_id"), str):
+            raise MalformedRequest("action without an action_id")
+        return True
+    if "command" in body:
+        if not isinstance(body["command"], str):
+            raise MalformedRequest("command is not a string")
+        return True
+    return False
 
 
 def bolt_request(raw: str, *, headers: dict[str, str | Sequence[str]], query: str) -> AsyncBoltRequest:
-    """A Bolt request from raw HTTP. Fixes slack-bolt's ``parse_body``, which treats any form body
-    containing the substring ``payload`` as an interaction payload: a slash command whose text says
-    "payload" would otherwise parse to ``{}`` and get a 404."""
-    request = AsyncBoltRequest(body=raw, query=query, headers=headers)
-    if request.content_type == FORM and not raw.startswith("{"):
-        fields = dict(parse_qsl(raw, keep_blank_values=True))
-        if "payload" not in fields:
-            request.body = fields
-            request.context = build_async_context(AsyncBoltContext({}), fields)
+    """A Bolt request from raw HTTP. Raises MalformedRequest for a body no Slack request has, and
+    UnservedRequest for a kind of request keybot has no listener for (Bolt would answer 404).
+
+    Parses the body itself because slack-bolt's ``parse_body`` treats any form body containing the
+    substring ``payload`` as an interaction payload (a slash command whose text says "payload" would
+    get a 404), and because Bolt indexes into bodies without type checks (``"id" in body["user"]``,
+    ``body["actions"][0]["action_id"]``, ``body.get("event", {}).get(...)``): a malformed body would
+    otherwise be a 500. The signature is still checked by Bolt, on the raw body."""
+    request = AsyncBoltRequest(body="", query=query, headers=headers)
+    body = _parse_body(raw, request.content_type)
+    if "event" in body or not _served(body):
+        raise UnservedRequest("no listener for this kind of request")
+    try:
+        context = build_async_context(AsyncBoltContext({}), body)
+        for extract in (to_options, to_shortcut, to_action, to_view, to_command, to_event, to_message, to_step):
+            extract(body)
+    except (LookupError, TypeError, AttributeError, ValueError) as err:
+        raise MalformedRequest(f"unexpected shape ({type(err).__name__})") from None
+    request.raw_body, request.body, request.context = raw, body, context
     return request
 
 
@@ -49,9 +109,15 @@ def create_web_app(
 
     async def slack_events(request: web.Request) -> web.Response:
         assert bolt is not None
-        raw = await request.text()
-        headers: dict[str, str | Sequence[str]] = dict(request.headers)
-        bolt_req = bolt_request(raw, headers=headers, query=request.query_string)
+        try:
+            raw = (await request.read()).decode()
+            headers: dict[str, str | Sequence[str]] = dict(request.headers)
+            bolt_req = bolt_request(raw, headers=headers, query=request.query_string)
+        except (UnicodeDecodeError, MalformedRequest) as err:
+            log.info("refused a malformed request to /slack/events: %s", err)
+            return _json({"error": "malformed request"}, status=400)
+        except UnservedRequest:
+            return _json({"error": "unhandled request"}, status=404)
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_req))
 
     async def verify(request: web.Request) -> web.Response:
@@ -61,7 +127,7 @@ def create_web_app(
                 return _json({"error": "missing or wrong bearer token"}, status=401)
         try:
             data = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return _json({"error": 'body must be JSON: {"key": "..."}'}, status=400)
         key = data.get("key") if isinstance(data, dict) else None
         if not isinstance(key, str):

@@ -1,17 +1,23 @@
 """Engine factory: SQLite (aiosqlite) tuned for one writer at a time, PostgreSQL (asyncpg) pooled.
 
-On SQLite, keybot issues BEGIN itself (SQLAlchemy's documented aiosqlite recipe): a connection
-whose execution options carry ``keybot_write=True`` starts with ``BEGIN IMMEDIATE``, taking the write lock
-before its first read, so a read-then-write transaction never fails with SQLITE_BUSY_SNAPSHOT;
-``keybot_single_statement=True`` runs without BEGIN (one statement is atomic on its own: the hot verify path);
-anything else starts with a plain, deferred ``BEGIN`` (a consistent snapshot for reads).
+Transactions choose their mode through execution options, which ``writer``, ``reader`` and
+``single_statement`` apply:
+
+- SQLite: keybot issues BEGIN itself (SQLAlchemy's documented aiosqlite recipe). ``writer`` starts
+  with ``BEGIN IMMEDIATE``, taking the write lock before the first read, so a read-then-write
+  transaction never fails with SQLITE_BUSY_SNAPSHOT; ``reader`` starts with a deferred ``BEGIN``
+  (one snapshot for all its reads); ``single_statement`` issues no BEGIN (one statement is atomic).
+  Connections go back to the pool with a ROLLBACK only if a transaction is still open.
+- PostgreSQL: connections are AUTOCOMMIT unless asked otherwise, which keeps the pool's pre-ping at
+  one round trip; ``writer`` is READ COMMITTED, ``reader`` REPEATABLE READ (one snapshot).
 """
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, event, make_url
+from sqlalchemy.engine.interfaces import AdaptedConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -22,7 +28,7 @@ _SQLITE_PRAGMAS = (
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An AsyncEngine for ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URLs.
+    """An AsyncEngine for a ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URL.
 
     SQL parameters are hidden from exception messages (``hide_parameters``), so no hash or other
     value bound to a statement ever reaches a log line through an error.
@@ -30,34 +36,49 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = create_async_engine(parsed, echo=echo, hide_parameters=True)
+        engine = create_async_engine(
+            parsed, echo=echo, hide_parameters=True, pool_reset_on_return=None
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
         return engine
     if backend == "postgresql":
         return create_async_engine(
             parsed,
             echo=echo,
             hide_parameters=True,
+            isolation_level="AUTOCOMMIT",
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,
             pool_timeout=10,
             connect_args={"timeout": 5},
         )
-    raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://")
+    raise ValueError(
+        f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+    )
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` whose transactions take the write lock up front (BEGIN IMMEDIATE on SQLite)."""
-    return engine.execution_options(keybot_write=True)
+    """``engine`` for read-write transactions (BEGIN IMMEDIATE on SQLite, READ COMMITTED on PG)."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(keybot_write=True)
+    return engine.execution_options(isolation_level="READ COMMITTED")
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for read-only transactions that see one snapshot and take no write lock."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="REPEATABLE READ")
 
 
 def single_statement(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` for one-statement work: no BEGIN/ROLLBACK round trips around the statement."""
+    """``engine`` for one-statement work: no BEGIN/COMMIT round trips around the statement."""
     if engine.dialect.name == "sqlite":
         return engine.execution_options(keybot_single_statement=True)
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine  # AUTOCOMMIT already
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -70,7 +91,15 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 
 def _sqlite_begin(conn: Connection) -> None:
     options = conn.get_execution_options()
-    if options.get("keybot_write"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    elif not options.get("keybot_single_statement"):
-        conn.exec_driver_sql("BEGIN")
+    if options.get("keybot_single_statement"):
+        return
+    begin = "BEGIN IMMEDIATE" if options.get("keybot_write") else "BEGIN"
+    adapted = cast(AdaptedConnection, conn.connection.dbapi_connection)
+    adapted.run_async(lambda driver: driver.execute_fetchall(begin))  # one trip to the driver thread
+
+
+def _sqlite_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+    # replaces the pool's unconditional rollback-on-return, a round trip to the driver's thread
+    driver = record.driver_connection
+    if state.asyncio_safe and not state.transaction_was_reset and driver is not None and driver.in_transaction:
+        dbapi_connection.rollback()

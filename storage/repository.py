@@ -10,15 +10,19 @@ module level, so SQLAlchemy's compiled cache always hits. The Store's one-statem
 without BEGIN/ROLLBACK round trips (``storage.engine.single_statement``).
 """
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import (
+    Dialect,
     Insert,
     Integer,
+    Select,
     String,
     and_,
     bindparam,
@@ -38,6 +42,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Update
 
 from bot.domain.errors import Conflict, KeybotError, Unavailable
 from bot.domain.model import (
@@ -54,7 +59,7 @@ from bot.domain.model import (
 )
 from bot.domain.roles import OrgRole, ProjectRole
 from bot.ports import Store, Transaction
-from storage.engine import make_engine, single_statement, writer
+from storage.engine import make_engine, reader, single_statement, writer
 from storage.migrations import upgrade
 from storage.tables import (
     api_keys,
@@ -77,6 +82,21 @@ R = TypeVar("R")
 # --- errors -------------------------------------------------------------------------------------
 
 
+_OUTAGES = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    OSError,
+    TimeoutError,
+    # raised by the drivers themselves on the verify path (see _DriverStatement)
+    sqlite3.OperationalError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.InterfaceError,
+)
+
+
 def _is_unique_violation(exc: IntegrityError) -> bool:
     orig = exc.orig
     code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
@@ -94,10 +114,7 @@ def _translate(exc: Exception) -> Exception:
         conflict = Conflict("that name is already taken")
         conflict.__suppress_context__ = True
         return conflict
-    if (
-        isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError | TimeoutError)
-        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
-    ):
+    if isinstance(exc, _OUTAGES) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         unavailable = Unavailable(UNAVAILABLE)
         unavailable.__cause__ = exc
         return unavailable
@@ -193,6 +210,34 @@ _TOUCH = (
     )
     .values(last_used_at=bindparam("at"))
 )
+
+
+class _DriverStatement:
+    """A Core statement compiled once for one dialect and run directly on the driver connection.
+
+    The verify path takes it: one driver call per statement, where SQLAlchemy's cursor adds three
+    more trips to aiosqlite's thread, with SQLAlchemy's own type processing for values and rows.
+    """
+
+    def __init__(self, stmt: Select[Any] | Update, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._binds = [
+            (name, compiled.binds[name].type.bind_processor(dialect))
+            for name in compiled.positiontup or ()
+        ]
+        columns = stmt.selected_columns if isinstance(stmt, Select) else ()
+        self._results = [column.type.result_processor(dialect, None) for column in columns]
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[name] if bind is None else bind(params[name]) for name, bind in self._binds]
+
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        processors = self._results
+        return [
+            tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
+            for row in raw
+        ]
 
 
 # --- transaction ------------------------------------------------------------------------------
@@ -541,7 +586,12 @@ class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._writer = writer(engine)
+        self._reader = reader(engine)
         self._single = single_statement(engine)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._verify = _DriverStatement(_VERIFY, engine.dialect)
+        self._key_exists = _DriverStatement(_KEY_EXISTS, engine.dialect)
+        self._touch = _DriverStatement(_TOUCH, engine.dialect)
 
     def transaction(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits at the end, rolls back on error."""
@@ -549,24 +599,35 @@ class SqlStore:
 
     def read(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A read transaction: a consistent snapshot without the SQLite write lock."""
-        return _begin(self.engine)
+        return _begin(self._reader)
+
+    async def _driver(self, stmt: _DriverStatement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run ``stmt`` on a pooled connection's driver, outside any transaction."""
+        args = stmt.args(params)
+        async with self._single.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                if self._postgres:
+                    raw = await driver.fetch(stmt.sql, *args)
+                else:
+                    raw = await driver.execute_fetchall(stmt.sql, args)
+            except BaseException:
+                await conn.invalidate()  # the pool cannot tell what state the driver was left in
+                raise
+        return stmt.rows(raw)
 
     @_translating
     async def verify_record(self, key_id: str) -> VerifyRecord | None:
-        async with self._single.connect() as conn:
-            row = (await conn.execute(_VERIFY, {"key_id": key_id})).first()
-        return None if row is None else VerifyRecord(*row)
+        rows = await self._driver(self._verify, {"key_id": key_id})
+        return VerifyRecord(*rows[0]) if rows else None
 
     @_translating
     async def key_exists(self, row_id: int) -> bool:
-        async with self._single.connect() as conn:
-            return (await conn.execute(_KEY_EXISTS, {"row_id": row_id})).first() is not None
+        return bool(await self._driver(self._key_exists, {"row_id": row_id}))
 
     @_translating
     async def touch_key(self, row_id: int, *, at: datetime) -> None:
-        async with self._single.connect() as conn:
-            await conn.execute(_TOUCH, {"row_id": row_id, "at": at})
-            await conn.commit()
+        await self._driver(self._touch, {"row_id": row_id, "at": at})
 
     @_translating
     async def claim_notifications(

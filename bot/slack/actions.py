@@ -1,6 +1,8 @@
 """Button clicks: delete confirmation and cancel, list and audit paging. Authorization is re-checked
 by the services on every click; button values are treated as untrusted input."""
 
+import re
+
 from bot.domain.errors import InvalidInput
 from bot.domain.model import Actor
 from bot.services import Keybot
@@ -8,14 +10,18 @@ from bot.slack import blocks
 from bot.slack.blocks import Message
 
 STALE = "This button is out of date. Run the command again."
+# ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and row ids that fit the
+# database's INTEGER columns (PostgreSQL's are 32-bit; SQLite refuses Python ints past 64 bits).
+PAGE_VALUE_RE = re.compile(r"([^|]*)\|([0-9]{1,10})\|([0-9]{1,6})")
+MAX_ROW_ID = 2**31 - 1
 
 
 def page_value(value: str) -> tuple[str, int, int]:
-    """Parse ``<project>|<row id>|<page>`` from a paging button."""
-    parts = value.split("|")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    """Parse ``<project>|<row id>|<page>`` from a paging button (an untrusted value)."""
+    match = PAGE_VALUE_RE.fullmatch(value)
+    if match is None or int(match[2]) > MAX_ROW_ID:
         raise InvalidInput(STALE)
-    return parts[0], int(parts[1]), max(int(parts[2]), 1)
+    return match[1], int(match[2]), max(int(match[3]), 1)
 
 
 async def confirm_delete(kb: Keybot, actor: Actor, value: str) -> Message:

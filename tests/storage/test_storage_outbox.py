@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 
 from bot.domain.model import Notification
 from storage import SqlStore, make_engine, upgrade
+from storage.engine import writer
 from storage.tables import outbox
 from tests.storage.helpers import T0, reset_postgres
 
@@ -98,7 +99,7 @@ async def test_a_claimer_skips_rows_another_holds_instead_of_waiting_on_postgres
     store = SqlStore(engine)
     try:
         await _queue(store, 3)
-        async with engine.begin() as holder:
+        async with writer(engine).begin() as holder:
             await holder.execute(text("SELECT id FROM outbox WHERE id = 1 FOR UPDATE"))
             claimed = await asyncio.wait_for(_claim(store, T0), timeout=5)
         assert [n.id for n in claimed] == [2, 3]

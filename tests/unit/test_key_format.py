@@ -84,7 +84,7 @@ def test_substituting_any_single_character_is_rejected(
         fmt.parse(key[:i] + c + key[i + 1 :])
 
 
-@settings(max_examples=20)
+@settings(max_examples=20, deadline=None)
 @given(valid_keys())
 def test_every_substitution_at_every_position_is_rejected(case: tuple[KeyFormat, str]) -> None:
     fmt, key = case

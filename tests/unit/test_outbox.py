@@ -324,3 +324,35 @@ async def test_a_slack_outage_never_fails_a_key_operation_nor_loses_its_dms(
     await outbox.drain_once()
     assert await store.pending_notifications() == 0
     assert sorted(user for user, text in client.delivered if created.masked in text) == ["U1", "U2"]
+
+
+class RawHttpResponse:
+    """What slack-sdk attaches to SlackApiError when Slack's body is not valid JSON: aiohttp's response,
+    with ``.status`` and ``.headers`` but no ``.status_code`` and no ``.get()``."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.headers = headers or {}
+
+
+async def test_an_unparseable_slack_answer_is_rescheduled_with_backoff(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    await queue(store, clock, "U1")
+    failure = SlackApiError("Received a response in a non-JSON format: <html>", RawHttpResponse(502))
+    assert await worker(store, FakeSlackClient(failure), clock, base_backoff=4.0).drain_once() == 0
+    row = only_row(store)
+    assert row.claimed_until is None
+    assert row.next_attempt_at == clock() + timedelta(seconds=4)
+    assert row.last_error is not None and "502" in row.last_error
+
+
+async def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    await queue(store, clock, "U1")
+    failure = rate_limited("Wed, 21 Oct 2015 07:28:00 GMT")
+    assert await worker(store, FakeSlackClient(failure), clock, base_backoff=4.0).drain_once() == 0
+    row = only_row(store)
+    assert row.claimed_until is None
+    assert row.next_attempt_at == clock() + timedelta(seconds=4)

@@ -1,0 +1,599 @@
+"""``keybot shell``: try every command in a terminal, with no Slack workspace.
+
+The shell runs the real keybot (``build_runtime``: store, services, Bolt app, web app) on a free port
+of 127.0.0.1 and drives it only as Slack would: signed slash commands and button clicks sent by
+``SlackDriver`` to ``POST /slack/events``. The Slack Web API and the ``response_url`` endpoints are an
+in-process ``FakeSlack``; the shell prints what each user would see in Slack::
+
+    @ana> /apikeys create payments checkout
+    #3 only you (@ana) see:
+      🔑 New key `checkout` in `payments`. Copy it now — it will not be shown again: …
+    DM to @ana:
+      🔑 @ana created key `checkout` (`kb_7Hq2Lm9x_…a81Z`) in project `payments` on today at 14:05.
+
+- Workspace: the team id of the database's organization when it has exactly one, else ``TSHELL0001``
+  (``SHELL_TEAM_ID``). With no organization for it, the shell offers to bootstrap one, owned by you;
+  that is the only direct service call (it is the CLI's bootstrap, not a Slack command).
+- Users: ``/as ana`` acts as ``UANA`` (``U`` + the name's letters and digits, uppercased, so a name is
+  the same user in every session); ``/as U123ABC`` acts as that id. ``@ana`` in a typed line is sent
+  the way Slack escapes mentions (``should_escape``): ``<@UANA|ana>``.
+- ``/click N`` presses button [N] of the latest message with buttons, with the ``response_url`` of that
+  message, after asking y/n when the button carries a ``confirm`` dialog.
+
+``Shell`` is the line-at-a-time API (``start``, ``handle``, ``prompt``); ``run_shell`` is the CLI loop.
+"""
+
+import asyncio
+import contextlib
+import getpass
+import html
+import logging
+import re
+import secrets
+import sys
+import textwrap
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Self, TextIO, TypeVar
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.cli import Runtime, StartupError, build_runtime, redacted
+from bot.domain.roles import OrgRole
+from bot.fakeslack import Call, FakeSlack, Response
+from bot.render import message_buttons, mrkdwn, render_message
+from bot.settings import Settings
+from bot.slackdriver import SlackDriver
+from storage.tables import org_roles, orgs
+
+T = TypeVar("T")
+
+SHELL_TEAM_ID = "TSHELL0001"
+SHELL_ORG_NAME = "keybot shell"
+HISTORY_FILE = Path("~/.keybot_history")
+DM_WAIT_SECONDS = 2.0
+_POLL_SECONDS = 0.02
+
+_USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,20}")
+_AT_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)")
+_SPECIAL_MENTIONS = frozenset({"here", "channel", "everyone"})
+
+SHELL_HELP = """\
+Type keybot commands as in Slack: /apikeys help, /apikeys create payments checkout, …
+(the /apikeys prefix is optional; @name mentions are sent the way Slack sends them).
+Shell commands:
+  /as <name or U…>  act as another Slack user (/as alone: who you are)
+  /click N          press button [N] of the latest message with buttons
+  /dms [@name]      every DM keybot sent in this session (or only those to @name)
+  /help             this help
+  /quit             leave (or Ctrl-D)"""
+
+
+def user_id_for(name: str) -> str:
+    """The Slack user id the shell uses for ``name``: ``ana`` → ``UANA``; a user id stays itself."""
+    if _USER_ID_RE.fullmatch(name):
+        return name
+    letters = re.sub(r"[^A-Za-z0-9]", "", name).upper()[:20]
+    if not letters:
+        raise ValueError(f"{name!r} has no letters or digits to make a user id from")
+    return "U" + letters.ljust(2, "0")
+
+
+@dataclass
+class _Shown:
+    """A message shown in this session: its number, who sees it, and where replies to it go."""
+
+    number: int
+    viewer: str
+    url: str
+    replaced: bool = False
+
+
+@dataclass(frozen=True)
+class _Question:
+    prompt: str
+    default: bool
+    answer: Callable[[bool], Awaitable[str]]
+
+
+def _yes_no(line: str, default: bool) -> bool | None:
+    word = line.strip().lower()
+    if not word:
+        return default
+    if word in ("y", "yes"):
+        return True
+    if word in ("n", "no"):
+        return False
+    return None
+
+
+def _indent(text: str) -> str:
+    return textwrap.indent(text, "  ")
+
+
+class Shell:
+    """One shell session: the real keybot on a local port, a FakeSlack, and the user you act as."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        slack: FakeSlack,
+        driver: SlackDriver,
+        team_id: str,
+        user: str,
+        stack: AsyncExitStack,
+    ) -> None:
+        self.runtime = runtime
+        self.slack = slack
+        self.driver = driver
+        self.team_id = team_id
+        self.names: dict[str, str] = {}
+        self.user = self._register(user)
+        self.finished = False
+        self.dms: list[tuple[str, dict[str, Any]]] = []
+        self._stack = stack
+        self._messages: list[_Shown] = []
+        self._buttons: list[tuple[dict[str, Any], _Shown]] = []
+        self._fresh_output = True
+        self._question: _Question | None = None
+        self._calls_seen = 0
+        self._responses_seen = 0
+
+    @classmethod
+    async def open(cls, settings: Settings, *, user: str | None = None) -> Self:
+        """Start keybot on 127.0.0.1 (a free port) against a new FakeSlack; close with ``aclose``."""
+        async with AsyncExitStack() as stack:
+            slack = await stack.enter_async_context(FakeSlack(team_id=SHELL_TEAM_ID))
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            signing_secret = secrets.token_hex(16)
+            runtime = await build_runtime(
+                replace(
+                    settings,
+                    slack_bot_token="xoxb-keybot-shell",
+                    slack_signing_secret=signing_secret,
+                    slack_app_token=None,
+                    slack_api_url=slack.api_url,
+                )
+            )
+            stack.push_async_callback(runtime.aclose)
+            runner = web.AppRunner(runtime.web_app, access_log=None)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            port = runner.addresses[0][1]
+            runtime.worker.start()
+            team_id = await _workspace(runtime)
+            slack.team_id = team_id
+            driver = SlackDriver(
+                events_url=f"http://127.0.0.1:{port}/slack/events",
+                signing_secret=signing_secret,
+                slack=slack,
+                team_id=team_id,
+                session=session,
+            )
+            shell = cls(
+                runtime=runtime,
+                slack=slack,
+                driver=driver,
+                team_id=team_id,
+                user=user or _login_name(),
+                stack=stack.pop_all(),
+            )
+        return shell
+
+    async def aclose(self) -> None:
+        """Stop keybot (its outbox worker sends what is queued), then the FakeSlack."""
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def prompt(self) -> str:
+        if self._question is not None:
+            return self._question.prompt
+        return f"@{self._name(self.user)}> "
+
+    async def start(self) -> str:
+        """The greeting; asks to bootstrap when the workspace has no organization."""
+        lines = [
+            "keybot shell — the real keybot, driven exactly as Slack drives it, against a stand-in Slack.",
+            f"Workspace {self.team_id}, database {redacted(self.runtime.settings.database_url)}.",
+            f"You are @{self._name(self.user)} ({self.user}). /help lists the shell commands.",
+        ]
+        teams = await _org_teams(self.runtime)
+        if self.team_id not in teams:
+            missing = (
+                "No organization yet." if not teams else f"Workspace {self.team_id} has no organization."
+            )
+            self._question = _Question(
+                f"{missing} Create one with you as its owner? [Y/n] ", True, self._bootstrap
+            )
+            return "\n".join(lines)
+        owners = await _org_owners(self.runtime, self.team_id)
+        if owners and self.user not in owners:
+            shown = ", ".join(f"@{self._name(owner)}" for owner in owners)
+            lines.append(f"Owners of this organization: {shown}. Type /as {owners[0]} to act as one.")
+        return "\n".join(lines)
+
+    async def handle(self, line: str) -> str:
+        """Run one typed line; return what to print (may be empty)."""
+        self._fresh_output = True
+        if self._question is not None:
+            question = self._question
+            answer = _yes_no(line, question.default)
+            if answer is None:
+                return "Please answer y or n."
+            self._question = None
+            return await question.answer(answer)
+        line = line.strip()
+        if not line:
+            return ""
+        verb, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if verb == "/apikeys" or verb == "apikeys":
+            return await self._command(rest)
+        if not verb.startswith("/"):
+            return await self._command(line)
+        match verb.lower():
+            case "/as":
+                return self._switch(rest)
+            case "/click":
+                return await self._click(rest)
+            case "/dms":
+                return await self._show_dms(rest)
+            case "/help" | "/?":
+                return SHELL_HELP
+            case "/quit" | "/exit" | "/q":
+                self.finished = True
+                return "Bye."
+        return f"{verb} is not a valid command (Slack would say the same).\n\n{SHELL_HELP}"
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def _bootstrap(self, yes: bool) -> str:
+        if not yes:
+            return (
+                "No organization created: keybot will answer that it is not set up. Restart the shell to be "
+                f"asked again, or run `keybot bootstrap --team-id {self.team_id} --owner <user id>`."
+            )
+        await self.runtime.keybot.bootstrap(team_id=self.team_id, owner=self.user, org_name=SHELL_ORG_NAME)
+        return (
+            f"Created the organization of workspace {self.team_id}; you (@{self._name(self.user)}) are its "
+            "owner.\nTry: /apikeys project create payments"
+        )
+
+    async def _command(self, text: str) -> str:
+        reply = await self.driver.command(self.user, self.slack_text(text))
+        lines: list[str] = []
+        if reply.status != 200:
+            lines.append(f'Slack would show "/apikeys failed" (keybot answered HTTP {reply.status}).')
+        elif reply.message:
+            lines.append(self._show(reply.message, url=reply.response_url, viewer=self.user))
+        lines += await self._collect()
+        return "\n".join(lines) or "(no reply)"
+
+    def _switch(self, who: str) -> str:
+        if not who:
+            return f"You are @{self._name(self.user)} ({self.user}). Usage: /as <name> or /as <user id>."
+        try:
+            self.user = self._register(who.removeprefix("@"))
+        except ValueError:
+            return f"`{who}` is not a name or a user id. Usage: /as ana or /as U123ABC."
+        return f"You are now @{self._name(self.user)} ({self.user})."
+
+    async def _click(self, arg: str) -> str:
+        if not arg.isdigit():
+            return "Usage: /click N — press button [N] of the latest message with buttons."
+        if not self._buttons:
+            return "There are no buttons to press yet."
+        number = int(arg)
+        if not 1 <= number <= len(self._buttons):
+            return f"There is no button [{number}]; the latest buttons are [1]–[{len(self._buttons)}]."
+        button, shown = self._buttons[number - 1]
+        if shown.replaced:
+            return f"Button [{number}] is gone: message #{shown.number} was replaced."
+        if shown.viewer != self.user:
+            viewer = self._name(shown.viewer)
+            return f"Button [{number}] is on message #{shown.number}, which only @{viewer} sees. Use /as {viewer}."
+        confirm = button.get("confirm")
+        if not isinstance(confirm, dict):
+            return await self._press(button, shown)
+        yes = mrkdwn(_plain(confirm.get("confirm")) or "Yes", names=self.names)
+        no = mrkdwn(_plain(confirm.get("deny")) or "Cancel", names=self.names)
+
+        async def answer(ok: bool) -> str:
+            return await self._press(button, shown) if ok else f"{no}: nothing was sent."
+
+        self._question = _Question(f"{yes} (y) or {no} (n)? [y/N] ", False, answer)
+        title = mrkdwn(_plain(confirm.get("title")), names=self.names)
+        return f"Slack asks: {title}\n{_indent(mrkdwn(_plain(confirm.get('text')), names=self.names))}"
+
+    async def _press(self, button: dict[str, Any], shown: _Shown) -> str:
+        reply = await self.driver.click(self.user, button, response_url=shown.url)
+        lines = (
+            []
+            if reply.status == 200
+            else [f"Slack would show an error (keybot answered HTTP {reply.status})."]
+        )
+        lines += await self._collect()
+        return "\n".join(lines) or "(no reply)"
+
+    async def _show_dms(self, who: str) -> str:
+        lines = await self._collect()
+        try:
+            user = self._register(who.removeprefix("@")) if who else None
+        except ValueError:
+            return "\n".join([*lines, "Usage: /dms or /dms @name."])
+        dms = [(to, message) for to, message in self.dms if user is None or to == user]
+        if not dms:
+            lines.append("No DMs yet." if user is None else f"No DMs to @{self._name(user)} yet.")
+        lines += [self._dm_text(to, message) for to, message in dms]
+        return "\n".join(lines)
+
+    # -- what Slack got ---------------------------------------------------------------------
+
+    async def _collect(self) -> list[str]:
+        """Messages posted to response_urls and DMs sent since the last look; waits for the outbox."""
+        for _ in range(int(DM_WAIT_SECONDS / _POLL_SECONDS)):
+            if not await self.runtime.store.pending_notifications():
+                break
+            await asyncio.sleep(_POLL_SECONDS)
+        lines: list[str] = []
+        responses, self._responses_seen = (
+            self.slack.responses[self._responses_seen :],
+            len(self.slack.responses),
+        )
+        for response in responses:
+            lines += self._on_response(response)
+        calls, self._calls_seen = self.slack.calls[self._calls_seen :], len(self.slack.calls)
+        for call in calls:
+            if call.method == "chat.postMessage" and call.delivered:
+                lines.append(self._on_dm(call))
+        return lines
+
+    def _on_response(self, response: Response) -> list[str]:
+        url = self.slack.response_url(response.name)
+        earlier = [shown for shown in self._messages if shown.url == url and not shown.replaced]
+        target = earlier[-1] if earlier else None
+        body = response.body
+        if target is not None and body.get("delete_original"):
+            target.replaced = True
+            return [f"(message #{target.number} was deleted)"]
+        if target is not None and body.get("replace_original"):
+            target.replaced = True
+            return [self._show(body, url=url, viewer=target.viewer, replaces=target)]
+        return [self._show(body, url=url, viewer=target.viewer if target else self.user)]
+
+    def _on_dm(self, call: Call) -> str:
+        channel = str(call.args.get("channel", ""))
+        to = channel[1:] if channel.startswith("D") and _USER_ID_RE.fullmatch(channel[1:]) else channel
+        message: dict[str, Any] = {key: call.args[key] for key in ("text", "blocks") if key in call.args}
+        self.dms.append((to, message))
+        return self._dm_text(to, message)
+
+    def _dm_text(self, to: str, message: dict[str, Any]) -> str:
+        return f"DM to @{self._name(to)}:\n{_indent(render_message(message, names=self.names))}"
+
+    def _show(self, message: dict[str, Any], *, url: str, viewer: str, replaces: _Shown | None = None) -> str:
+        shown = _Shown(number=len(self._messages) + 1, viewer=viewer, url=url)
+        self._messages.append(shown)
+        buttons = message_buttons(message)
+        if buttons and self._fresh_output:
+            self._buttons, self._fresh_output = [], False
+        first = len(self._buttons) + 1
+        self._buttons += [(button, shown) for button in buttons]
+        if message.get("response_type") == "in_channel":
+            audience = "everyone in the channel sees"
+        else:
+            audience = f"only you (@{self._name(viewer)}) see"
+        head = f"#{shown.number} {audience}"
+        if replaces is not None:
+            head += f" (replaces message #{replaces.number})"
+        body = render_message(message, names=self.names, first_button=first)
+        return f"{head}:\n{_indent(body)}"
+
+    # -- users ------------------------------------------------------------------------------
+
+    def _register(self, who: str) -> str:
+        user_id = user_id_for(who)
+        if user_id != who:
+            self.names[user_id] = who
+            self.slack.users[user_id] = who
+        return user_id
+
+    def _name(self, user_id: str) -> str:
+        return self.names.get(user_id, user_id)
+
+    def slack_text(self, typed: str) -> str:
+        """What Slack sends for a typed line: ``&<>`` escaped, ``@ana`` as ``<@UANA|ana>``."""
+        text = html.escape(typed, quote=False)
+
+        def mention(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.lower() in _SPECIAL_MENTIONS:
+                return f"<!{name.lower()}>"
+            user_id = self._register(name)
+            return f"<@{user_id}>" if user_id == name else f"<@{user_id}|{name}>"
+
+        return _AT_RE.sub(mention, text)
+
+
+def _plain(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return str(obj.get("text", ""))
+    return str(obj) if obj else ""
+
+
+def _login_name() -> str:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return "you"
+    return name if re.search(r"[A-Za-z0-9]", name) else "you"
+
+
+async def _org_teams(runtime: Runtime) -> list[str]:
+    async with runtime.store.engine.connect() as conn:
+        return list((await conn.execute(select(orgs.c.team_id).order_by(orgs.c.id))).scalars())
+
+
+async def _org_owners(runtime: Runtime, team_id: str) -> list[str]:
+    query = (
+        select(org_roles.c.user_id)
+        .join(orgs, orgs.c.id == org_roles.c.org_id)
+        .where(orgs.c.team_id == team_id, org_roles.c.role == OrgRole.OWNER.value)
+        .order_by(org_roles.c.user_id)
+    )
+    async with runtime.store.engine.connect() as conn:
+        return list((await conn.execute(query)).scalars())
+
+
+async def _workspace(runtime: Runtime) -> str:
+    teams = await _org_teams(runtime)
+    return teams[0] if len(teams) == 1 else SHELL_TEAM_ID
+
+
+# -- the terminal loop ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _history(enabled: bool) -> Iterator[None]:
+    """readline line editing and a history in ~/.keybot_history, on a terminal."""
+    if not enabled:
+        yield
+        return
+    try:
+        import readline
+    except ImportError:  # no readline on this platform: plain input()
+        yield
+        return
+    path = HISTORY_FILE.expanduser()
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            readline.write_history_file(path)
+
+
+def _line_reader(source: TextIO, out: TextIO, *, terminal: bool) -> Callable[[str], str]:
+    """``read(prompt)`` → a line; EOFError at the end. Off a terminal, echoes lines into ``out``."""
+    if terminal:
+        return input
+
+    def read(prompt: str) -> str:
+        out.write(prompt)
+        out.flush()
+        line = source.readline()
+        if not line:
+            raise EOFError
+        out.write(line if line.endswith("\n") else line + "\n")
+        return line.rstrip("\r\n")
+
+    return read
+
+
+def _print(out: TextIO, text: str) -> None:
+    if text:
+        out.write(text if text.endswith("\n") else text + "\n")
+    out.flush()
+
+
+def _quiet_logs(settings: Settings) -> None:
+    """Keep the transcript readable: warnings and errors only, minus Bolt's harmless startup notice."""
+    if settings.log_level == "INFO":
+        logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("keybot.bolt").addFilter(_drop_token_notice)
+
+
+def _drop_token_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("As `installation_store` or `authorize`")
+
+
+def run_shell(
+    settings: Settings,
+    *,
+    user: str | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """``keybot shell``: the line loop on stdin/stdout; returns the exit code (0 on /quit or Ctrl-D).
+
+    keybot runs on an event loop in a background thread; this thread reads lines (readline and
+    history on a terminal), so Ctrl-C at the prompt just gives a new prompt.
+    """
+    name = user.removeprefix("@") if user else None
+    try:
+        user_id_for(name or "you")
+    except ValueError:
+        print(
+            f"keybot: --as {user!r} is neither a name nor a Slack user id (like ana or U0123ABC).",
+            file=sys.stderr,
+        )
+        return 2
+    out = stdout or sys.stdout
+    source = stdin or sys.stdin
+    terminal = stdin is None and stdout is None and source.isatty()
+    _quiet_logs(settings)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="keybot-shell-loop", daemon=True)
+    thread.start()
+
+    def wait(work: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(work, loop)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+
+    try:
+        try:
+            shell = wait(Shell.open(settings, user=name))
+        except StartupError as err:  # caught here too: under `python -m bot.cli` bot.cli is a second module
+            print(f"keybot: {err}", file=sys.stderr)
+            return 1
+        try:
+            with _history(terminal):
+                return _loop(shell, wait, _line_reader(source, out, terminal=terminal), out)
+        finally:
+            wait(shell.aclose())
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def _loop(
+    shell: Shell,
+    wait: Callable[[Coroutine[Any, Any, str]], str],
+    read: Callable[[str], str],
+    out: TextIO,
+) -> int:
+    _print(out, wait(shell.start()))
+    while not shell.finished:
+        try:
+            line = read(shell.prompt)
+        except EOFError:
+            _print(out, "\n")
+            return 0
+        except KeyboardInterrupt:
+            out.write("^C\n")
+            continue
+        try:
+            _print(out, wait(shell.handle(line)))
+        except KeyboardInterrupt:
+            _print(out, "(interrupted)")
+    return 0

@@ -1,0 +1,346 @@
+"""Tools of the fault tests: a Slack that can go down, a cuttable TCP proxy, an in-process keybot on any
+database, a store that fails mid-transaction, and checks that every key is complete."""
+
+import asyncio
+import contextlib
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+
+from bot.cli import Runtime, build_runtime
+from bot.domain.hashing import Hasher, HashParams
+from bot.domain.keys import KeyFormat
+from bot.domain.roles import OrgRole
+from bot.fakeslack import Call, Failure, FakeSlack
+from bot.services import Keybot
+from bot.settings import Settings
+from bot.slackdriver import Reply, SlackDriver
+from storage import SqlStore, make_engine, open_store
+from storage.tables import api_keys, audit_events, org_roles, outbox, project_roles, projects
+from tests.procs import SIGNING_SECRET
+
+TEAM = "T0001"
+OWNER = "UOWNER01"
+KEY_RE = re.compile(r"kb_[A-Za-z0-9]{8,}_[A-Za-z0-9]{28,}")
+MASKED_IN_DM = re.compile(r"\(`([^`]+)`\) in project")
+CREATED_DM = "created key"
+DELETED_DM = "deleted key"
+_HASHER_PARAMS = HashParams.cheapest()
+_HASHER = Hasher(_HASHER_PARAMS)
+NEVER_SHOWN = ("Traceback", "database is locked", "Something went wrong", "OperationalError", "asyncpg")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, within: float = 60.0, every: float = 0.02
+) -> None:
+    """Wait until ``check()`` is true; TimeoutError after ``within`` seconds (a deadline, not a measure)."""
+    async with asyncio.timeout(within):
+        while True:
+            result = check()
+            if await result if asyncio.iscoroutine(result) else result:
+                return
+            await asyncio.sleep(every)
+
+
+# --- Slack ------------------------------------------------------------------------------------
+
+
+class SlackWithOutages(FakeSlack):
+    """FakeSlack that can also fail *every* Web API call, cycling through ``failures``, until recovered."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._outage: list[Failure] = []
+        self._next = 0
+
+    def go_down(self, *failures: Failure) -> None:
+        self._outage = list(failures)
+
+    def recover(self) -> None:
+        self._outage = []
+
+    async def _api(self, request: web.Request) -> web.Response:
+        if self._outage:
+            self.fail_next(request.match_info["method"], self._outage[self._next % len(self._outage)])
+            self._next += 1
+        return await super()._api(request)
+
+    def dm_calls(self) -> list[Call]:
+        return self.calls_to("chat.postMessage")
+
+    def delivered_dms(self) -> Counter[tuple[str, str]]:
+        """How many times each (user, text) DM was carried out by Slack."""
+        return Counter(
+            (str(c.args.get("channel")), str(c.args.get("text"))) for c in self.dm_calls() if c.delivered
+        )
+
+
+# --- database inspection ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DbState:
+    keys: list[Row[Any]]
+    audit: list[Row[Any]]
+    outbox: list[Row[Any]]
+    org_roles: list[Row[Any]]
+    project_roles: list[Row[Any]]
+
+    def key_names(self, project: str | None = None) -> set[str]:
+        return {k.name for k in self.keys if project is None or k.project == project}
+
+    def org_owners(self) -> set[str]:
+        return {r.user_id for r in self.org_roles if r.role == OrgRole.OWNER.value}
+
+
+async def db_state(url: str) -> DbState:
+    """Everything the consistency checks look at, read straight from the database."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            keys = (
+                await conn.execute(
+                    select(api_keys, projects.c.name.label("project")).join(
+                        projects, projects.c.id == api_keys.c.project_id
+                    )
+                )
+            ).all()
+            audit = (await conn.execute(select(audit_events).order_by(audit_events.c.id))).all()
+            rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).all()
+            orgs = (await conn.execute(select(org_roles))).all()
+            project_rows = (
+                await conn.execute(
+                    select(project_roles, projects.c.name.label("project")).join(
+                        projects, projects.c.id == project_roles.c.project_id
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return DbState(keys=keys, audit=audit, outbox=rows, org_roles=orgs, project_roles=project_rows)
+
+
+def incomplete_keys(state: DbState, *, owners: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """Every way in which the database holds part of a key creation: a key without exactly one
+    "key created" audit row or without exactly one "created" DM per owner, or an audit row or DM
+    about a key that does not exist (and was not deleted). Empty when everything is whole.
+    ``skip``: names of keys made before the current set of owners (their DMs went to fewer people)."""
+    owners = sorted(owners)
+    skip = set(skip)
+    problems: list[str] = []
+    masks = {k.masked for k in state.keys}
+    deleted = {a.key_masked for a in state.audit if a.action == "key deleted"}
+    created_audit = Counter(a.key_masked for a in state.audit if a.action == "key created")
+    created_dms: dict[str, list[str]] = {}
+    for row in state.outbox:
+        match = MASKED_IN_DM.search(row.text)
+        if CREATED_DM in row.text and match:
+            created_dms.setdefault(match.group(1), []).append(row.user_id)
+    for key in state.keys:
+        if key.name in skip:
+            continue
+        if created_audit[key.masked] != 1:
+            problems.append(f"key {key.name} has {created_audit[key.masked]} 'key created' audit rows")
+        if sorted(created_dms.get(key.masked, [])) != owners:
+            problems.append(
+                f"key {key.name} has DMs to {sorted(created_dms.get(key.masked, []))}, not {owners}"
+            )
+    for masked in created_audit.keys() - masks - deleted:
+        problems.append(f"audit row about key {masked}, which does not exist")
+    for masked in created_dms.keys() - masks - deleted:
+        problems.append(f"DM about key {masked}, which does not exist")
+    return problems
+
+
+# --- keybot in this process -----------------------------------------------------------------------
+
+
+async def bootstrap(url: str, *, owners: Iterable[str] = (OWNER,), team: str = TEAM) -> None:
+    """What ``keybot bootstrap`` does (migrating the database first), for each of ``owners``."""
+    store = await open_store(url, migrate=True)
+    try:
+        keybot = Keybot(store, hasher=_HASHER, key_format=KeyFormat())
+        for owner in owners:
+            await keybot.bootstrap(team_id=team, owner=owner, org_name="Acme")
+    finally:
+        await store.close()
+
+
+@dataclass
+class Instance:
+    """A keybot serving HTTP on a free port in this process, and a driver speaking Slack to it."""
+
+    runtime: Runtime
+    driver: SlackDriver
+    base_url: str
+    session: aiohttp.ClientSession
+
+    async def cmd(self, user: str, text: str) -> Reply:
+        return await self.driver.command(user, text)
+
+    async def healthz(self) -> tuple[int, dict[str, Any]]:
+        async with self.session.get(f"{self.base_url}/healthz") as response:
+            return response.status, await response.json()
+
+    async def verify(self, key: str) -> tuple[int, dict[str, Any]]:
+        async with self.session.post(f"{self.base_url}/v1/keys/verify", json={"key": key}) as response:
+            return response.status, await response.json()
+
+    async def outbox_drained(self, *, within: float = 30.0) -> None:
+        async def drained() -> bool:
+            return not await self.runtime.store.pending_notifications()
+
+        await eventually(drained, within=within)
+
+
+@contextlib.asynccontextmanager
+async def in_process_keybot(
+    *,
+    url: str,
+    slack: FakeSlack,
+    session: aiohttp.ClientSession,
+    client: AsyncWebClient | None = None,
+    base_backoff: float = 0.05,
+) -> AsyncIterator[Instance]:
+    """``build_runtime`` on ``url`` with an HTTP server, like ``keybot serve`` minus the process."""
+    settings = Settings(
+        slack_bot_token="xoxb-in-process",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        database_url=url,
+        hash_params=_HASHER_PARAMS,
+        host="127.0.0.1",
+        port=0,
+    )
+    runtime = await build_runtime(settings, client=client)
+    runtime.worker._base_backoff = base_backoff  # retries in tens of ms instead of seconds
+    runner = web.AppRunner(runtime.web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runtime.worker.start()
+    driver = SlackDriver(
+        events_url=f"{base_url}/slack/events",
+        signing_secret=SIGNING_SECRET,
+        slack=slack,
+        team_id=TEAM,
+        session=session,
+    )
+    try:
+        yield Instance(runtime=runtime, driver=driver, base_url=base_url, session=session)
+    finally:
+        await runner.cleanup()
+        await runtime.aclose()
+
+
+# --- a store that loses its database half-way through a transaction --------------------------------
+
+
+class _Tripwire:
+    def __init__(self, tx: Any, trip: Callable[[str], Awaitable[None]]) -> None:
+        self._tx = tx
+        self._trip = trip
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    async def add_audit(self, event: Any) -> None:
+        await self._trip("add_audit")
+        await self._tx.add_audit(event)
+
+    async def notify(self, **kwargs: Any) -> None:
+        await self._trip("notify")
+        await self._tx.notify(**kwargs)
+
+
+class TrippingStore:
+    """The real SqlStore, except that write transactions call ``trip(step)`` just before writing an
+    audit row (``add_audit``) or a DM (``notify``): the test cuts the database there."""
+
+    def __init__(self, store: SqlStore, trip: Callable[[str], Awaitable[None]]) -> None:
+        self._store = store
+        self._trip = trip
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self._store.transaction() as tx:
+            yield _Tripwire(tx, self._trip)
+
+
+# --- network ---------------------------------------------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a server; ``cut()`` resets every connection and refuses new ones
+    until ``restore()`` listens on the same port again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            self.port = int(self._server.sockets[0].getsockname()[1])
+
+    restore = start
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._open):
+            writer.transport.abort()  # RST both ways: the server rolls back, the client sees a reset
+        self._open.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open |= {writer, up_writer}
+        try:
+            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+        finally:
+            self._open -= {writer, up_writer}
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+# --- replies ---------------------------------------------------------------------------------------
+
+
+def is_refusal(reply: Reply) -> bool:
+    return reply.text.startswith(":warning:")
+
+
+def assert_private_and_clean(reply: Reply) -> None:
+    """A reply Slack can show: HTTP 200, ephemeral, no internals."""
+    assert reply.status == 200, (reply.status, reply.message)
+    assert reply.message.get("response_type") == "ephemeral", reply.message
+    for word in NEVER_SHOWN:
+        assert word not in reply.text, reply.text

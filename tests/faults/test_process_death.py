@@ -1,0 +1,122 @@
+"""A real ``keybot serve`` killed in the middle of its work: SIGKILL leaves every key whole or absent,
+SIGTERM finishes what it accepted — requests and DM sends — before exiting 0."""
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import make_url
+
+from bot.fakeslack import Hang
+from bot.slackdriver import Reply, SlackDriver
+from tests.faults.helpers import (
+    KEY_RE,
+    OWNER,
+    SlackWithOutages,
+    assert_private_and_clean,
+    bootstrap,
+    db_state,
+    eventually,
+    in_process_keybot,
+    incomplete_keys,
+    is_refusal,
+)
+from tests.procs import SIGNING_SECRET, start_keybot
+
+PROJECT_OWNER = "UPOWNER1"
+
+
+async def timed(pending: Awaitable[Reply], done_at: list[float]) -> Reply:
+    reply = await pending
+    done_at.append(asyncio.get_running_loop().time())
+    return reply
+
+
+async def test_sigkill_in_the_middle_of_key_creation_leaves_every_key_complete_or_absent(
+    db_url: str, tmp_path: Path, slack: SlackWithOutages, session: aiohttp.ClientSession
+) -> None:
+    await bootstrap(db_url)
+    kb = await start_keybot(database_url=db_url, slack_api_url=slack.api_url, log_path=tmp_path / "kb.log")
+    try:
+        driver = SlackDriver(
+            events_url=kb.events_url, signing_secret=SIGNING_SECRET, slack=slack, session=session
+        )
+        assert KEY_RE.search((await driver.command(OWNER, "project create web")).text)
+        assert not is_refusal(await driver.command(OWNER, f"grant <@{PROJECT_OWNER}> owner web"))
+        tasks = [asyncio.create_task(driver.command(OWNER, f"create web k{n:02d}")) for n in range(40)]
+        await eventually(lambda: sum(task.done() for task in tasks) >= 3, every=0.005)
+        assert await kb.kill() == -9
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await kb.kill()
+
+    answered = {f"k{n:02d}" for n, r in enumerate(results) if isinstance(r, Reply) and KEY_RE.search(r.text)}
+    cut_off = [r for r in results if isinstance(r, BaseException)]
+    assert cut_off, "every create was answered before the kill: nothing was mid-flight"
+    assert all(isinstance(err, aiohttp.ClientError) for err in cut_off), cut_off
+    print(f"\n{len(answered)} creates answered, {len(cut_off)} cut off by SIGKILL")
+
+    async with in_process_keybot(url=db_url, slack=slack, session=session) as restarted:  # migrates on start
+        assert (await restarted.healthz())[0] == 200
+        state = await db_state(db_url)
+        assert answered <= state.key_names()  # an answered create is durable
+        assert incomplete_keys(state, owners=[OWNER, PROJECT_OWNER], skip=["default"]) == []
+        assert KEY_RE.search((await restarted.cmd(OWNER, "create web after-the-crash")).text)
+    if db_url.startswith("sqlite"):
+        with sqlite3.connect(make_url(db_url).database or "") as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+async def test_sigterm_finishes_in_flight_requests_and_dm_sends_before_exiting(
+    tmp_path: Path, slack: SlackWithOutages, session: aiohttp.ClientSession
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keybot.db'}"
+    await bootstrap(url)
+    kb = await start_keybot(database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "kb.log")
+    try:
+        driver = SlackDriver(
+            events_url=kb.events_url, signing_secret=SIGNING_SECRET, slack=slack, session=session
+        )
+        assert KEY_RE.search((await driver.command(OWNER, "project create web")).text)
+        await slack.wait_for(lambda s: s.dms_to(OWNER))
+        slack.fail_next("chat.postMessage", *[Hang(1.0)] * 5)  # slow, but Slack does answer ok
+        done_at: list[float] = []
+        tasks = [
+            asyncio.create_task(timed(driver.command(OWNER, f"create web k{n:02d}"), done_at))
+            for n in range(40)
+        ]
+        await eventually(
+            lambda: bool(done_at) and any(c.outcome == "hang" for c in slack.dm_calls()), every=0.005
+        )
+        sigterm_at = asyncio.get_running_loop().time()
+        code, log = await kb.stop()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await kb.kill()
+
+    assert code == 0, log
+    assert "keybot stopped" in log and "Traceback" not in log
+    replies = [r for r in results if isinstance(r, Reply)]
+    refused_at_the_door = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(err, aiohttp.ClientConnectionError) for err in refused_at_the_door), (
+        refused_at_the_door
+    )
+    assert any(t > sigterm_at for t in done_at), "no request was in flight at SIGTERM"
+    print(
+        f"\n{len(replies)} requests answered ({sum(t > sigterm_at for t in done_at)} after SIGTERM), "
+        f"{len(refused_at_the_door)} refused at the door"
+    )
+    for reply in replies:  # every accepted request got its whole answer
+        assert_private_and_clean(reply)
+        assert KEY_RE.search(reply.text), reply.text
+    state = await db_state(url)
+    assert state.key_names() == {"default"} | {KEY_RE.sub("", r.text).split("`")[1] for r in replies}
+    assert incomplete_keys(state, owners=[OWNER]) == []
+    delivered = slack.delivered_dms()
+    for row in state.outbox:  # marked sent exactly when Slack carried it out; the rest wait in the outbox
+        assert delivered[(row.user_id, row.text)] == (1 if row.sent_at is not None else 0), row
+    hung = {str(c.args["text"]) for c in slack.dm_calls() if c.outcome == "hang"}
+    assert hung and all(row.sent_at is not None for row in state.outbox if row.text in hung)
+    print(f"{sum(r.sent_at is not None for r in state.outbox)} of {len(state.outbox)} DMs sent before exit")
