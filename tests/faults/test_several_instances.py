@@ -129,7 +129,7 @@ async def test_a_key_deleted_through_one_instance_stops_verifying_on_the_other_w
     loop = asyncio.get_running_loop()
     await ok(await pair.via_a.command(OWNER, "project create beta"))
     delays = []
-    for trial in range(3):
+    for trial in range(5):
         secret = await new_key(pair.via_a, "beta", f"probe{trial}")
         assert (await pair.b.verify(pair.session, secret))["valid"] is True  # now cached on B
         ask = await ok(await pair.via_a.command(OWNER, f"delete beta probe{trial}"))
@@ -150,9 +150,9 @@ async def test_a_key_deleted_through_one_instance_stops_verifying_on_the_other_w
         assert any(valid for _, valid in answers), "B never answered from its cache"
         delays.append(revoked_at - confirmed_at)
     print(
-        "\nrevocation delay on the other instance: "
+        "\nrevocation delay on the other instance, from the moment the confirm click returned: "
         + ", ".join(f"{d * 1000:.0f} ms" for d in delays)
-        + f" (max {max(delays) * 1000:.0f} ms; bound 1000 ms)"
+        + f" (max {max(delays) * 1000:.0f} ms; bound 1000 ms; below 0: refused before the click returned)"
     )
     assert max(delays) < 1.0
 

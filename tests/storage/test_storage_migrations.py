@@ -84,7 +84,7 @@ async def test_timestamps_read_back_as_aware_utc(store: SqlStore) -> None:
 async def test_naive_timestamps_are_refused(store: SqlStore, world: World) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with store.transaction() as tx:
-            await tx.notify(user_id="U1", text="hi", at=datetime(2025, 1, 1))  # noqa: DTZ001
+            await tx.notify(user_id="U1", text="hi", at=datetime(2025, 1, 1))
 
 
 async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: object) -> None:

@@ -1,0 +1,85 @@
+"""Every message keybot builds is Block Kit that slack-sdk's models accept and reproduce exactly."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from bot.domain.model import AuditEvent, KeyRecord, Project, RoleGrant
+from bot.services import (
+    AuditPage,
+    CreatedKey,
+    DeletedKey,
+    DeleteRequest,
+    KeyPage,
+    Members,
+    RoleChange,
+    Whoami,
+)
+from bot.slack import blocks
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _key(i: int) -> KeyRecord:
+    return KeyRecord(id=i, project_id=1, key_id="AbCdEfGhIj", name=f"key-{i}", masked="kb_AbCdEfGhIj_…wxyz",
+                     created_by="U1", created_at=NOW, last_used_at=NOW if i % 2 else None)
+
+
+def _event(i: int) -> AuditEvent:
+    return AuditEvent(id=i, org_id=1, project_id=1, actor="U1", action="key created", at=NOW,
+                      key_name=f"key-{i}", key_masked="kb_AbCdEfGhIj_…wxyz")
+
+
+MESSAGES: dict[str, dict[str, Any]] = {
+    "help": blocks.help_message(),
+    "help with intro": blocks.help_message(intro="I don't know `x`."),
+    "error": blocks.error_message("nope"),
+    "created": blocks.created_key(CreatedKey(project="p", name="k", masked="kb_x_…abcd", plaintext="kb_secret")),
+    "full page": blocks.key_page(KeyPage(project="p", keys=[_key(i) for i in range(20)], has_newer=True,
+                                         has_older=True), number=2),
+    "empty page": blocks.key_page(KeyPage(project="p", keys=[], has_newer=False, has_older=False), number=1),
+    "confirm": blocks.confirm_delete(DeleteRequest(token="tok", project="p", name="k", masked="kb_x_…abcd",
+                                                   expires_at=NOW + timedelta(minutes=10))),
+    "deleted": blocks.deleted(DeletedKey(project="p", name="k", masked="kb_x_…abcd")),
+    "cancelled": blocks.cancelled(DeletedKey(project="p", name="k", masked="kb_x_…abcd")),
+    "whoami": blocks.whoami(Whoami(org="Acme", user_id="U1", grants=[RoleGrant("U1", "owner", None),
+                                                                     RoleGrant("U1", "admin", "p")])),
+    "whoami nobody": blocks.whoami(Whoami(org="Acme", user_id="U1", grants=[])),
+    "projects": blocks.projects([Project(id=1, org_id=1, name="p")]),
+    "no projects": blocks.projects([]),
+    "members": blocks.members(Members(scope="p", grants=[RoleGrant("U1", "owner", "p")])),
+    "granted": blocks.role_changed(RoleChange(user_id="U2", role="admin", project="p")),
+    "revoked": blocks.role_changed(RoleChange(user_id="U2", role=None, project=None)),
+    "audit": blocks.audit_page(AuditPage(project="p", events=[_event(i) for i in range(20)], has_older=True),
+                               number=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_message_is_ephemeral_block_kit_that_slack_sdk_round_trips(name: str) -> None:
+    message = MESSAGES[name]
+    assert message["response_type"] == "ephemeral"
+    assert message["text"]
+    for block in message.get("blocks", []):
+        parsed = Block.parse(block)
+        assert parsed is not None
+        parsed.validate_json()
+        assert parsed.to_dict() == block
+    assert len(message.get("blocks", [])) <= 50
+
+
+def test_a_full_page_shows_twenty_keys_and_both_paging_buttons() -> None:
+    page = MESSAGES["full page"]
+    sections = [b for b in page["blocks"] if b["type"] == "section" and "key-" in b["text"]["text"]]
+    assert len(sections) == 20
+    [actions] = [b for b in page["blocks"] if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == [blocks.KEYS_NEWER, blocks.KEYS_OLDER]
+
+
+def test_the_delete_button_is_danger_with_a_danger_confirm_dialog() -> None:
+    [actions] = [b for b in MESSAGES["confirm"]["blocks"] if b["type"] == "actions"]
+    delete, cancel = actions["elements"]
+    assert delete["style"] == "danger" and delete["confirm"]["style"] == "danger"
+    assert delete["value"] == cancel["value"] == "tok"
