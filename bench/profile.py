@@ -172,7 +172,13 @@ async def profile(
             for name, make in workloads.items():
                 await load.for_duration(make, concurrency=32, duration=1.0)  # warm up
                 raw_path = out / f"{name}.txt"
+                before = await bench.stats()
                 note = await _record(py_spy, keybot, make, seconds=seconds, out=raw_path)
+                after = await bench.stats()
+                note += (
+                    f"SQL statements {after['statements'] - before['statements']}, "
+                    f"new database connections {after['connects'] - before['connects']}\n"
+                )
                 text = f"## {name} (c=32)\n\n{note}\n```\n{summarize(raw_path.read_text())}```\n"
                 say(text)
                 summaries.append(text)

@@ -156,6 +156,13 @@ def markdown(rows: list[Row], targets: list[Target], info: dict[str, Any]) -> st
             "",
             "keybot RSS (MB) after each phase: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()),
         ]
+    opened = info.get("db_connections_opened")
+    if opened:
+        lines += [
+            "",
+            "database connections keybot opened in each phase: "
+            + ", ".join(f"{k} {v}" for k, v in opened.items()),
+        ]
     for line, count in (info.get("keybot_warnings") or {}).items():
         lines += ["", f"keybot logged {count}×: `{line}`"]
     notes = [f"- {r.workload} (c={r.concurrency}): {r.note}" for r in rows if r.note]
@@ -164,9 +171,12 @@ def markdown(rows: list[Row], targets: list[Target], info: dict[str, Any]) -> st
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, *, rows: list[Row], targets: list[Target], info: dict[str, Any]) -> tuple[Path, Path]:
+def write(
+    out: Path, *, rows: list[Row], targets: list[Target], info: dict[str, Any], stem: str = "results"
+) -> tuple[Path, Path]:
+    """Write ``<stem>.json`` and ``<stem>.md`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "results.json", out / "results.md"
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     payload = {**info, "rows": [asdict(r) for r in rows], "targets": [asdict(t) for t in targets]}
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     md_path.write_text(markdown(rows, targets, info))

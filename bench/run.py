@@ -296,9 +296,14 @@ class Bench:
     def verify_request(self, server: Server, key: str, expect: load.Expect) -> Request:
         return load.verify(server.url, key, expect=expect)
 
-    async def statements(self) -> int:
+    async def stats(self) -> dict[str, int]:
+        """keybot's counters: SQL statements executed and database connections opened so far."""
         async with aiohttp.ClientSession() as client, client.get(f"{self.keybot.url}/_bench/stats") as r:
-            return int((await r.json())["statements"])
+            data = await r.json()
+        return {"statements": int(data["statements"]), "connects": int(data["connects"])}
+
+    async def statements(self) -> int:
+        return (await self.stats())["statements"]
 
     async def on_keybot(self, run: Awaitable[Measured]) -> tuple[Measured, int]:
         """Run one measurement against keybot; also return the SQL statements it executed meanwhile."""
@@ -736,11 +741,18 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
                 ("memory", bench.memory),
             ]
             rss_after: dict[str, float] = {"start": rss_mb(keybot.pid)}
+            connects: dict[str, int] = {}
             for name, phase in phases:
+                before = (await bench.stats())["connects"]
                 await phase()
                 rss_after[name] = rss_mb(keybot.pid)
-                say(f"  keybot RSS {rss_after[name]:.1f} MB, {threads(keybot.pid)} threads")
+                connects[name] = (await bench.stats())["connects"] - before
+                say(
+                    f"  keybot RSS {rss_after[name]:.1f} MB, {threads(keybot.pid)} threads, "
+                    f"{connects[name]} new database connections in this phase"
+                )
             bench.extra["rss_mb_after"] = rss_after
+            bench.extra["db_connections_opened"] = connects
             for server in servers:
                 if server.process.returncode is not None:
                     raise BenchError(f"the {server.kind} server died; its log: {server.log}")
@@ -756,7 +768,10 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
                 **bench.extra,
             }
             destination = out or (workdir if quick else BENCH_DIR)
-            json_path, md_path = write(destination, rows=bench.rows, targets=bench.targets, info=info)
+            stem = "results" if db == "sqlite" else f"results-{db}"
+            json_path, md_path = write(
+                destination, rows=bench.rows, targets=bench.targets, info=info, stem=stem
+            )
             say("")
             say(md_path.read_text())
             say(f"wrote {json_path} and {md_path} in {info['run_seconds']:.0f} s")

@@ -9,7 +9,8 @@ Kinds:
 - ``aiohttp``: the floor for verify: ``POST /v1/keys/verify`` parses the JSON body and answers
   ``{"valid": false, "code": "NOT_FOUND"}``.
 - ``keybot``: keybot itself, wired by ``bot.cli.build_runtime`` with real OWASP argon2 parameters,
-  served like ``keybot serve`` does, plus ``GET /_bench/stats`` (SQL statements executed so far).
+  served like ``keybot serve`` does, plus ``GET /_bench/stats`` (SQL statements executed and database
+  connections opened so far).
 
 Each prints one JSON line ``{"port": …, "url": …}`` on stdout once it serves, and stops on SIGTERM.
 Every server logs at WARNING, so aiohttp's access log costs nothing on either side of a ratio.
@@ -146,16 +147,19 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
     )
     runtime = await build_runtime(settings)
     logging.getLogger("keybot.slack").addFilter(_WithCause())
-    statements = 0
+    counts = {"statements": 0, "connects": 0}
 
-    def count(*_: object) -> None:
-        nonlocal statements
-        statements += 1
+    def count_statement(*_: object) -> None:
+        counts["statements"] += 1
 
-    event.listen(runtime.store.engine.sync_engine, "before_cursor_execute", count)
+    def count_connect(*_: object) -> None:
+        counts["connects"] += 1
+
+    event.listen(runtime.store.engine.sync_engine, "before_cursor_execute", count_statement)
+    event.listen(runtime.store.engine.sync_engine, "connect", count_connect)
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({"statements": statements, "pid": os.getpid()})
+        return web.json_response({**counts, "pid": os.getpid()})
 
     runtime.web_app.router.add_get("/_bench/stats", stats)
     runtime.worker.start()

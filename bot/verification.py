@@ -83,9 +83,11 @@ class Verifier:
         self._by_key_id: dict[str, bytes] = {}
         self._invalid: OrderedDict[bytes, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._forgotten = 0  # bumped by forget(); a lookup that straddles one re-checks before caching
 
     def forget(self, key_id: str) -> None:
         """Drop a deleted key from the cache, so it fails on this instance at once."""
+        self._forgotten += 1
         digest = self._by_key_id.pop(key_id, None)
         if digest is not None:
             self._valid.pop(digest, None)
@@ -111,10 +113,13 @@ class Verifier:
             self.forget(parsed.key_id)
             self._remember_invalid(digest)
             return NOT_FOUND
+        generation = self._forgotten
         record = await self._store.verify_record(parsed.key_id)
         if record is None or not await self._hasher.verify(record.secret_hash, parsed.plaintext):
             self._remember_invalid(digest)
             return NOT_FOUND
+        if generation != self._forgotten and not await self._store.key_exists(record.id):
+            return NOT_FOUND  # deleted on this instance while we were hashing: do not revive it
         verdict = Verdict(
             valid=True, key_id=record.key_id, project=record.project, org=record.org, name=record.name
         )

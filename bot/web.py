@@ -26,7 +26,7 @@ from slack_bolt.request.payload_utils import (
 
 from bot.domain.errors import Unavailable
 from bot.ports import Store
-from bot.verification import Verifier
+from bot.verification import MALFORMED, Verifier
 
 log = logging.getLogger("keybot.web")
 MAX_BODY = 64 * 1024
@@ -129,9 +129,11 @@ def create_web_app(
             data = json.loads(await request.read())
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return _json({"error": 'body must be JSON: {"key": "..."}'}, status=400)
-        key = data.get("key") if isinstance(data, dict) else None
-        if not isinstance(key, str):
+        if not isinstance(data, dict) or "key" not in data:
             return _json({"error": 'body must be JSON: {"key": "..."}'}, status=400)
+        key = data["key"]
+        if not isinstance(key, str):  # a key that is not even a string: malformed, no database query
+            return _json(MALFORMED.as_json())
         try:
             verdict = await verifier.verify(key)
         except Unavailable:

@@ -1,12 +1,10 @@
 """keybot's storage: SQLAlchemy Core tables, engines, Alembic migrations and the ``SqlStore``.
 
-    store = await open_store("sqlite+aiosqlite:///keybot.db")   # migrates to the newest schema
-    async with store.transaction() as tx:
-        scope = await tx.scope(team_id="T1", user_id="U1", project_name="web")
-    await store.close()
+``await open_store(url)`` gives a migrated ``SqlStore`` (``bot.ports.Store``) for a
+``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URL; ``await store.close()`` releases it.
 """
 
-from storage.engine import make_engine
+from storage.engine import make_engine, reader, single_statement, writer
 from storage.migrations import current_revision, downgrade, head_revision, upgrade
 from storage.repository import UNAVAILABLE, SqlStore, SqlTransaction, open_store
 from storage.tables import metadata
@@ -21,5 +19,8 @@ __all__ = [
     "make_engine",
     "metadata",
     "open_store",
+    "reader",
+    "single_statement",
     "upgrade",
+    "writer",
 ]

@@ -36,9 +36,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = create_async_engine(
-            parsed, echo=echo, hide_parameters=True, pool_reset_on_return=None
-        )
+        engine = create_async_engine(parsed, echo=echo, hide_parameters=True, pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
@@ -53,11 +51,9 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             max_overflow=10,
             pool_pre_ping=True,
             pool_timeout=10,
-            connect_args={"timeout": 5},
+            connect_args={"timeout": 5, "command_timeout": 5},
         )
-    raise ValueError(
-        f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
-    )
+    raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://")
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:
@@ -101,5 +97,10 @@ def _sqlite_begin(conn: Connection) -> None:
 def _sqlite_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
     # replaces the pool's unconditional rollback-on-return, a round trip to the driver's thread
     driver = record.driver_connection
-    if state.asyncio_safe and not state.transaction_was_reset and driver is not None and driver.in_transaction:
+    if (
+        state.asyncio_safe
+        and not state.transaction_was_reset
+        and driver is not None
+        and driver.in_transaction
+    ):
         dbapi_connection.rollback()

@@ -5,9 +5,11 @@ anything else says "that name is already taken" — services may reword it); a l
 database as ``Unavailable``. add_project and add_key run in a SAVEPOINT, so after a ``Conflict``
 the surrounding transaction is still usable on PostgreSQL as on SQLite.
 
-Hot paths (scope, keys_page, verify_record, key_exists, touch_key) execute statements built once at
-module level, so SQLAlchemy's compiled cache always hits. The Store's one-statement methods run
-without BEGIN/ROLLBACK round trips (``storage.engine.single_statement``).
+Hot paths execute statements built once at module level, so SQLAlchemy's compiled cache always
+hits: ``scope`` (the role check: one query), ``keys_page`` and ``key_named``. The verify path
+(``verify_record``, ``key_exists``, ``touch_key``) goes further: its statements are compiled once per
+store and run straight on the pooled driver connection, outside any transaction — one driver call
+each. The Store's other one-statement methods skip BEGIN/COMMIT (``storage.engine.single_statement``).
 """
 
 import sqlite3
@@ -223,11 +225,13 @@ class _DriverStatement:
         compiled = stmt.compile(dialect=dialect)
         self.sql = str(compiled)
         self._binds = [
-            (name, compiled.binds[name].type.bind_processor(dialect))
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup or ()
         ]
         columns = stmt.selected_columns if isinstance(stmt, Select) else ()
-        self._results = [column.type.result_processor(dialect, None) for column in columns]
+        self._results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
 
     def args(self, params: dict[str, Any]) -> list[Any]:
         return [params[name] if bind is None else bind(params[name]) for name, bind in self._binds]
@@ -289,12 +293,8 @@ class SqlTransaction:
         return Org(*(await self._conn.execute(stmt)).one())
 
     @_translating
-    async def visible_projects(
-        self, *, org_id: int, user_id: str, all_projects: bool
-    ) -> list[Project]:
-        stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(
-            projects.c.org_id == org_id
-        )
+    async def visible_projects(self, *, org_id: int, user_id: str, all_projects: bool) -> list[Project]:
+        stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(projects.c.org_id == org_id)
         if not all_projects:
             stmt = stmt.join(project_roles, project_roles.c.project_id == projects.c.id).where(
                 project_roles.c.user_id == user_id
@@ -306,9 +306,7 @@ class SqlTransaction:
     async def add_project(self, *, org_id: int, name: str, created_by: str, at: datetime) -> Project:
         stmt = (
             projects.insert()
-            .values(
-                org_id=org_id, name=name, name_lower=name.lower(), created_by=created_by, created_at=at
-            )
+            .values(org_id=org_id, name=name, name_lower=name.lower(), created_by=created_by, created_at=at)
             .returning(projects.c.id)
         )
         row_id = await self._insert_once(stmt, f"a project named `{name}` already exists")
@@ -324,9 +322,7 @@ class SqlTransaction:
 
     @_translating
     async def project_by_id(self, project_id: int) -> Project | None:
-        stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(
-            projects.c.id == project_id
-        )
+        stmt = select(projects.c.id, projects.c.org_id, projects.c.name).where(projects.c.id == project_id)
         row = (await self._conn.execute(stmt)).first()
         return None if row is None else Project(*row)
 
@@ -400,9 +396,7 @@ class SqlTransaction:
 
     @_translating
     async def org_role(self, *, org_id: int, user_id: str) -> OrgRole | None:
-        stmt = select(org_roles.c.role).where(
-            org_roles.c.org_id == org_id, org_roles.c.user_id == user_id
-        )
+        stmt = select(org_roles.c.role).where(org_roles.c.org_id == org_id, org_roles.c.user_id == user_id)
         role = (await self._conn.execute(stmt)).scalar_one_or_none()
         return None if role is None else OrgRole(role)
 
@@ -437,9 +431,7 @@ class SqlTransaction:
 
     @_translating
     async def set_project_role(self, *, project_id: int, user_id: str, role: ProjectRole) -> None:
-        stmt = self._insert(project_roles).values(
-            project_id=project_id, user_id=user_id, role=role.value
-        )
+        stmt = self._insert(project_roles).values(project_id=project_id, user_id=user_id, role=role.value)
         await self._conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["project_id", "user_id"], set_={"role": stmt.excluded.role}
@@ -546,9 +538,7 @@ class SqlTransaction:
         )
 
     @_translating
-    async def audit_page(
-        self, *, project_id: int, before_id: int | None, limit: int
-    ) -> list[AuditEvent]:
+    async def audit_page(self, *, project_id: int, before_id: int | None, limit: int) -> list[AuditEvent]:
         a = audit_events.c
         stmt = select(audit_events).where(a.project_id == project_id)
         if before_id is not None:
@@ -559,9 +549,7 @@ class SqlTransaction:
     @_translating
     async def notify(self, *, user_id: str, text: str, at: datetime) -> None:
         await self._conn.execute(
-            outbox.insert().values(
-                user_id=user_id, text=text, created_at=at, next_attempt_at=at, attempts=0
-            )
+            outbox.insert().values(user_id=user_id, text=text, created_at=at, next_attempt_at=at, attempts=0)
         )
 
 

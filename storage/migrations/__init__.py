@@ -67,4 +67,3 @@ def _in_connection(connection: Connection, alembic_command: _Command) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     alembic_command(config)
-

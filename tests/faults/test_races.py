@@ -168,11 +168,6 @@ class GatedHasher(Hasher):
         return await super().verify(digest, plaintext)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/verification.py: a verify that read the key row before the delete caches it after forget() "
-    "ran, so the deleting instance says valid for up to recheck_after (0.5 s) instead of failing at once",
-)
 async def test_a_verification_in_flight_while_its_key_is_deleted_does_not_revive_it_on_this_instance(
     db_url: str,
 ) -> None:

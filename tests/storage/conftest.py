@@ -19,9 +19,7 @@ from bot.domain.roles import OrgRole
 from storage import SqlStore, make_engine, upgrade
 from tests.storage.helpers import OWNER, T0, TEAM, World, reset_postgres
 
-PG_SERVER = os.environ.get(
-    "KEYBOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
+PG_SERVER = os.environ.get("KEYBOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
 
 async def _admin(sql: str) -> None:

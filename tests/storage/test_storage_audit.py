@@ -59,16 +59,12 @@ async def test_audit_pages_are_newest_first_and_per_project(store: SqlStore, wor
     assert first[0] == replace(_event(world, 4, key_name="k4"), id=first[0].id)
 
 
-async def test_audit_keeps_the_name_and_masked_form_of_a_deleted_key(
-    store: SqlStore, world: World
-) -> None:
+async def test_audit_keeps_the_name_and_masked_form_of_a_deleted_key(store: SqlStore, world: World) -> None:
     record = new_key(world.project.id, "deploy")
     async with store.transaction() as tx:
         key = await tx.add_key(record)
         await tx.delete_key(key.id)
-        await tx.add_audit(
-            _event(world, 1, action="key deleted", key_name=key.name, key_masked=key.masked)
-        )
+        await tx.add_audit(_event(world, 1, action="key deleted", key_name=key.name, key_masked=key.masked))
     async with store.read() as tx:
         [event] = await tx.audit_page(project_id=world.project.id, before_id=None, limit=10)
     assert (event.action, event.key_name, event.key_masked) == ("key deleted", "deploy", record.masked)

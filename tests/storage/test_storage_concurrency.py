@@ -30,9 +30,7 @@ async def test_fifty_concurrent_adds_of_one_key_name_leave_one_row_and_49_confli
     assert len(page) == 1
 
 
-async def test_concurrent_read_then_write_transactions_all_commit(
-    store: SqlStore, world: World
-) -> None:
+async def test_concurrent_read_then_write_transactions_all_commit(store: SqlStore, world: World) -> None:
     async def read_then_write(n: int) -> None:
         async with store.transaction() as tx:
             if await tx.key_named(project_id=world.project.id, name=f"k{n}") is None:

@@ -63,7 +63,15 @@ async def test_a_postgresql_connection_killed_mid_transaction_is_unavailable(pg_
                         )
                     )
                 await tx.scope(team_id=TEAM, user_id="U1", project_name=None)
-        async with store.read() as tx:  # the pool recovers
+        async with engine.connect() as killer:
+            await killer.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert await store.verify_record("K1") is None  # the pool replaces dead connections
+        async with store.read() as tx:
             assert await tx.scope(team_id=TEAM, user_id="U1", project_name=None) is None
     finally:
         await store.close()

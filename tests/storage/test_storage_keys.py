@@ -33,9 +33,7 @@ async def test_added_key_reads_back_by_name_and_row_id(store: SqlStore, world: W
         assert await tx.key_by_row_id(added.id + 1) is None
 
 
-async def test_duplicate_key_name_differing_in_case_is_a_conflict(
-    store: SqlStore, world: World
-) -> None:
+async def test_duplicate_key_name_differing_in_case_is_a_conflict(store: SqlStore, world: World) -> None:
     async with store.transaction() as tx:
         await tx.add_key(new_key(world.project.id, "deploy"))
     with pytest.raises(Conflict, match="DEPLOY"):
@@ -63,9 +61,7 @@ async def test_a_conflict_leaves_the_transaction_usable(store: SqlStore, world: 
     assert [k.name for k in page] == ["ci", "deploy"]
 
 
-async def test_keys_page_walks_45_keys_newest_first_in_both_directions(
-    store: SqlStore, world: World
-) -> None:
+async def test_keys_page_walks_45_keys_newest_first_in_both_directions(store: SqlStore, world: World) -> None:
     async with store.transaction() as tx:
         ids = await add_keys(tx, world.project.id, 45)
         other = await tx.add_project(org_id=world.org.id, name="Api", created_by=OWNER, at=T0)
@@ -74,9 +70,7 @@ async def test_keys_page_walks_45_keys_newest_first_in_both_directions(
 
     async def page(*, before: int | None = None, after: int | None = None) -> list[int]:
         async with store.read() as tx:
-            rows = await tx.keys_page(
-                project_id=world.project.id, before_id=before, after_id=after, limit=20
-            )
+            rows = await tx.keys_page(project_id=world.project.id, before_id=before, after_id=after, limit=20)
         return [k.id for k in rows]
 
     first = await page()
@@ -112,9 +106,7 @@ async def test_row_ids_of_deleted_keys_are_never_reused(store: SqlStore, world: 
         assert (await tx.add_key(new_key(world.project.id, "next"))).id > newest
 
 
-async def test_verify_record_joins_the_key_with_its_project_and_org(
-    store: SqlStore, world: World
-) -> None:
+async def test_verify_record_joins_the_key_with_its_project_and_org(store: SqlStore, world: World) -> None:
     record = new_key(world.project.id, "deploy")
     async with store.transaction() as tx:
         key = await tx.add_key(record)
@@ -131,17 +123,19 @@ async def test_verify_record_joins_the_key_with_its_project_and_org(
     assert await store.key_exists(key.id)
 
 
-async def test_touch_key_records_the_last_use_and_never_moves_it_back(
-    store: SqlStore, world: World
-) -> None:
+async def test_touch_key_records_the_last_use_and_never_moves_it_back(store: SqlStore, world: World) -> None:
     async with store.transaction() as tx:
         key = await tx.add_key(new_key(world.project.id, "deploy"))
-    later = T0 + timedelta(minutes=5)
+    later = T0 + timedelta(minutes=5, microseconds=7)
     await store.touch_key(key.id, at=later)
-    await store.touch_key(key.id, at=T0)
+    await store.touch_key(key.id, at=later - timedelta(microseconds=1))
     await store.touch_key(key.id + 1, at=later)
     record = await store.verify_record(key.key_id)
     assert record is not None and record.last_used_at == later
+    assert record.last_used_at.tzinfo is not None
+    async with store.read() as tx:
+        stored = await tx.key_by_row_id(key.id)
+    assert stored is not None and stored.last_used_at == later
 
 
 async def test_rollback_on_exception_leaves_nothing(store: SqlStore, world: World) -> None:
@@ -157,9 +151,7 @@ async def test_rollback_on_exception_leaves_nothing(store: SqlStore, world: Worl
     assert await store.pending_notifications() == 0
 
 
-async def test_an_open_read_transaction_does_not_block_a_writer(
-    store: SqlStore, world: World
-) -> None:
+async def test_an_open_read_transaction_does_not_block_a_writer(store: SqlStore, world: World) -> None:
     async def write() -> None:
         async with store.transaction() as tx:
             await tx.add_key(new_key(world.project.id, "deploy"))

@@ -36,9 +36,7 @@ async def test_migrations_apply_twice_and_leave_the_database_at_head(engine: Asy
     assert await current_revision(engine) == head_revision() is not None
 
 
-async def test_instances_migrating_a_new_database_together_all_succeed(
-    engine: AsyncEngine, url: str
-) -> None:
+async def test_instances_migrating_a_new_database_together_all_succeed(engine: AsyncEngine, url: str) -> None:
     others = [make_engine(url) for _ in range(3)]
     try:
         await asyncio.gather(upgrade(engine), *(upgrade(other) for other in others))

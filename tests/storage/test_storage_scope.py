@@ -1,6 +1,7 @@
 """Orgs, projects and roles: scope(), visibility, members and owners, on SQLite and PostgreSQL."""
 
 import pytest
+from sqlalchemy import event
 
 from bot.domain.errors import Conflict
 from bot.domain.model import Org, Project, RoleGrant, Scope
@@ -16,6 +17,21 @@ async def _scope(store: SqlStore, user_id: str, project: str | None, team: str =
         return await tx.scope(team_id=team, user_id=user_id, project_name=project)
 
 
+async def test_scope_is_one_query(store: SqlStore, world: World) -> None:
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        scope = await _scope(store, OWNER, "web")
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    assert scope is not None and scope.project == world.project
+    assert len(statements) == 1 and statements[0].lstrip().startswith("SELECT")
+
+
 async def test_scope_is_none_when_the_team_has_no_org(store: SqlStore, world: World) -> None:
     assert await _scope(store, OWNER, "Web", team="T0OTHER") is None
 
@@ -26,9 +42,7 @@ async def test_scope_of_a_user_without_roles_has_the_org_and_nothing_else(
     assert await _scope(store, "U0STRANGER", None) == Scope(org=world.org, org_role=None)
 
 
-async def test_scope_of_a_user_without_roles_still_finds_the_project(
-    store: SqlStore, world: World
-) -> None:
+async def test_scope_of_a_user_without_roles_still_finds_the_project(store: SqlStore, world: World) -> None:
     assert await _scope(store, "U0STRANGER", "Web") == Scope(
         org=world.org, org_role=None, project=world.project, project_role=None
     )
@@ -42,13 +56,9 @@ async def test_scope_of_an_org_owner_carries_the_owner_role_and_the_project(
     )
 
 
-async def test_scope_of_a_project_member_carries_its_project_role(
-    store: SqlStore, world: World
-) -> None:
+async def test_scope_of_a_project_member_carries_its_project_role(store: SqlStore, world: World) -> None:
     async with store.transaction() as tx:
-        await tx.set_project_role(
-            project_id=world.project.id, user_id=MEMBER, role=ProjectRole.READ_ONLY
-        )
+        await tx.set_project_role(project_id=world.project.id, user_id=MEMBER, role=ProjectRole.READ_ONLY)
     assert await _scope(store, MEMBER, "Web") == Scope(
         org=world.org, org_role=None, project=world.project, project_role=ProjectRole.READ_ONLY
     )
@@ -61,9 +71,7 @@ async def test_scope_with_an_unknown_project_has_no_project(store: SqlStore, wor
     assert await _scope(store, OWNER, "nope") == Scope(org=world.org, org_role=OrgRole.OWNER)
 
 
-async def test_scope_matches_the_project_name_case_insensitively(
-    store: SqlStore, world: World
-) -> None:
+async def test_scope_matches_the_project_name_case_insensitively(store: SqlStore, world: World) -> None:
     scope = await _scope(store, OWNER, "wEB")
     assert scope is not None and scope.project == world.project
     assert scope.project.name == "Web"
@@ -85,9 +93,7 @@ async def test_ensure_org_is_idempotent(store: SqlStore) -> None:
     assert first == second == Org(id=first.id, team_id=TEAM, name="Acme")
 
 
-async def test_duplicate_project_name_differing_in_case_is_a_conflict(
-    store: SqlStore, world: World
-) -> None:
+async def test_duplicate_project_name_differing_in_case_is_a_conflict(store: SqlStore, world: World) -> None:
     with pytest.raises(Conflict, match="WEB"):
         async with store.transaction() as tx:
             await tx.add_project(org_id=world.org.id, name="WEB", created_by=OWNER, at=T0)
@@ -187,9 +193,7 @@ async def test_project_owners_are_org_owners_and_project_owners_each_once_sorted
     store: SqlStore, world: World
 ) -> None:
     async with store.transaction() as tx:
-        other: Project = await tx.add_project(
-            org_id=world.org.id, name="Other", created_by=OWNER, at=T0
-        )
+        other: Project = await tx.add_project(org_id=world.org.id, name="Other", created_by=OWNER, at=T0)
         await tx.set_project_role(project_id=world.project.id, user_id="U0B", role=ProjectRole.OWNER)
         await tx.set_project_role(project_id=world.project.id, user_id=OWNER, role=ProjectRole.OWNER)
         await tx.set_project_role(project_id=world.project.id, user_id="U0C", role=ProjectRole.ADMIN)
