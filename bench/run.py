@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,20 @@ def argon2_hash_seconds(samples: int = 7) -> float:
         hasher.hash_sync(f"bench-hash-timing-{i}")
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def argon2_parallel_rate(threads: int, *, each: int = 4) -> float:
+    """OWASP argon2id hashes per second with ``threads`` threads hashing at once in this process."""
+    hasher = Hasher(HashParams())
+
+    def work(_: int) -> None:
+        for i in range(each):
+            hasher.hash_sync(f"bench-parallel-{i}")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(work, range(threads)))
+    return threads * each / (time.perf_counter() - start)
 
 
 @contextlib.asynccontextmanager
@@ -457,41 +472,53 @@ class Bench:
             )
         )
 
-    async def verify_flooded(self) -> None:
-        self.say("verify flooded by malformed and unknown keys, one client verifying a valid key")
+    def flood(self, server: Server) -> list[Request]:
+        """Three malformed keys for each never-seen, well-formed unknown key."""
         malformed = self.malformed_keys()
         unknown = [self._format.generate().plaintext for _ in range(self.cfg.unknown_keys)]
-        flood: list[Request] = []
+        requests: list[Request] = []
         for i, key in enumerate(unknown):
-            flood.append(self.verify_request(self.keybot, key, load.invalid_verdict))
-            for j in range(3):  # three malformed for each unknown key
-                flood.append(
-                    self.verify_request(
-                        self.keybot, malformed[(3 * i + j) % len(malformed)], load.invalid_verdict
-                    )
-                )
-        probe = load.cycle([self.verify_request(self.keybot, self.valid_keys[0], load.valid_verdict)])
-        rest, _ = await self.at_rest(probe, 1)
-        flooders = HIGH - 1
-        before = await self.statements()
-        flooded, valid = await asyncio.gather(
-            load.for_duration(load.cycle(flood), concurrency=flooders, duration=self.cfg.duration),
+            requests.append(self.verify_request(server, key, load.invalid_verdict))
+            for j in range(3):
+                bad = malformed[(3 * i + j) % len(malformed)]
+                requests.append(self.verify_request(server, bad, load.invalid_verdict))
+        return requests
+
+    async def flooded(
+        self, server: Server, probe: Callable[[], Request], flooders: int
+    ) -> tuple[Measured, Measured]:
+        """(the flood, the probe) run side by side for the configured duration."""
+        return await asyncio.gather(
+            load.for_duration(
+                load.cycle(self.flood(server)), concurrency=flooders, duration=self.cfg.duration
+            ),
             load.for_duration(probe, concurrency=1, duration=self.cfg.duration),
         )
+
+    async def verify_flooded(self) -> None:
+        self.say("verify flooded by malformed and unknown keys, one client verifying a valid key")
+        key = self.valid_keys[0]
+        probe = load.cycle([self.verify_request(self.keybot, key, load.valid_verdict)])
+        floor_probe = load.cycle([self.verify_request(self.floor, key, load.invalid_verdict)])
+        rest, _ = await self.at_rest(probe, 1)
+        flooders = HIGH - 1
+        _, floor_valid = await self.flooded(self.floor, floor_probe, flooders)
+        before = await self.statements()
+        flooded, valid = await self.flooded(self.keybot, probe, flooders)
         sql = (await self.statements() - before) / max(1, flooded.count + valid.count)
         self.add(
             Row.of("verify flood: ¾ malformed, ¼ unknown", flooders, flooded, statements_per_request=sql)
         )
-        p99_ratio = valid.p99 / rest.p99 if rest.p99 else 0.0
         self.add(
             Row.of(
                 "verify valid key during flood",
                 1,
                 valid,
-                base=rest,
-                baseline="same key at rest",
-                note=f"p99 {valid.p99:.2f} ms vs {rest.p99:.2f} ms at rest ({p99_ratio:.2f}×); "
-                f"the flood's unknown keys are distinct (each one indexed query)",
+                base=floor_valid,
+                baseline="bare aiohttp, same flood",
+                note=f"vs the same key at rest on keybot: p50 {_r(valid.p50 / rest.p50)}× "
+                f"({rest.p50:.2f} ms), p99 {_r(valid.p99 / rest.p99)}× ({rest.p99:.2f} ms); "
+                "the flood's unknown keys are distinct (one indexed query each)",
             )
         )
 
@@ -504,6 +531,8 @@ class Bench:
         hash_seconds = (before + after) / 2
         bound = cores / hash_seconds
         self.extra["argon2_hash_ms_around_create"] = [before * 1000, after * 1000]
+        parallel = await asyncio.to_thread(argon2_parallel_rate, cores)
+        self.extra["argon2_parallel_hashes_per_s"] = parallel
         row = Row.of(
             "create",
             HIGH,
@@ -511,7 +540,9 @@ class Bench:
             statements_per_request=sql,
             baseline=f"argon2 bound {bound:.0f}/s",
             ratio=measured.rps / bound,
-            note=f"bound = {cores} cores ÷ {hash_seconds * 1000:.1f} ms (one hash, measured just before and after)",
+            note=f"bound = {cores} cores ÷ {hash_seconds * 1000:.1f} ms (one hash, measured just before and "
+            f"after); argon2 alone on {cores} threads in parallel here: {parallel:.1f} hashes/s, so create "
+            f"reaches {_r(measured.rps / parallel)}× of what this machine's argon2 can do",
         )
         self.judge(row, "req/s ≥ 0.8× bound", _at_least(0.8), what="req/s ÷ (cores ÷ hash time)")
         self.add(row)
