@@ -104,6 +104,7 @@ async def build_runtime(settings: Settings, *, client: AsyncWebClient | None = N
         store=store,
         verifier=verifier,
         bolt=None if settings.socket_mode else bolt,
+        signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
         verify_token=settings.verify_token,
     )
     return Runtime(

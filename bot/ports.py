@@ -98,6 +98,19 @@ class Store(Protocol):
     def read(self) -> AbstractAsyncContextManager[Transaction]:
         """A read-only transaction (no write lock on SQLite)."""
 
+    async def key_listing(
+        self,
+        *,
+        team_id: str,
+        user_id: str,
+        project_name: str,
+        before_id: int | None,
+        after_id: int | None,
+        limit: int,
+    ) -> tuple[Scope | None, list[KeyRecord]]:
+        """``Transaction.scope`` and ``Transaction.keys_page`` of the named project in one cheap round
+        trip (the hot path of ``/apikeys list``). The caller authorizes before using the keys."""
+
     async def verify_record(self, key_id: str) -> VerifyRecord | None: ...
 
     async def key_exists(self, row_id: int) -> bool: ...

@@ -133,11 +133,15 @@ class Keybot:
     async def _scope(self, tx: Transaction, actor: Actor, project: str | None = None) -> Scope:
         scope = await tx.scope(team_id=actor.team_id, user_id=actor.user_id, project_name=project)
         if scope is None:
-            raise NotSetUp(
-                "keybot is not set up for this workspace yet. An operator can run "
-                f"`keybot bootstrap --team-id {shown(actor.team_id)} --owner <your user id>`."
-            )
+            raise self._not_set_up(actor)
         return scope
+
+    @staticmethod
+    def _not_set_up(actor: Actor) -> NotSetUp:
+        return NotSetUp(
+            "keybot is not set up for this workspace yet. An operator can run "
+            f"`keybot bootstrap --team-id {shown(actor.team_id)} --owner <your user id>`."
+        )
 
     @staticmethod
     def _authorize(scope: Scope, action: Action, *, project: str | None = None) -> None:
@@ -275,18 +279,27 @@ class Keybot:
     ) -> KeyPage:
         """One page of a project's keys, newest first, masked."""
         validate_name(project, kind="project")
-        async with self.store.read() as tx:
-            _, proj = await self._project_scope(tx, actor, project, Action.LIST_KEYS)
-            rows = await tx.keys_page(
-                project_id=proj.id, before_id=before_id, after_id=after_id, limit=PAGE_SIZE + 1
-            )
+        scope, rows = await self.store.key_listing(
+            team_id=actor.team_id,
+            user_id=actor.user_id,
+            project_name=project,
+            before_id=before_id,
+            after_id=after_id,
+            limit=PAGE_SIZE + 1,
+        )
+        if scope is None:
+            raise self._not_set_up(actor)
+        self._authorize(scope, Action.LIST_KEYS, project=project)
+        assert scope.project is not None
+        name = scope.project.name
         if after_id is not None:
             more = len(rows) > PAGE_SIZE
-            keys = rows[-PAGE_SIZE:] if more else rows
-            return KeyPage(project=proj.name, keys=keys, has_newer=more, has_older=True)
+            return KeyPage(
+                project=name, keys=rows[-PAGE_SIZE:] if more else rows, has_newer=more, has_older=True
+            )
         keys = rows[:PAGE_SIZE]
         return KeyPage(
-            project=proj.name, keys=keys, has_newer=before_id is not None, has_older=len(rows) > PAGE_SIZE
+            project=name, keys=keys, has_newer=before_id is not None, has_older=len(rows) > PAGE_SIZE
         )
 
     async def request_delete(self, actor: Actor, project: str, name: str) -> DeleteRequest:

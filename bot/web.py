@@ -23,6 +23,7 @@ from slack_bolt.request.payload_utils import (
     to_step,
     to_view,
 )
+from slack_sdk.signature import SignatureVerifier
 
 from bot.domain.errors import Unavailable
 from bot.ports import Store
@@ -88,7 +89,16 @@ def bolt_request(raw: str, *, headers: dict[str, str | Sequence[str]], query: st
         raise UnservedRequest("no listener for this kind of request")
     try:
         context = build_async_context(AsyncBoltContext({}), body)
-        for extract in (to_options, to_shortcut, to_action, to_view, to_command, to_event, to_message, to_step):
+        for extract in (
+            to_options,
+            to_shortcut,
+            to_action,
+            to_view,
+            to_command,
+            to_event,
+            to_message,
+            to_step,
+        ):
             extract(body)
     except (LookupError, TypeError, AttributeError, ValueError) as err:
         raise MalformedRequest(f"unexpected shape ({type(err).__name__})") from None
@@ -101,19 +111,33 @@ def _json(data: dict[str, Any], *, status: int = 200) -> web.Response:
 
 
 def create_web_app(
-    *, store: Store, verifier: Verifier, bolt: AsyncApp | None, verify_token: str | None
+    *,
+    store: Store,
+    verifier: Verifier,
+    bolt: AsyncApp | None,
+    verify_token: str | None,
+    signing_secret: str | None = None,
 ) -> web.Application:
-    """The aiohttp application. ``bolt`` is None in Socket Mode (Slack events arrive over the socket)."""
+    """The aiohttp application. ``bolt`` is None in Socket Mode (Slack events arrive over the socket).
+
+    With a ``signing_secret``, ``/slack/events`` checks Slack's signature (and its 5-minute window)
+    before it even parses the body, so an unsigned request learns nothing but 401."""
     app = web.Application(client_max_size=MAX_BODY)
     expected_auth = f"Bearer {verify_token}".encode() if verify_token else None
+    signature = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
         assert bolt is not None
         try:
             raw = (await request.read()).decode()
+        except UnicodeDecodeError:
+            return _json({"error": "malformed request"}, status=400)
+        if signature is not None and not signature.is_valid_request(raw, request.headers):
+            return _json({"error": "invalid request signature"}, status=401)
+        try:
             headers: dict[str, str | Sequence[str]] = dict(request.headers)
             bolt_req = bolt_request(raw, headers=headers, query=request.query_string)
-        except (UnicodeDecodeError, MalformedRequest) as err:
+        except MalformedRequest as err:
             log.info("refused a malformed request to /slack/events: %s", err)
             return _json({"error": "malformed request"}, status=400)
         except UnservedRequest:

@@ -214,6 +214,23 @@ _TOUCH = (
 )
 
 
+def _scope_params(team_id: str, user_id: str, project_name: str | None) -> dict[str, Any]:
+    name_lower = None if project_name is None else project_name.lower()
+    return {"team_id": team_id, "user_id": user_id, "name_lower": name_lower}
+
+
+def _scope_from_row(row: tuple[Any, ...]) -> Scope:
+    """A ``Scope`` from one row of ``_SCOPE``."""
+    org_id, team_id, org_name, org_role, project_id, project_name, project_role = row
+    org = Org(id=org_id, team_id=team_id, name=org_name)
+    return Scope(
+        org=org,
+        org_role=None if org_role is None else OrgRole(org_role),
+        project=None if project_id is None else Project(id=project_id, org_id=org_id, name=project_name),
+        project_role=None if project_role is None else ProjectRole(project_role),
+    )
+
+
 class _DriverStatement:
     """A Core statement compiled once for one dialect and run directly on the driver connection.
 
@@ -228,13 +245,16 @@ class _DriverStatement:
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup or ()
         ]
+        # Values SQLAlchemy fills in itself, such as the OFFSET 0 that SQLite renders with a LIMIT.
+        self._defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
         columns = stmt.selected_columns if isinstance(stmt, Select) else ()
         self._results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
 
     def args(self, params: dict[str, Any]) -> list[Any]:
-        return [params[name] if bind is None else bind(params[name]) for name, bind in self._binds]
+        values = {**self._defaults, **params}
+        return [values[name] if bind is None else bind(values[name]) for name, bind in self._binds]
 
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         processors = self._results
@@ -260,24 +280,8 @@ class SqlTransaction:
 
     @_translating
     async def scope(self, *, team_id: str, user_id: str, project_name: str | None) -> Scope | None:
-        params = {
-            "team_id": team_id,
-            "user_id": user_id,
-            "name_lower": None if project_name is None else project_name.lower(),
-        }
-        row = (await self._conn.execute(_SCOPE, params)).first()
-        if row is None:
-            return None
-        org = Org(id=row.id, team_id=row.team_id, name=row.name)
-        project = None
-        if row.project_id is not None:
-            project = Project(id=row.project_id, org_id=org.id, name=row.project_name)
-        return Scope(
-            org=org,
-            org_role=None if row.org_role is None else OrgRole(row.org_role),
-            project=project,
-            project_role=None if row.project_role is None else ProjectRole(row.project_role),
-        )
+        row = (await self._conn.execute(_SCOPE, _scope_params(team_id, user_id, project_name))).first()
+        return None if row is None else _scope_from_row(tuple(row))
 
     @_translating
     async def lock_org(self, org_id: int) -> None:
@@ -580,6 +584,10 @@ class SqlStore:
         self._verify = _DriverStatement(_VERIFY, engine.dialect)
         self._key_exists = _DriverStatement(_KEY_EXISTS, engine.dialect)
         self._touch = _DriverStatement(_TOUCH, engine.dialect)
+        self._scope = _DriverStatement(_SCOPE, engine.dialect)
+        self._keys_newest = _DriverStatement(_KEYS_NEWEST, engine.dialect)
+        self._keys_before = _DriverStatement(_KEYS_BEFORE, engine.dialect)
+        self._keys_after = _DriverStatement(_KEYS_AFTER, engine.dialect)
 
     def transaction(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits at the end, rolls back on error."""
@@ -591,18 +599,56 @@ class SqlStore:
 
     async def _driver(self, stmt: _DriverStatement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run ``stmt`` on a pooled connection's driver, outside any transaction."""
-        args = stmt.args(params)
         async with self._single.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
-                if self._postgres:
-                    raw = await driver.fetch(stmt.sql, *args)
-                else:
-                    raw = await driver.execute_fetchall(stmt.sql, args)
+                return await self._fetch(driver, stmt, params)
             except BaseException:
                 await conn.invalidate()  # the pool cannot tell what state the driver was left in
                 raise
-        return stmt.rows(raw)
+
+    @_translating
+    async def key_listing(
+        self,
+        *,
+        team_id: str,
+        user_id: str,
+        project_name: str,
+        before_id: int | None,
+        after_id: int | None,
+        limit: int,
+    ) -> tuple[Scope | None, list[KeyRecord]]:
+        """Scope and one page of keys on one raw connection: two driver calls, no BEGIN/COMMIT.
+
+        The two reads need no common snapshot: a key created or deleted in between is simply
+        shown or not, as it would be a moment later."""
+        async with self._single.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                rows = await self._fetch(driver, self._scope, _scope_params(team_id, user_id, project_name))
+                scope = _scope_from_row(rows[0]) if rows else None
+                if scope is None or scope.project is None:
+                    return scope, []
+                params: dict[str, Any] = {"project_id": scope.project.id, "limit": limit}
+                if before_id is not None:
+                    keys = await self._fetch(driver, self._keys_before, {**params, "cursor": before_id})
+                elif after_id is not None:
+                    keys = await self._fetch(driver, self._keys_after, {**params, "cursor": after_id})
+                    keys.reverse()
+                else:
+                    keys = await self._fetch(driver, self._keys_newest, params)
+            except BaseException:
+                await conn.invalidate()
+                raise
+        return scope, [KeyRecord(*row) for row in keys]
+
+    async def _fetch(
+        self, driver: Any, stmt: _DriverStatement, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        args = stmt.args(params)
+        if self._postgres:
+            return stmt.rows(await driver.fetch(stmt.sql, *args))
+        return stmt.rows(await driver.execute_fetchall(stmt.sql, args))
 
     @_translating
     async def verify_record(self, key_id: str) -> VerifyRecord | None:

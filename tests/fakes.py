@@ -234,6 +234,28 @@ class MemoryStore:
         self._hit("read")
         return self._read()
 
+    # -- hot reads --
+
+    async def key_listing(
+        self,
+        *,
+        team_id: str,
+        user_id: str,
+        project_name: str,
+        before_id: int | None,
+        after_id: int | None,
+        limit: int,
+    ) -> tuple[Scope | None, list[KeyRecord]]:
+        self._hit("key_listing")
+        async with self.read() as tx:
+            scope = await tx.scope(team_id=team_id, user_id=user_id, project_name=project_name)
+            if scope is None or scope.project is None:
+                return scope, []
+            keys = await tx.keys_page(
+                project_id=scope.project.id, before_id=before_id, after_id=after_id, limit=limit
+            )
+            return scope, keys
+
     # -- verification --
 
     async def verify_record(self, key_id: str) -> VerifyRecord | None:

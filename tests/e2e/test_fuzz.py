@@ -323,9 +323,14 @@ async def test_slash_texts_naming_slack_fields_are_answered_not_404(world: World
 
 # --- interaction payloads ----------------------------------------------------------------------
 
+
+def json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3)
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    json_containers,
     max_leaves=8,
 )
 DROP = object()
@@ -342,8 +347,6 @@ ACTION_IDS = st.one_of(
     st.sampled_from(["", "delete", "DELETE_CONFIRM", "delete_confirm ", "admin", "__class__"]),
     st.text(max_size=30),
 )
-
-
 PROJECT_WORDS = st.sampled_from(["payments", "search", "PAYMENTS", "nosuch", "", "../payments"])
 ROWS = ["first key", "last key", "last audit", 0, 1, 2**31, 2**63, 2**64, -1]
 # Button values name the fixture's pending deletions and rows symbolically; World.value() resolves them.
@@ -446,7 +449,9 @@ async def test_no_click_payload_gets_a_5xx_a_public_reply_a_traceback_or_changes
     calls_before = len(h.slack.calls)
     status, _ = await post_signed(h.session, h.driver.events_url, body, signing_secret=SIGNING_SECRET)
     assert status < 500, status
-    for response in h.slack.responses_to(name):
+    responses = h.slack.responses_to(name)
+    event(f"HTTP {status}, " + ("1 reply" if len(responses) == 1 else f"{len(responses)} replies"))
+    for response in responses:
         assert_private_and_clean(response.body)
     assert world.state() == before
     assert h.slack.calls[calls_before:] == []
@@ -504,6 +509,7 @@ async def test_no_signed_raw_body_gets_a_5xx_or_changes_anything(world: World, b
     calls_before = len(h.slack.calls)
     headers = {"Content-Type": content_type, **sign_bytes(body)}
     async with h.session.post(h.driver.events_url, data=body, headers=headers) as response:
+        event(f"HTTP {response.status}")
         assert response.status < 500, (response.status, await response.text())
         assert "Traceback" not in await response.text()
     assert world.state() == before

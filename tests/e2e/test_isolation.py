@@ -67,7 +67,6 @@ class ThisOrg:
         self.audit_older = audit_reply.button(AUDIT_OLDER)
         rows = org_state(h.db_path)
         self.key_ids = [row[2] for row in rows["api_keys"]]
-        self.masks = [row[5] for row in rows["api_keys"]]
         assert len(self.key_ids) == 22
 
     def __repr__(self) -> str:
