@@ -9,7 +9,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
@@ -46,8 +46,11 @@ class Runtime:
     client: AsyncWebClient
     bolt: AsyncApp
     web_app: web.Application
+    late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
 
     async def aclose(self) -> None:
+        if self.late_replies:  # slow commands still owe their user a reply
+            await asyncio.wait(self.late_replies, timeout=10)
         await self.worker.stop()
         await self.verifier.aclose()
         await self.store.close()
@@ -81,7 +84,9 @@ def return_big_allocations_to_the_os() -> None:
         ctypes.CDLL("libc.so.6").mallopt(m_mmap_threshold, 1 << 20)
 
 
-async def build_runtime(settings: Settings, *, client: AsyncWebClient | None = None) -> Runtime:
+async def build_runtime(
+    settings: Settings, *, client: AsyncWebClient | None = None, ack_budget: float = 2.0
+) -> Runtime:
     """Wire store, services, verifier, outbox worker, Bolt app and web app from settings."""
     return_big_allocations_to_the_os()
     store = await connect(settings)
@@ -94,11 +99,14 @@ async def build_runtime(settings: Settings, *, client: AsyncWebClient | None = N
     keybot = Keybot(
         store, hasher=hasher, key_format=key_format, on_notify=worker.wake, on_key_deleted=verifier.forget
     )
+    late_replies: set[asyncio.Task[None]] = set()
     bolt = create_bolt_app(
         keybot=keybot,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
         bot_token=token,
         client=AsyncWebClient(base_url=settings.slack_api_url),  # the token comes from authorize()
+        ack_budget=ack_budget,
+        late_replies=late_replies,
     )
     web_app = create_web_app(
         store=store,
@@ -116,6 +124,7 @@ async def build_runtime(settings: Settings, *, client: AsyncWebClient | None = N
         client=client,
         bolt=bolt,
         web_app=web_app,
+        late_replies=late_replies,
     )
 
 

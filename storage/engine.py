@@ -36,7 +36,11 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = create_async_engine(parsed, echo=echo, hide_parameters=True, pool_reset_on_return=None)
+        # A pool big enough for a burst of 32 requests: an overflow connection is closed when it is
+        # returned, and on aiosqlite each new one is a new thread plus four PRAGMAs.
+        engine = create_async_engine(
+            parsed, echo=echo, hide_parameters=True, pool_reset_on_return=None, pool_size=16, max_overflow=16
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
@@ -47,7 +51,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             echo=echo,
             hide_parameters=True,
             isolation_level="AUTOCOMMIT",
-            pool_size=10,
+            pool_size=20,
             max_overflow=10,
             pool_pre_ping=True,
             pool_timeout=10,

@@ -2,10 +2,16 @@
 
 Every reply is ephemeral: slash commands answer in the ack body (``process_before_response=True``
 makes it the HTTP response), clicks answer through ``respond()`` on their ``response_url``.
+
+Slack drops an ack that comes after 3 seconds. A command still working after ``ack_budget``
+(2 s) is acked with a private "working on it" and its reply follows through ``respond()`` — so a
+key created while argon2 has a queue still shows its secret once, to its creator only.
 """
 
+import asyncio
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -52,8 +58,13 @@ def create_bolt_app(
     bot_token: str,
     client: AsyncWebClient,
     logger: logging.Logger | None = None,
+    ack_budget: float = 2.0,
+    late_replies: set[asyncio.Task[None]] | None = None,
 ) -> AsyncApp:
-    """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path."""
+    """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path.
+
+    ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown."""
+    pending = late_replies if late_replies is not None else set()
 
     async def authorize(**kwargs: Any) -> AuthorizeResult:
         return AuthorizeResult(
@@ -75,13 +86,28 @@ def create_bolt_app(
         logger=bolt_logger,
     )
 
+    async def respond_later(work: Awaitable[tuple[blocks.Message, bool]], respond: AsyncRespond) -> None:
+        reply, _ = await work
+        try:
+            await respond(**reply)
+        except Exception as err:
+            bolt_logger.warning("could not deliver a late reply on its response_url: %s", type(err).__name__)
+
     @app.command(COMMAND)
-    async def apikeys(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def apikeys(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         text = body.get("text")
-        reply, _ = await guarded(
-            lambda: run_command(keybot, _actor(body), text if isinstance(text, str) else "")
+        work = asyncio.ensure_future(
+            guarded(lambda: run_command(keybot, _actor(body), text if isinstance(text, str) else ""))
         )
-        await ack(**reply)
+        done, _ = await asyncio.wait({work}, timeout=ack_budget)
+        if work in done or respond is None:
+            reply, _ = await work
+            await ack(**reply)
+            return
+        await ack(**blocks.working_message())
+        task = asyncio.create_task(respond_later(work, respond))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     @app.action(re.compile(".*"))
     async def clicked(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None) -> None:

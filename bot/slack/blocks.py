@@ -110,6 +110,11 @@ def help_message(*, intro: str | None = None) -> Message:
     return message(text, [_section(text), _context(roles)])
 
 
+def working_message() -> Message:
+    text = ":hourglass_flowing_sand: Working on it — the answer will appear here in a moment, only to you."
+    return message(text, [_section(text)])
+
+
 def error_message(text: str) -> Message:
     return message(f":warning: {text}")
 
@@ -178,7 +183,9 @@ def confirm_delete(request: DeleteRequest) -> Message:
         [
             _section(text),
             _actions(
-                _button("Delete", action_id=DELETE_CONFIRM, value=request.token, style="danger", confirm=dialog),
+                _button(
+                    "Delete", action_id=DELETE_CONFIRM, value=request.token, style="danger", confirm=dialog
+                ),
                 _button("Cancel", action_id=DELETE_CANCEL, value=request.token),
             ),
             _context(f"This confirmation is yours alone and expires {slack_date(request.expires_at)}."),
