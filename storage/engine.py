@@ -39,7 +39,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # A pool big enough for a burst of 32 requests: an overflow connection is closed when it is
         # returned, and on aiosqlite each new one is a new thread plus four PRAGMAs.
         engine = create_async_engine(
-            parsed, echo=echo, hide_parameters=True, pool_reset_on_return=None, pool_size=16, max_overflow=16
+            parsed, echo=echo, hide_parameters=True, pool_reset_on_return=None, pool_size=4, max_overflow=4
         )
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

@@ -88,6 +88,10 @@ async def test_a_create_that_waits_for_the_sqlite_lock_past_the_busy_timeout_get
         try:
             blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock for longer than 5 s
             reply = await kb.cmd(OWNER, "create web checkout")
+            assert "Working on it" in reply.text  # acked within Slack's 3 s; the answer follows
+            name = reply.response_url.rsplit("/", 1)[-1]
+            [late] = await slack.wait_for(lambda s: s.responses_to(name), timeout=15)
+            reply = Reply(status=reply.status, message=late.body, response_url=reply.response_url)
             listing = await kb.cmd(OWNER, "list web")  # readers are not blocked by a writer (WAL)
             health = await kb.healthz()
         finally:
