@@ -89,6 +89,13 @@ def says(fragment: bytes) -> Expect:
     return expect
 
 
+def says_any(*fragments: bytes) -> Expect:
+    def expect(body: bytes) -> bool:
+        return any(fragment in body for fragment in fragments)
+
+    return expect
+
+
 def valid_verdict(body: bytes) -> bool:
     return body.replace(b" ", b"").startswith(b'{"valid":true')
 
@@ -98,12 +105,17 @@ def invalid_verdict(body: bytes) -> bool:
 
 
 def command(
-    base_url: str, text: str, *, signing_secret: str, user_id: str, team_id: str, expect: Expect
+    base_url: str,
+    text: str,
+    *,
+    signing_secret: str,
+    user_id: str,
+    team_id: str,
+    expect: Expect,
+    response_url: str = "http://127.0.0.1:9/respond/unused",
 ) -> Request:
     """A signed ``/apikeys <text>`` slash command; the signature holds for 5 minutes."""
-    body = slash_command_body(
-        text=text, user_id=user_id, team_id=team_id, response_url="http://127.0.0.1:9/respond/unused"
-    )
+    body = slash_command_body(text=text, user_id=user_id, team_id=team_id, response_url=response_url)
     headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(signing_secret, body)}
     return Request(f"{base_url}/slack/events", body, headers, expect)
 
