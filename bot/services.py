@@ -443,7 +443,6 @@ class Keybot:
     async def grant(self, actor: Actor, user_id: str, role: str, project: str | None = None) -> RoleChange:
         """Give ``user_id`` a role in the org (org owners) or in a project (its owners too)."""
         async with self.store.transaction() as tx:
-            now = self.clock()
             if project is None:
                 scope = await self._scope(tx, actor)
                 self._authorize(scope, Action.GRANT_ORG_ROLE)
@@ -454,33 +453,54 @@ class Keybot:
                     await self._keep_an_owner(tx, scope.org.id)
                 await tx.set_org_role(org_id=scope.org.id, user_id=user_id, role=org_role)
                 where, project_id, text_role = f"the organization `{scope.org.name}`", None, org_role.value
+                project_name = None
             else:
                 validate_name(project, kind="project")
                 scope, proj = await self._project_scope(tx, actor, project, Action.GRANT_PROJECT_ROLE)
                 project_role = project_role_named(role)
                 await tx.set_project_role(project_id=proj.id, user_id=user_id, role=project_role)
                 where, project_id, text_role = f"project `{proj.name}`", proj.id, project_role.value
-            await tx.add_audit(
-                AuditEvent(
-                    org_id=scope.org.id,
-                    project_id=project_id,
-                    actor=actor.user_id,
-                    action="role granted",
-                    at=now,
-                    target_user=user_id,
-                    role=text_role,
-                )
-            )
-            await tx.notify(
+                project_name = proj.name
+            await self._record_role_change(
+                tx,
+                actor,
+                scope,
                 user_id=user_id,
-                at=now,
-                text=f":bust_in_silhouette: <@{actor.user_id}> made you *{text_role}* of {where} on {slack_date(now)}.",
+                project_id=project_id,
+                role=text_role,
+                text=f"made you *{text_role}* of {where}",
             )
         self._on_notify()
-        return RoleChange(
+        return RoleChange(user_id=user_id, role=text_role, project=project_name)
+
+    async def _record_role_change(
+        self,
+        tx: Transaction,
+        actor: Actor,
+        scope: Scope,
+        *,
+        user_id: str,
+        project_id: int | None,
+        role: str | None,
+        text: str,
+    ) -> None:
+        """Audit a grant (``role`` set) or revoke (``role`` None) and DM the user it concerns."""
+        now = self.clock()
+        await tx.add_audit(
+            AuditEvent(
+                org_id=scope.org.id,
+                project_id=project_id,
+                actor=actor.user_id,
+                action="role granted" if role else "role revoked",
+                at=now,
+                target_user=user_id,
+                role=role,
+            )
+        )
+        await tx.notify(
             user_id=user_id,
-            role=text_role,
-            project=project and (scope.project.name if scope.project else project),
+            at=now,
+            text=f":bust_in_silhouette: <@{actor.user_id}> {text} on {slack_date(now)}.",
         )
 
     async def _keep_an_owner(self, tx: Transaction, org_id: int) -> None:
@@ -490,7 +510,6 @@ class Keybot:
     async def revoke(self, actor: Actor, user_id: str, project: str | None = None) -> RoleChange:
         """Remove ``user_id``'s role in the org or in a project; the org always keeps an owner."""
         async with self.store.transaction() as tx:
-            now = self.clock()
             if project is None:
                 scope = await self._scope(tx, actor)
                 self._authorize(scope, Action.GRANT_ORG_ROLE)
@@ -508,20 +527,14 @@ class Keybot:
                 if not await tx.delete_project_role(project_id=proj.id, user_id=user_id):
                     raise NotFound(f"<@{user_id}> has no role in `{proj.name}`.")
                 where, project_id, name = f"project `{proj.name}`", proj.id, proj.name
-            await tx.add_audit(
-                AuditEvent(
-                    org_id=scope.org.id,
-                    project_id=project_id,
-                    actor=actor.user_id,
-                    action="role revoked",
-                    at=now,
-                    target_user=user_id,
-                )
-            )
-            await tx.notify(
+            await self._record_role_change(
+                tx,
+                actor,
+                scope,
                 user_id=user_id,
-                at=now,
-                text=f":bust_in_silhouette: <@{actor.user_id}> removed your role in {where} on {slack_date(now)}.",
+                project_id=project_id,
+                role=None,
+                text=f"removed your role in {where}",
             )
         self._on_notify()
         return RoleChange(user_id=user_id, role=None, project=name)
