@@ -226,6 +226,7 @@ def _setup_logging(level: str) -> None:
     # Bolt and slack-sdk log request and response bodies at DEBUG; a body can hold a new key's secret.
     for name in ("slack_bolt", "keybot.bolt", "slack_sdk"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
