@@ -12,6 +12,8 @@ Transactions choose their mode through execution options, which ``writer``, ``re
   one round trip; ``writer`` is READ COMMITTED, ``reader`` REPEATABLE READ (one snapshot).
 """
 
+import sqlite3
+import time
 from typing import Any, cast
 
 from sqlalchemy import Connection, event, make_url
@@ -19,8 +21,8 @@ from sqlalchemy.engine.interfaces import AdaptedConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
+# busy_timeout comes first so the others wait for a lock instead of failing at once.
 _SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
     "PRAGMA busy_timeout=5000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
@@ -88,7 +90,24 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor = dbapi_connection.cursor()
     for pragma in _SQLITE_PRAGMAS:
         cursor.execute(pragma)
+    _use_wal(cursor)
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a new database to WAL. The switch needs a moment alone with the file, so instances
+    starting together on a new database may find it busy: they wait and try again (up to ~5 s)."""
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    for attempt in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.1)
 
 
 def _sqlite_begin(conn: Connection) -> None:

@@ -84,6 +84,7 @@ def test_the_shell_runs_in_a_terminal_bootstraps_runs_a_command_and_survives_ctr
         shown = terminal.expect("DM to @ana:")
         assert "only you (@ana) see:" in shown
         terminal.expect("@ana> ")
+        time.sleep(0.5)  # as a person would: readline sets up the terminal just after the prompt shows
         terminal.send(CTRL_C)
         assert terminal.expect("@ana> ").strip() == "^C\r\n@ana>"
         terminal.send(CTRL_D)
