@@ -54,6 +54,7 @@ class Runtime:
         await self.worker.stop()
         await self.verifier.aclose()
         await self.store.close()
+        self.keybot.hasher.close()
 
 
 def _first_line(err: BaseException) -> str:

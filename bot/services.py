@@ -41,6 +41,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _key_name_taken(name: str, project: str) -> Conflict:
+    return Conflict(f"A key named `{name}` already exists in `{project}`. Pick another name.")
+
+
 def slack_date(at: datetime) -> str:
     """Slack's date formatting: shown in each reader's own time zone."""
     ts = int(at.timestamp())
@@ -187,9 +191,7 @@ class Keybot:
     ) -> CreatedKey:
         digest, new = digest_and_key
         now = self.clock()
-        if await tx.key_named(project_id=project.id, name=name) is not None:
-            raise Conflict(f"A key named `{name}` already exists in `{project.name}`. Pick another name.")
-        try:
+        try:  # the unique index decides, also between two owners racing for one name
             await tx.add_key(
                 NewKeyRecord(
                     project_id=project.id,
@@ -202,9 +204,7 @@ class Keybot:
                 )
             )
         except Conflict:
-            raise Conflict(
-                f"A key named `{name}` already exists in `{project.name}`. Pick another name."
-            ) from None
+            raise _key_name_taken(name, project.name) from None
         await tx.add_audit(
             AuditEvent(
                 org_id=scope.org.id,
@@ -265,8 +265,8 @@ class Keybot:
         validate_name(name, kind="key")
         async with self.store.read() as tx:
             scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)
-            if await tx.key_named(project_id=proj.id, name=name) is not None:
-                raise Conflict(f"A key named `{name}` already exists in `{proj.name}`. Pick another name.")
+            if await tx.key_named(project_id=proj.id, name=name) is not None:  # before paying argon2
+                raise _key_name_taken(name, proj.name)
         key = await self._new_key()
         async with self.store.transaction() as tx:
             scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)

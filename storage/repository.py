@@ -5,11 +5,11 @@ anything else says "that name is already taken" — services may reword it); a l
 database as ``Unavailable``. add_project and add_key run in a SAVEPOINT, so after a ``Conflict``
 the surrounding transaction is still usable on PostgreSQL as on SQLite.
 
-Hot paths execute statements built once at module level, so SQLAlchemy's compiled cache always
-hits: ``scope`` (the role check: one query), ``keys_page`` and ``key_named``. The verify path
-(``verify_record``, ``key_exists``, ``touch_key``) goes further: its statements are compiled once per
-store and run straight on the pooled driver connection, outside any transaction — one driver call
-each. The Store's other one-statement methods skip BEGIN/COMMIT (``storage.engine.single_statement``).
+Statements are built once at module level, so SQLAlchemy's compiled cache always hits. The hot
+reads (``key_listing`` for ``/apikeys list``; ``verify_record`` and ``key_exists`` for verify) go
+further: compiled once per store, run outside any transaction — synchronously on SQLite
+(``_SqliteReader``), on a pooled driver connection on PostgreSQL. The Store's other one-statement
+methods skip BEGIN/COMMIT (``storage.engine.single_statement``).
 """
 
 import sqlite3

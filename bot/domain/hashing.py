@@ -45,7 +45,9 @@ class Hasher:
             time_cost=p.time_cost, memory_cost=p.memory_kib, parallelism=p.parallelism, type=Type.ID
         )
         self._pool = ThreadPoolExecutor(
-            max_workers=threads or os.cpu_count() or 2, thread_name_prefix="argon2", initializer=_lower_priority
+            max_workers=threads or os.cpu_count() or 2,
+            thread_name_prefix="argon2",
+            initializer=_lower_priority,
         )
 
     def hash_sync(self, plaintext: str) -> str:
@@ -61,7 +63,9 @@ class Hasher:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash_sync, plaintext)
 
     async def verify(self, digest: str, plaintext: str) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.verify_sync, digest, plaintext)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.verify_sync, digest, plaintext
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
