@@ -2,7 +2,7 @@
 
 ``python -m bench --db sqlite|postgres`` (``make bench``) starts, each in its own OS process, a local
 Slack Web API stand-in, a bare Bolt app and a bare aiohttp JSON handler (the floors) and keybot
-itself; seeds keybot's database through the storage layer; then drives every workload of issue 5
+itself; seeds keybot's database through the storage layer; then drives every workload
 over HTTP from this process and writes ``bench/results.json`` and ``bench/results.md``.
 ``--quick`` runs the same harness with tiny durations and sizes (a smoke test, under a minute).
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot.slackwire import sign, slash_command_body
+from bot.shell.wire import sign, slash_command_body
 
 Expect = Callable[[bytes], bool]
 

@@ -83,7 +83,7 @@ class Row:
 
 @dataclass
 class Target:
-    """One target of issue 5, evaluated in this run."""
+    """One performance target, evaluated in this run."""
 
     name: str
     measured: str
@@ -148,7 +148,7 @@ def markdown(rows: list[Row], targets: list[Target], info: dict[str, Any]) -> st
             f"{r.errors} | {_num(r.statements_per_request)} | {r.baseline_text} | {_num(r.ratio)} | "
             f"{r.target or '—'} | {verdict} |"
         )
-    lines += ["", "## Targets (issue 5)", ""]
+    lines += ["", "## Targets", ""]
     lines += [f"- {t.line()}" for t in targets]
     rss = info.get("rss_mb_after")
     if rss:

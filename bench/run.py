@@ -267,7 +267,7 @@ async def database(db: str, workdir: Path) -> AsyncIterator[tuple[str, str | Non
 
 
 class Bench:
-    """The workloads of issue 5 against running servers; fills ``rows`` and ``targets``."""
+    """The benchmark workloads against running servers; fills ``rows`` and ``targets``."""
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """Seed keybot's database for the benchmark, in its own process: ``python -m bench.seed <step> …``.
 
 - ``initial`` (before keybot serves): the org, the projects ``list1k``, ``verify`` and ``writes``
-  through ``Keybot`` (``build_runtime``, real OWASP argon2), ``--real-keys`` real keys in ``verify``
-  through ``Keybot.create_key`` (their plaintexts go to ``--out``, a 0600 file, for the verify
+  through the services (``build_runtime``, real OWASP argon2), ``--real-keys`` real keys in ``verify``
+  through ``keybot.keys.create`` (their plaintexts go to ``--out``, a 0600 file, for the verify
   workloads), and ``list1k`` filled up to ``--list-keys`` keys by bulk insert.
 - ``fill`` (while keybot serves, between workloads): a project ``big`` with ``--project-keys`` keys and
   filler projects until the org holds ``--org-keys`` keys, by bulk insert.
@@ -91,7 +91,7 @@ async def _count_keys(engine: AsyncEngine, *, project_id: int | None = None) -> 
 
 
 async def initial(*, url: str, slack_api_url: str, real_keys: int, list_keys: int, out: Path) -> None:
-    from bot.cli import build_runtime
+    from bot.runtime import build_runtime
     from bot.settings import Settings
 
     settings = Settings(
@@ -105,14 +105,14 @@ async def initial(*, url: str, slack_api_url: str, real_keys: int, list_keys: in
     try:
         keybot = runtime.keybot
         owner = Actor(team_id=TEAM, user_id=OWNER)
-        await keybot.bootstrap(team_id=TEAM, owner=OWNER, org_name="Bench")
+        await keybot.operators.bootstrap(team_id=TEAM, owner=OWNER, org_name="Bench")
         for project in (LIST_PROJECT, VERIFY_PROJECT, WRITES_PROJECT):
-            await keybot.create_project(owner, project)
+            await keybot.projects.create(owner, name=project)
         gate = asyncio.Semaphore(os.cpu_count() or 1)
 
         async def create(i: int) -> str:
             async with gate:
-                return (await keybot.create_key(owner, VERIFY_PROJECT, f"real{i:05d}")).plaintext
+                return (await keybot.keys.create(owner, project=VERIFY_PROJECT, name=f"real{i:05d}")).plaintext
 
         plaintexts = await asyncio.gather(*(create(i) for i in range(real_keys)))
         list_id = await _project_id(runtime.store, LIST_PROJECT)

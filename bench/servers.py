@@ -1,14 +1,14 @@
 """The benchmark's servers, one OS process each: ``python -m bench.servers <kind> [options]``.
 
 Kinds:
-- ``slack``: the Slack Web API stand-in (``bot.fakeslack.FakeSlack``); keybot's outbox sends DMs to it.
+- ``slack``: the Slack Web API stand-in (``bot.shell.fakeslack.FakeSlack``); keybot's outbox sends DMs to it.
 - ``bolt``: the floor for commands: a bare Bolt ``AsyncApp`` (signing secret,
   ``process_before_response=True``) whose ``/apikeys`` handler only acks, behind aiohttp on
   ``POST /slack/events`` through the same request path keybot uses (``bot.web.bolt_request`` and
   ``to_aiohttp_response``).
 - ``aiohttp``: the floor for verify: ``POST /v1/keys/verify`` parses the JSON body and answers
   ``{"valid": false, "code": "NOT_FOUND"}``.
-- ``keybot``: keybot itself, wired by ``bot.cli.build_runtime`` with real OWASP argon2 parameters,
+- ``keybot``: keybot itself, wired by ``bot.runtime.build_runtime`` with real OWASP argon2 parameters,
   served like ``keybot serve`` does, plus ``GET /_bench/stats`` (SQL statements executed and database
   connections opened so far).
 
@@ -61,7 +61,7 @@ async def _serve_app(make_app: Callable[[], web.Application], *, cleanup: Cleanu
 
 
 async def serve_slack() -> None:
-    from bot.fakeslack import FakeSlack
+    from bot.shell.fakeslack import FakeSlack
 
     async with FakeSlack() as slack:
         port = int(slack.api_url.split(":")[2].split("/")[0])
@@ -131,8 +131,8 @@ class _WithCause(logging.Filter):
 async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
     from sqlalchemy import event
 
-    from bot.cli import build_runtime
     from bot.domain.hashing import HashParams
+    from bot.runtime import build_runtime
     from bot.settings import Settings
 
     settings = Settings(

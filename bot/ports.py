@@ -1,7 +1,13 @@
-"""The storage interface the services need. storage/ implements it on SQLAlchemy; tests/fakes.py in memory.
+"""The interfaces the services need, split by consumer. storage/ implements them on SQLAlchemy;
+tests/fakes.py in memory.
 
-A ``Transaction`` is one database transaction: everything done through it commits together when the
-``async with store.transaction()`` block ends normally, and rolls back on any exception.
+- ``UnitOfWork`` (the services' changes): ``transaction()`` is one database transaction; everything
+  done through it commits together when the ``async with`` block ends normally and rolls back on any
+  exception. ``read()`` is a read-only snapshot.
+- ``HotReads`` (``/apikeys list`` and the verifier): single cheap statements outside any transaction.
+- ``Outbox`` (the DM worker): claim, mark sent, reschedule.
+- ``Health`` (``/healthz``): one cheap query that proves the database answers.
+
 Unique-name violations surface as ``bot.domain.errors.Conflict``; an unreachable database as
 ``bot.domain.errors.Unavailable``.
 """
@@ -23,39 +29,44 @@ from bot.domain.model import (
     Scope,
     VerifyRecord,
 )
+from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
 
+# -- the unit of work, by area ------------------------------------------------------------------
 
-class Transaction(Protocol):
+
+class OrgRows(Protocol):
     async def scope(self, *, team_id: str, user_id: str, project_name: str | None) -> Scope | None:
         """The org of ``team_id`` with the user's roles, and the named project (None if absent)."""
 
     async def lock_org(self, org_id: int) -> None:
         """Serialize role changes in one org (SELECT … FOR UPDATE on PostgreSQL)."""
 
-    async def ensure_org(self, *, team_id: str, name: str) -> Org: ...
+    async def ensure_org(self, *, team_id: str, name: str, at: datetime) -> Org: ...
 
+    async def org_teams(self) -> list[str]:
+        """The team ids of every organization."""
+
+
+class ProjectRows(Protocol):
     async def visible_projects(self, *, org_id: int, user_id: str, all_projects: bool) -> list[Project]: ...
 
     async def add_project(self, *, org_id: int, name: str, created_by: str, at: datetime) -> Project: ...
 
-    async def project_named(self, *, org_id: int, name: str) -> Project | None: ...
-
     async def project_by_id(self, project_id: int) -> Project | None: ...
 
+
+class KeyRows(Protocol):
     async def add_key(self, key: NewKeyRecord) -> KeyRecord: ...
 
     async def key_named(self, *, project_id: int, name: str) -> KeyRecord | None: ...
 
     async def key_by_row_id(self, row_id: int) -> KeyRecord | None: ...
 
-    async def keys_page(
-        self, *, project_id: int, before_id: int | None, after_id: int | None, limit: int
-    ) -> list[KeyRecord]:
-        """Newest first. ``before_id``: rows older than it; ``after_id``: rows newer than it."""
-
     async def delete_key(self, row_id: int) -> bool: ...
 
+
+class RoleRows(Protocol):
     async def org_role(self, *, org_id: int, user_id: str) -> OrgRole | None: ...
 
     async def set_org_role(self, *, org_id: int, user_id: str, role: OrgRole) -> None: ...
@@ -77,6 +88,8 @@ class Transaction(Protocol):
     async def project_owners(self, *, org_id: int, project_id: int) -> list[str]:
         """Org owners and this project's owners, each once."""
 
+
+class PendingRows(Protocol):
     async def add_pending(self, pending: PendingDeletion) -> None: ...
 
     async def pending(self, token: str) -> PendingDeletion | None: ...
@@ -84,20 +97,34 @@ class Transaction(Protocol):
     async def use_pending(self, token: str, *, at: datetime) -> bool:
         """Mark unused ``token`` used; False if it was already used (atomic: one winner)."""
 
+
+class AuditRows(Protocol):
     async def add_audit(self, event: AuditEvent) -> None: ...
 
     async def audit_page(self, *, project_id: int, before_id: int | None, limit: int) -> list[AuditEvent]: ...
 
-    async def notify(self, *, user_id: str, text: str, at: datetime) -> None:
+
+class NoticeRows(Protocol):
+    async def notify(self, notice: Notice) -> None:
         """Queue a DM in the outbox, in this transaction."""
 
 
-class Store(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+class Transaction(OrgRows, ProjectRows, KeyRows, RoleRows, PendingRows, AuditRows, NoticeRows, Protocol):
+    """One database transaction: every area's rows."""
+
+
+class UnitOfWork(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A write transaction: commits at the end of the block, rolls back on any exception."""
 
     def read(self) -> AbstractAsyncContextManager[Transaction]:
         """A read-only transaction (no write lock on SQLite)."""
 
+
+# -- the hot reads ----------------------------------------------------------------------------
+
+
+class KeyListing(Protocol):
     async def key_listing(
         self,
         *,
@@ -108,15 +135,23 @@ class Store(Protocol):
         after_id: int | None,
         limit: int,
     ) -> tuple[Scope | None, list[KeyRecord]]:
-        """``Transaction.scope`` and ``Transaction.keys_page`` of the named project in one cheap round
-        trip (the hot path of ``/apikeys list``). The caller authorizes before using the keys."""
+        """The scope of the named project and one page of its keys (newest first; ``before_id``: rows
+        older than it; ``after_id``: rows newer than it) in one cheap round trip. The caller
+        authorizes before using the keys."""
 
+
+class VerifyReads(Protocol):
     async def verify_record(self, key_id: str) -> VerifyRecord | None: ...
 
     async def key_exists(self, row_id: int) -> bool: ...
 
     async def touch_key(self, row_id: int, *, at: datetime) -> None: ...
 
+
+# -- the outbox and health ----------------------------------------------------------------------
+
+
+class Outbox(Protocol):
     async def claim_notifications(
         self, *, limit: int, now: datetime, lease_seconds: float
     ) -> Sequence[Notification]:
@@ -126,6 +161,7 @@ class Store(Protocol):
 
     async def reschedule(self, notification_id: int, *, at: datetime, error: str) -> None: ...
 
-    async def pending_notifications(self) -> int: ...
 
-    async def close(self) -> None: ...
+class Health(Protocol):
+    async def pending_notifications(self) -> int:
+        """DMs not yet sent; raises ``Unavailable`` when the database does not answer."""

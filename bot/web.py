@@ -3,7 +3,7 @@
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,8 +26,8 @@ from slack_bolt.request.payload_utils import (
 from slack_sdk.signature import SignatureVerifier
 
 from bot.domain.errors import Unavailable
-from bot.ports import Store
-from bot.verification import MALFORMED, Verifier
+from bot.ports import Health
+from bot.services.verification import MALFORMED, Verifier
 
 log = logging.getLogger("keybot.web")
 MAX_BODY = 64 * 1024
@@ -106,13 +106,26 @@ def bolt_request(raw: str, *, headers: dict[str, str | Sequence[str]], query: st
     return request
 
 
+def _signed(signature: SignatureVerifier, raw: str, headers: Mapping[str, str]) -> bool:
+    """Slack's signature check, with any malformed header (a timestamp that is not a number, a
+    signature that is not ASCII) counted as a bad signature instead of an exception."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    given = headers.get("X-Slack-Signature", "")
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 and given.isascii()):
+        return False
+    try:
+        return signature.is_valid(body=raw, timestamp=timestamp, signature=given)
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def _json(data: dict[str, Any], *, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, separators=(",", ":")))
 
 
 def create_web_app(
     *,
-    store: Store,
+    health: Health,
     verifier: Verifier,
     bolt: AsyncApp | None,
     verify_token: str | None,
@@ -132,7 +145,8 @@ def create_web_app(
             raw = (await request.read()).decode()
         except UnicodeDecodeError:
             return _json({"error": "malformed request"}, status=400)
-        if signature is not None and not signature.is_valid_request(raw, request.headers):
+        if signature is not None and not _signed(signature, raw, request.headers):
+            log.info("refused a request to /slack/events with a missing or invalid signature")
             return _json({"error": "invalid request signature"}, status=401)
         try:
             headers: dict[str, str | Sequence[str]] = dict(request.headers)
@@ -146,7 +160,7 @@ def create_web_app(
 
     async def verify(request: web.Request) -> web.Response:
         if expected_auth is not None:
-            given = request.headers.get("Authorization", "").encode()
+            given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
             if not secrets.compare_digest(given, expected_auth):
                 return _json({"error": "missing or wrong bearer token"}, status=401)
         try:
@@ -166,7 +180,7 @@ def create_web_app(
 
     async def healthz(request: web.Request) -> web.Response:
         try:
-            backlog = await store.pending_notifications()
+            backlog = await health.pending_notifications()
         except Unavailable:
             return _json({"status": "unavailable", "database": "unreachable"}, status=503)
         return _json({"status": "ok", "database": "ok", "outbox_pending": backlog})

@@ -152,6 +152,8 @@ outbox = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("user_id", ID, nullable=False),
+    Column("team_id", ID, nullable=True),  # the recipient's workspace (rows queued as a Notice)
+    Column("notice", Text, nullable=True),  # Notice.to_json(); NULL for rows queued as text
     Column("text", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),

@@ -2,10 +2,9 @@
 
 import pytest
 
-from bot.domain.hashing import HashParams
 from bot.domain.keys import KeyFormat
 from bot.domain.model import Actor
-from bot.services import Keybot
+from bot.services import Context, Keybot, build_services
 from tests.fakes import CountingHasher, FakeClock, MemoryStore
 
 TEAM = "T0001"
@@ -24,7 +23,7 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def hasher() -> CountingHasher:
-    return CountingHasher(HashParams.cheapest())
+    return CountingHasher()
 
 
 @pytest.fixture
@@ -34,11 +33,13 @@ def key_format() -> KeyFormat:
 
 @pytest.fixture
 def keybot(store: MemoryStore, hasher: CountingHasher, key_format: KeyFormat, clock: FakeClock) -> Keybot:
-    return Keybot(store, hasher=hasher, key_format=key_format, clock=clock)
+    return build_services(
+        Context(uow=store, clock=clock), listing=store, hasher=hasher, key_format=key_format
+    )
 
 
 @pytest.fixture
 async def org(keybot: Keybot) -> Actor:
     """A bootstrapped workspace; returns its first org owner."""
-    await keybot.bootstrap(team_id=ORG_OWNER.team_id, owner=ORG_OWNER.user_id, org_name="Acme")
+    await keybot.operators.bootstrap(team_id=ORG_OWNER.team_id, owner=ORG_OWNER.user_id, org_name="Acme")
     return ORG_OWNER

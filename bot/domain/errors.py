@@ -9,12 +9,35 @@
     ├── ConfirmationRefused     a delete click that changes nothing: expired, used, someone else's
     └── Unavailable             the database (or another dependency) is down; try again
 
-No message may contain a key's secret; messages name keys by their name or masked form only.
+A message is made of parts: plain text and ``User`` references, which each front end shows its own
+way (Slack as a mention, ``str()`` as ``@U123``). No message may contain a key's secret; messages name
+keys by their name or masked form only.
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A Slack user named in a message."""
+
+    id: str
 
 
 class KeybotError(Exception):
     """Base of every error a user can be told about."""
+
+    def __init__(self, *parts: str | User) -> None:
+        super().__init__(*parts)
+        self.parts = parts
+
+    def render(self, user: Callable[[str], str]) -> str:
+        """The message, with each ``User`` shown by ``user(user_id)``."""
+        return "".join(part if isinstance(part, str) else user(part.id) for part in self.parts)
+
+    def __str__(self) -> str:
+        return self.render(lambda user_id: f"@{user_id}")
 
 
 class InvalidInput(KeybotError):

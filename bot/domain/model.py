@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
 
 
@@ -12,6 +13,7 @@ class Actor:
 
     team_id: str
     user_id: str
+    enterprise_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +105,11 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """A direct message waiting in the outbox."""
+    """A direct message waiting in the outbox: a ``Notice`` to render (``text`` for rows queued as text)."""
 
     id: int
     user_id: str
+    notice: Notice | None
     text: str
     attempts: int
 

@@ -1,56 +1,47 @@
 """Button clicks: delete confirmation and cancel, list and audit paging. Authorization is re-checked
-by the services on every click; button values are treated as untrusted input."""
+by the services on every click; button values are decoded as untrusted input."""
 
-import re
+from collections.abc import Awaitable, Callable
 
-from bot.domain.errors import InvalidInput
 from bot.domain.model import Actor
 from bot.services import Keybot
 from bot.slack import blocks
 from bot.slack.blocks import Message
+from bot.slack.codec import ActionId, decode_page
 
-STALE = "This button is out of date. Run the command again."
-# ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and row ids that fit the
-# database's INTEGER columns (PostgreSQL's are 32-bit; SQLite refuses Python ints past 64 bits).
-PAGE_VALUE_RE = re.compile(r"([^|]*)\|([0-9]{1,10})\|([0-9]{1,6})")
-MAX_ROW_ID = 2**31 - 1
-
-
-def page_value(value: str) -> tuple[str, int, int]:
-    """Parse ``<project>|<row id>|<page>`` from a paging button (an untrusted value)."""
-    match = PAGE_VALUE_RE.fullmatch(value)
-    if match is None or int(match[2]) > MAX_ROW_ID:
-        raise InvalidInput(STALE)
-    return match[1], int(match[2]), max(int(match[3]), 1)
+Click = Callable[[Keybot, Actor, str], Awaitable[Message]]
 
 
 async def confirm_delete(kb: Keybot, actor: Actor, value: str) -> Message:
-    return blocks.deleted(await kb.confirm_delete(actor, value))
+    return blocks.deleted(await kb.keys.confirm_delete(actor, token=value))
 
 
 async def cancel_delete(kb: Keybot, actor: Actor, value: str) -> Message:
-    return blocks.cancelled(await kb.cancel_delete(actor, value))
+    return blocks.cancelled(await kb.keys.cancel_delete(actor, token=value))
 
 
 async def keys_older(kb: Keybot, actor: Actor, value: str) -> Message:
-    project, row_id, page = page_value(value)
-    return blocks.key_page(await kb.list_keys(actor, project, before_id=row_id), number=page)
+    cursor = decode_page(value)
+    page = await kb.keys.page(actor, project=cursor.project, before_id=cursor.row_id)
+    return blocks.key_page(page, number=cursor.page)
 
 
 async def keys_newer(kb: Keybot, actor: Actor, value: str) -> Message:
-    project, row_id, page = page_value(value)
-    return blocks.key_page(await kb.list_keys(actor, project, after_id=row_id), number=page)
+    cursor = decode_page(value)
+    page = await kb.keys.page(actor, project=cursor.project, after_id=cursor.row_id)
+    return blocks.key_page(page, number=cursor.page)
 
 
 async def audit_older(kb: Keybot, actor: Actor, value: str) -> Message:
-    project, row_id, page = page_value(value)
-    return blocks.audit_page(await kb.audit(actor, project, before_id=row_id), number=page)
+    cursor = decode_page(value)
+    page = await kb.audit.page(actor, project=cursor.project, before_id=cursor.row_id)
+    return blocks.audit_page(page, number=cursor.page)
 
 
-ACTIONS = {
-    blocks.DELETE_CONFIRM: confirm_delete,
-    blocks.DELETE_CANCEL: cancel_delete,
-    blocks.KEYS_OLDER: keys_older,
-    blocks.KEYS_NEWER: keys_newer,
-    blocks.AUDIT_OLDER: audit_older,
+ACTIONS: dict[ActionId, Click] = {
+    ActionId.DELETE_CONFIRM: confirm_delete,
+    ActionId.DELETE_CANCEL: cancel_delete,
+    ActionId.KEYS_OLDER: keys_older,
+    ActionId.KEYS_NEWER: keys_newer,
+    ActionId.AUDIT_OLDER: audit_older,
 }

@@ -16,30 +16,29 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import InvalidInput
 from bot.domain.model import Actor
 from bot.services import Keybot
 from bot.slack import blocks
-from bot.slack.actions import ACTIONS, STALE
+from bot.slack.actions import ACTIONS
+from bot.slack.codec import STALE, action_id_named
 from bot.slack.commands import run_command
 from bot.slack.errors import guarded
 
 COMMAND = "/apikeys"
 
 
-def _actor(body: dict[str, Any]) -> Actor:
-    """Who is acting, from a command or an interaction payload (untrusted shapes)."""
-    user = body.get("user")
-    team = body.get("team")
-    user_id = body.get("user_id") or (user.get("id") if isinstance(user, dict) else None)
-    team_id = body.get("team_id") or (team.get("id") if isinstance(team, dict) else None)
-    if team_id is None and isinstance(user, dict):
-        team_id = user.get("team_id")
+def _actor(context: AsyncBoltContext) -> Actor:
+    """Who is acting, as Bolt read it from the request (``context.user_id``, ``team_id``, ``enterprise_id``)."""
+    user_id, team_id, enterprise_id = context.user_id, context.team_id, context.enterprise_id
     if not isinstance(user_id, str) or not isinstance(team_id, str) or not user_id or not team_id:
         raise InvalidInput("This request did not say who sent it.")
-    return Actor(team_id=team_id, user_id=user_id)
+    return Actor(
+        team_id=team_id, user_id=user_id, enterprise_id=enterprise_id if isinstance(enterprise_id, str) else None
+    )
 
 
 def _action_value(body: dict[str, Any]) -> tuple[str, str]:
@@ -94,10 +93,12 @@ def create_bolt_app(
             bolt_logger.warning("could not deliver a late reply on its response_url: %s", type(err).__name__)
 
     @app.command(COMMAND)
-    async def apikeys(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None) -> None:
+    async def apikeys(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond | None
+    ) -> None:
         text = body.get("text")
         work = asyncio.ensure_future(
-            guarded(lambda: run_command(keybot, _actor(body), text if isinstance(text, str) else ""))
+            guarded(lambda: run_command(keybot, _actor(context), text if isinstance(text, str) else ""))
         )
         done, _ = await asyncio.wait({work}, timeout=ack_budget)
         if work in done or respond is None:
@@ -110,15 +111,14 @@ def create_bolt_app(
         task.add_done_callback(pending.discard)
 
     @app.action(re.compile(".*"))
-    async def clicked(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None) -> None:
+    async def clicked(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond | None
+    ) -> None:
         await ack()
 
         async def work() -> blocks.Message:
             action_id, value = _action_value(body)
-            handler = ACTIONS.get(action_id)
-            if handler is None:
-                raise InvalidInput(STALE)
-            return await handler(keybot, _actor(body), value)
+            return await ACTIONS[action_id_named(action_id)](keybot, _actor(context), value)
 
         reply, ok = await guarded(work)
         if respond is None:

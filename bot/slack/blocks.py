@@ -12,7 +12,7 @@ and checks it round-trips, so the shapes stay what slack-sdk (and Slack) accept.
 from typing import Any
 
 from bot.domain.model import AuditEvent, KeyRecord, Project, RoleGrant
-from bot.services import (
+from bot.services.results import (
     AuditPage,
     CreatedKey,
     DeletedKey,
@@ -21,18 +21,13 @@ from bot.services import (
     Members,
     RoleChange,
     Whoami,
-    slack_date,
 )
+from bot.slack.codec import ActionId, PageCursor, encode_page
+from bot.slack.dates import slack_date
 
 Message = dict[str, Any]
 Block = dict[str, Any]
 
-# action_ids: the only interactive elements keybot ever sends.
-DELETE_CONFIRM = "delete_confirm"
-DELETE_CANCEL = "delete_cancel"
-KEYS_OLDER = "keys_older"
-KEYS_NEWER = "keys_newer"
-AUDIT_OLDER = "audit_older"
 
 HELP_LINES = [
     ("help", "this message"),
@@ -61,12 +56,12 @@ DIVIDER: Block = {"type": "divider"}
 
 
 def _button(
-    text: str, *, action_id: str, value: str, style: str | None = None, confirm: Block | None = None
+    text: str, *, action_id: ActionId, value: str, style: str | None = None, confirm: Block | None = None
 ) -> Block:
     button: Block = {
         "type": "button",
         "text": {"type": "plain_text", "text": text, "emoji": True},
-        "action_id": action_id,
+        "action_id": action_id.value,
         "value": value,
     }
     if style:
@@ -157,11 +152,11 @@ def key_page(page: KeyPage, *, number: int) -> Message:
     blocks += [_section(_key_line(key)) for key in page.keys]
     buttons = []
     if page.has_newer:
-        value = f"{page.project}|{page.keys[0].id}|{number - 1}"
-        buttons.append(_button("◀ Newer", action_id=KEYS_NEWER, value=value))
+        value = encode_page(PageCursor(page.project, page.keys[0].id, number - 1))
+        buttons.append(_button("◀ Newer", action_id=ActionId.KEYS_NEWER, value=value))
     if page.has_older:
-        value = f"{page.project}|{page.keys[-1].id}|{number + 1}"
-        buttons.append(_button("Older ▶", action_id=KEYS_OLDER, value=value))
+        value = encode_page(PageCursor(page.project, page.keys[-1].id, number + 1))
+        buttons.append(_button("Older ▶", action_id=ActionId.KEYS_OLDER, value=value))
     if buttons:
         blocks.append(_actions(*buttons))
     return message(f"Keys in {page.project}, page {number}", blocks)
@@ -184,9 +179,9 @@ def confirm_delete(request: DeleteRequest) -> Message:
             _section(text),
             _actions(
                 _button(
-                    "Delete", action_id=DELETE_CONFIRM, value=request.token, style="danger", confirm=dialog
+                    "Delete", action_id=ActionId.DELETE_CONFIRM, value=request.token, style="danger", confirm=dialog
                 ),
-                _button("Cancel", action_id=DELETE_CANCEL, value=request.token),
+                _button("Cancel", action_id=ActionId.DELETE_CANCEL, value=request.token),
             ),
             _context(f"This confirmation is yours alone and expires {slack_date(request.expires_at)}."),
         ],
@@ -270,6 +265,6 @@ def audit_page(page: AuditPage, *, number: int) -> Message:
     for start in range(0, len(lines), 10):
         blocks.append(_section("\n".join(lines[start : start + 10])))
     if page.has_older and page.events[-1].id is not None:
-        value = f"{page.project}|{page.events[-1].id}|{number + 1}"
-        blocks.append(_actions(_button("Older ▶", action_id=AUDIT_OLDER, value=value)))
+        value = encode_page(PageCursor(page.project, page.events[-1].id, number + 1))
+        blocks.append(_actions(_button("Older ▶", action_id=ActionId.AUDIT_OLDER, value=value)))
     return message(f"Audit log of {page.project}, page {number}", blocks)

@@ -18,12 +18,12 @@ async def _help(kb: Keybot, actor: Actor, args: list[str]) -> Message:
 
 async def _whoami(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     expect(args, "whoami", required=0)
-    return blocks.whoami(await kb.whoami(actor))
+    return blocks.whoami(await kb.people.whoami(actor))
 
 
 async def _projects(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     expect(args, "projects", required=0)
-    return blocks.projects(await kb.projects(actor))
+    return blocks.projects(await kb.projects.visible(actor))
 
 
 async def _project(kb: Keybot, actor: Actor, args: list[str]) -> Message:
@@ -32,42 +32,42 @@ async def _project(kb: Keybot, actor: Actor, args: list[str]) -> Message:
         return blocks.error_message(
             f"`project {shown(sub or '')}` is not a command. Usage: `/apikeys project create <project>`"
         )
-    return blocks.created_key(await kb.create_project(actor, name or ""))
+    return blocks.created_key(await kb.projects.create(actor, name=name or ""))
 
 
 async def _create(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     project, name = expect(args, "create <project> <key-name>", required=2)
-    return blocks.created_key(await kb.create_key(actor, project or "", name or ""))
+    return blocks.created_key(await kb.keys.create(actor, project=project or "", name=name or ""))
 
 
 async def _list(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     (project,) = expect(args, "list <project>", required=1)
-    return blocks.key_page(await kb.list_keys(actor, project or ""), number=1)
+    return blocks.key_page(await kb.keys.page(actor, project=project or ""), number=1)
 
 
 async def _delete(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     project, name = expect(args, "delete <project> <key-name>", required=2)
-    return blocks.confirm_delete(await kb.request_delete(actor, project or "", name or ""))
+    return blocks.confirm_delete(await kb.keys.request_delete(actor, project=project or "", name=name or ""))
 
 
 async def _grant(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     user, role, project = expect(args, "grant <@user> <role> [<project>]", required=2, optional=1)
-    return blocks.role_changed(await kb.grant(actor, user_id(user or ""), role or "", project))
+    return blocks.role_changed(await kb.people.grant(actor, user_id=user_id(user or ""), role=role or "", project=project))
 
 
 async def _revoke(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     user, project = expect(args, "revoke <@user> [<project>]", required=1, optional=1)
-    return blocks.role_changed(await kb.revoke(actor, user_id(user or ""), project))
+    return blocks.role_changed(await kb.people.revoke(actor, user_id=user_id(user or ""), project=project))
 
 
 async def _members(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     (project,) = expect(args, "members [<project>]", required=0, optional=1)
-    return blocks.members(await kb.members(actor, project))
+    return blocks.members(await kb.people.members(actor, project=project))
 
 
 async def _audit(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     (project,) = expect(args, "audit <project>", required=1)
-    return blocks.audit_page(await kb.audit(actor, project or ""), number=1)
+    return blocks.audit_page(await kb.audit.page(actor, project=project or ""), number=1)
 
 
 COMMANDS: dict[str, Handler] = {

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from bot.domain.errors import KeybotError, Unavailable
 from bot.slack import blocks
 from bot.slack.blocks import Message
+from bot.slack.dates import mention
 
 log = logging.getLogger("keybot.slack")
 
@@ -17,9 +18,9 @@ async def guarded(work: Callable[[], Awaitable[Message]]) -> tuple[Message, bool
         return await work(), True
     except Unavailable as err:
         log.warning("database unavailable: %s", err)
-        return blocks.error_message(str(err)), False
+        return blocks.error_message(err.render(mention)), False
     except KeybotError as err:
-        return blocks.error_message(str(err)), False
+        return blocks.error_message(err.render(mention)), False
     except Exception:
         ref = secrets.token_hex(3).upper()
         log.exception("unexpected error (ref %s)", ref)

@@ -3,26 +3,45 @@
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.cli import Runtime, build_runtime
 from bot.domain.hashing import HashParams
-from bot.fakeslack import FakeSlack
+from bot.runtime import Runtime, build_runtime, utcnow
 from bot.settings import Settings
-from bot.slackdriver import Reply, SlackDriver
+from bot.shell.driver import Reply, SlackDriver
+from bot.shell.fakeslack import FakeSlack
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM = "T0001"
 OWNER = "UOWNER01"
 
 
+class ShiftedClock:
+    """The wall clock plus an offset the test sets: ``shift(timedelta(minutes=11))`` is eleven minutes
+    from now for every part of keybot (services, verifier, outbox), until ``reset()``."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+    def shift(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def reset(self) -> None:
+        self.offset = timedelta()
+
+
 @dataclass
 class Harness:
     runtime: Runtime
+    clock: ShiftedClock
     slack: FakeSlack
     driver: SlackDriver
     base_url: str
@@ -65,8 +84,8 @@ def e2e_settings(slack: FakeSlack, db_path: Path, **overrides: object) -> Settin
 @pytest.fixture
 async def harness(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Harness]:
     db_path = tmp_path / "keybot.db"
-    runtime = await build_runtime(e2e_settings(slack, db_path))
-    runtime.worker._base_backoff = 0.05
+    clock = ShiftedClock()
+    runtime = await build_runtime(e2e_settings(slack, db_path), outbox_backoff=0.05, clock=clock)
     runner = web.AppRunner(runtime.web_app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -74,11 +93,11 @@ async def harness(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Harness]:
     port = runner.addresses[0][1]
     base_url = f"http://127.0.0.1:{port}"
     runtime.worker.start()
-    await runtime.keybot.bootstrap(team_id=TEAM, owner=OWNER, org_name="Acme")
+    await runtime.keybot.operators.bootstrap(team_id=TEAM, owner=OWNER, org_name="Acme")
     async with aiohttp.ClientSession() as session:
         driver = SlackDriver(events_url=f"{base_url}/slack/events", signing_secret=SIGNING_SECRET, slack=slack,
                              team_id=TEAM, session=session)
-        yield Harness(runtime=runtime, slack=slack, driver=driver, base_url=base_url, session=session,
+        yield Harness(runtime=runtime, clock=clock, slack=slack, driver=driver, base_url=base_url, session=session,
                       db_path=db_path)
     await runner.cleanup()
     await runtime.aclose()

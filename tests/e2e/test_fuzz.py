@@ -30,11 +30,11 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.names import NAME_RE
-from bot.slack.blocks import AUDIT_OLDER, DELETE_CANCEL, DELETE_CONFIRM, KEYS_NEWER, KEYS_OLDER
+from bot.shell.driver import message_text
+from bot.shell.wire import block_actions_body, post_signed
+from bot.slack.codec import ActionId
 from bot.slack.commands import COMMANDS
 from bot.slack.parsing import words
-from bot.slackdriver import message_text
-from bot.slackwire import block_actions_body, post_signed
 from tests.e2e.conftest import OWNER, SIGNING_SECRET, TEAM, Harness
 
 EXAMPLES = int(os.environ.get("KEYBOT_FUZZ_EXAMPLES", "60"))
@@ -177,14 +177,13 @@ async def world(harness: Harness) -> AsyncIterator[World]:
     ):
         reply = await h.as_owner(text)
         assert not is_refusal(reply.message), reply.text
-    live = (await h.cmd(PROJECT_OWNER, "delete payments checkout")).button(DELETE_CONFIRM)["value"]
+    live = (await h.cmd(PROJECT_OWNER, "delete payments checkout")).button(ActionId.DELETE_CONFIRM)["value"]
     used_ask = await h.as_owner("delete payments k00")
-    used = used_ask.button(DELETE_CANCEL)["value"]
-    assert "Cancelled" in (await h.driver.click(OWNER, used_ask.button(DELETE_CANCEL))).text
-    real_clock = h.runtime.keybot.clock
-    h.runtime.keybot.clock = lambda: real_clock() - timedelta(minutes=11)
-    expired = (await h.as_owner("delete payments k01")).button(DELETE_CONFIRM)["value"]
-    h.runtime.keybot.clock = real_clock
+    used = used_ask.button(ActionId.DELETE_CANCEL)["value"]
+    assert "Cancelled" in (await h.driver.click(OWNER, used_ask.button(ActionId.DELETE_CANCEL))).text
+    h.clock.shift(-timedelta(minutes=11))
+    expired = (await h.as_owner("delete payments k01")).button(ActionId.DELETE_CONFIRM)["value"]
+    h.clock.reset()
     await h.outbox_drained()
     snapshots = DbSnapshots(h.db_path)
     yield World(h, live=live, used=used, expired=expired, state=snapshots)
@@ -343,7 +342,7 @@ PATHS = [
 ]
 MUTATIONS = st.lists(st.tuples(st.sampled_from(PATHS), st.one_of(st.just(DROP), JSON)), max_size=3)
 ACTION_IDS = st.one_of(
-    st.sampled_from([DELETE_CONFIRM, DELETE_CANCEL, KEYS_OLDER, KEYS_NEWER, AUDIT_OLDER]),
+    st.sampled_from([ActionId.DELETE_CONFIRM, ActionId.DELETE_CANCEL, ActionId.KEYS_OLDER, ActionId.KEYS_NEWER, ActionId.AUDIT_OLDER]),
     st.sampled_from(["", "delete", "DELETE_CONFIRM", "delete_confirm ", "admin", "__class__"]),
     st.text(max_size=30),
 )
@@ -442,7 +441,7 @@ async def test_no_click_payload_gets_a_5xx_a_public_reply_a_traceback_or_changes
             set_path(payload, path, value)
         user_id, team_id, action_id, value = effective_click(payload)
         legit = (user_id == PROJECT_OWNER and team_id == TEAM and value == world.live
-                 and action_id in (DELETE_CONFIRM, DELETE_CANCEL))
+                 and action_id in (ActionId.DELETE_CONFIRM, ActionId.DELETE_CANCEL))
         assume(not legit)
         body = urlencode({"payload": json.dumps(payload)}).encode()
     before = world.state()
@@ -466,7 +465,7 @@ def click_payload(user: str, team: str, action_id: str, value: str, *, response_
 
 async def test_a_well_formed_foreign_click_is_answered_privately(world: World) -> None:
     """Guards the fuzz above against testing nothing: the unmutated click does reach keybot."""
-    reply = await world.h.driver.click(OWNER, {"action_id": DELETE_CONFIRM, "value": world.live})
+    reply = await world.h.driver.click(OWNER, {"action_id": ActionId.DELETE_CONFIRM, "value": world.live})
     assert reply.status == 200
     assert f"Only <@{PROJECT_OWNER}>" in reply.text
     assert reply.message["response_type"] == "ephemeral"

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.slack.blocks import AUDIT_OLDER, DELETE_CANCEL, DELETE_CONFIRM, KEYS_OLDER
-from bot.slackdriver import Reply, message_text
+from bot.shell.driver import Reply, message_text
+from bot.slack.codec import ActionId
 from tests.e2e.conftest import OWNER, TEAM, Harness
 from tests.e2e.test_fuzz import FUZZ, NOISY_COMMANDS, TOKENS, VALID_COMMANDS, db_state, is_refusal
 
@@ -63,8 +63,8 @@ class ThisOrg:
         self.h = h
         self.secret = secret
         self.pending = pending
-        self.older = list_reply.button(KEYS_OLDER)
-        self.audit_older = audit_reply.button(AUDIT_OLDER)
+        self.older = list_reply.button(ActionId.KEYS_OLDER)
+        self.audit_older = audit_reply.button(ActionId.AUDIT_OLDER)
         rows = org_state(h.db_path)
         self.key_ids = [row[2] for row in rows["api_keys"]]
         assert len(self.key_ids) == 22
@@ -92,7 +92,7 @@ async def this_org(harness: Harness) -> AsyncIterator[ThisOrg]:
         assert not is_refusal((await h.as_owner(text)).message), text
     created = await h.as_owner(f"create payments {KEY_NAME}")
     [secret] = set(KEY_RE.findall(created.text))
-    pending = (await h.as_owner(f"delete payments {KEY_NAME}")).button(DELETE_CONFIRM)["value"]
+    pending = (await h.as_owner(f"delete payments {KEY_NAME}")).button(ActionId.DELETE_CONFIRM)["value"]
     list_reply, audit_reply = await h.as_owner("list payments"), await h.as_owner("audit payments")
     await h.outbox_drained()
     yield ThisOrg(h, secret=secret, pending=pending, list_reply=list_reply, audit_reply=audit_reply)
@@ -100,7 +100,7 @@ async def this_org(harness: Harness) -> AsyncIterator[ThisOrg]:
 
 async def _other_org(h: Harness) -> None:
     """The other workspace bootstraps an org whose owner has the same user id as this org's owner."""
-    await h.runtime.keybot.bootstrap(team_id=OTHER_TEAM, owner=OWNER, org_name="Other")
+    await h.runtime.keybot.operators.bootstrap(team_id=OTHER_TEAM, owner=OWNER, org_name="Other")
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ async def test_a_valid_confirmation_clicked_from_another_workspace_changes_nothi
     if other_has_an_org:
         await _other_org(h)
     before, calls = org_state(h.db_path), len(h.slack.calls)
-    for action in (DELETE_CANCEL, DELETE_CONFIRM):
+    for action in (ActionId.DELETE_CANCEL, ActionId.DELETE_CONFIRM):
         reply = await h.driver.click(OWNER, {"action_id": action, "value": this_org.pending}, team_id=OTHER_TEAM)
         assert reply.status == 200
         assert reply.message["response_type"] == "ephemeral"
@@ -207,7 +207,7 @@ async def test_a_valid_confirmation_clicked_from_another_workspace_changes_nothi
     assert org_state(h.db_path) == before
     assert h.slack.calls[calls:] == []
     assert await this_org.verifies()
-    mine = await h.driver.click(OWNER, {"action_id": DELETE_CONFIRM, "value": this_org.pending})
+    mine = await h.driver.click(OWNER, {"action_id": ActionId.DELETE_CONFIRM, "value": this_org.pending})
     assert f"Deleted key `{KEY_NAME}`" in mine.text
     assert not await this_org.verifies()
 
@@ -242,7 +242,7 @@ async def test_this_orgs_dms_go_only_to_its_own_owners_never_to_the_other_worksp
     created = await h.as_owner("create payments fresh")
     assert not is_refusal(created.message)
     ask = await h.cmd(PROJECT_OWNER, "delete payments fresh")
-    await h.driver.click(PROJECT_OWNER, ask.button(DELETE_CONFIRM))
+    await h.driver.click(PROJECT_OWNER, ask.button(ActionId.DELETE_CONFIRM))
     await h.outbox_drained()
     ours = [c for c in h.slack.calls[calls:] if c.method == "chat.postMessage"]
     recipients = {c.args["channel"] for c in ours}
@@ -274,7 +274,7 @@ async def test_no_command_typed_in_another_workspaces_org_changes_or_shows_anyth
 
 @FUZZ
 @given(user=st.sampled_from([OWNER, PROJECT_OWNER, OTHER_ONLY]),
-       action_id=st.sampled_from([DELETE_CONFIRM, DELETE_CANCEL, KEYS_OLDER, AUDIT_OLDER]),
+       action_id=st.sampled_from([ActionId.DELETE_CONFIRM, ActionId.DELETE_CANCEL, ActionId.KEYS_OLDER, ActionId.AUDIT_OLDER]),
        value=OTHER_CLICK_VALUES)
 async def test_no_click_from_another_workspaces_org_changes_or_shows_anything_of_this_org(
     both_orgs: ThisOrg, user: str, action_id: str, value: str

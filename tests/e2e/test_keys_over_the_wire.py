@@ -2,8 +2,9 @@
 
 import json
 import re
+from datetime import timedelta
 
-from bot.slack.blocks import DELETE_CANCEL, DELETE_CONFIRM, KEYS_NEWER, KEYS_OLDER
+from bot.slack.codec import ActionId
 from tests.e2e.conftest import OWNER, Harness
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
@@ -69,15 +70,15 @@ async def test_list_paginates_twenty_keys_per_page_with_buttons_that_replace_the
     first = await harness.as_owner("list payments")
     names = re.findall(r"\*(k\d\d|default)\*", first.text)
     assert names == [f"k{i:02d}" for i in range(43, 23, -1)]
-    second = await harness.driver.click(OWNER, first.button(KEYS_OLDER), response_url=first.response_url)
+    second = await harness.driver.click(OWNER, first.button(ActionId.KEYS_OLDER), response_url=first.response_url)
     assert second.status == 200
     [posted] = harness.slack.responses_to(first.response_url.rsplit("/", 1)[-1])
     assert posted.body["replace_original"] is True
     assert re.findall(r"\*(k\d\d|default)\*", second.text) == [f"k{i:02d}" for i in range(23, 3, -1)]
-    third = await harness.driver.click(OWNER, second.button(KEYS_OLDER))
+    third = await harness.driver.click(OWNER, second.button(ActionId.KEYS_OLDER))
     assert re.findall(r"\*(k\d\d|default)\*", third.text) == ["k03", "k02", "k01", "k00", "default"]
-    assert not [b for b in third.buttons() if b["action_id"] == KEYS_OLDER]
-    back = await harness.driver.click(OWNER, third.button(KEYS_NEWER))
+    assert not [b for b in third.buttons() if b["action_id"] == ActionId.KEYS_OLDER]
+    back = await harness.driver.click(OWNER, third.button(ActionId.KEYS_NEWER))
     assert re.findall(r"\*(k\d\d|default)\*", back.text) == [f"k{i:02d}" for i in range(23, 3, -1)]
 
 
@@ -87,7 +88,7 @@ async def test_page_click_rechecks_authorization(harness: Harness) -> None:
         await harness.as_owner(f"create payments k{i:02d}")
     first = await harness.as_owner("list payments")
     await harness.as_owner(f"grant <@{READER}> read-only payments")
-    reply = await harness.driver.click(READER, first.button(KEYS_OLDER))
+    reply = await harness.driver.click(READER, first.button(ActionId.KEYS_OLDER))
     assert "Only an organization owner or an owner of this project may list keys" in reply.text
     assert reply.message.get("replace_original") is False
 
@@ -95,10 +96,10 @@ async def test_page_click_rechecks_authorization(harness: Harness) -> None:
 async def test_delete_asks_for_confirmation_with_a_danger_button_and_cancel(harness: Harness) -> None:
     secret = await _project(harness)
     reply = await harness.as_owner("delete payments default")
-    delete = reply.button(DELETE_CONFIRM)
+    delete = reply.button(ActionId.DELETE_CONFIRM)
     assert delete["style"] == "danger"
     assert delete["confirm"]["style"] == "danger"
-    assert reply.button(DELETE_CANCEL)["value"] == delete["value"]
+    assert reply.button(ActionId.DELETE_CANCEL)["value"] == delete["value"]
     verify = await harness.session.post(f"{harness.base_url}/v1/keys/verify", json={"key": secret})
     assert (await verify.json())["valid"] is True
 
@@ -107,7 +108,7 @@ async def test_confirmed_delete_revokes_at_once_and_replaces_the_message(harness
     secret = await _project(harness)
     await harness.session.post(f"{harness.base_url}/v1/keys/verify", json={"key": secret})
     ask = await harness.as_owner("delete payments default")
-    done = await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM), response_url=ask.response_url)
+    done = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM), response_url=ask.response_url)
     assert done.message["replace_original"] is True
     assert "Deleted key `default`" in done.text
     verify = await harness.session.post(f"{harness.base_url}/v1/keys/verify", json={"key": secret})
@@ -120,8 +121,8 @@ async def test_second_click_on_a_used_confirmation_changes_nothing_and_says_why(
     await _project(harness)
     await harness.as_owner("create payments spare")
     ask = await harness.as_owner("delete payments default")
-    await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM), response_url=ask.response_url)
-    again = await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM), response_url=ask.response_url)
+    await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM), response_url=ask.response_url)
+    again = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM), response_url=ask.response_url)
     assert "already used" in again.text
     assert again.message["replace_original"] is False
     assert "spare" in (await harness.as_owner("list payments")).text
@@ -130,10 +131,10 @@ async def test_second_click_on_a_used_confirmation_changes_nothing_and_says_why(
 async def test_cancel_uses_up_the_confirmation(harness: Harness) -> None:
     await _project(harness)
     ask = await harness.as_owner("delete payments default")
-    cancelled = await harness.driver.click(OWNER, ask.button(DELETE_CANCEL), response_url=ask.response_url)
+    cancelled = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CANCEL), response_url=ask.response_url)
     assert "Cancelled" in cancelled.text
     assert cancelled.message["replace_original"] is True
-    late = await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM))
+    late = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
     assert "already used" in late.text
     assert "default" in (await harness.as_owner("list payments")).text
 
@@ -142,27 +143,26 @@ async def test_another_users_click_changes_nothing_and_leaves_the_confirmation_u
     await _project(harness)
     await harness.as_owner(f"grant <@{PROJECT_OWNER}> owner payments")
     ask = await harness.as_owner("delete payments default")
-    theirs = await harness.driver.click(PROJECT_OWNER, ask.button(DELETE_CONFIRM))
+    theirs = await harness.driver.click(PROJECT_OWNER, ask.button(ActionId.DELETE_CONFIRM))
     assert f"Only <@{OWNER}>" in theirs.text
     assert "default" in (await harness.as_owner("list payments")).text
-    mine = await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM))
+    mine = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
     assert "Deleted key `default`" in mine.text
 
 
 async def test_expired_confirmation_changes_nothing(harness: Harness) -> None:
     await _project(harness)
     ask = await harness.as_owner("delete payments default")
-    real_clock = harness.runtime.keybot.clock
-    harness.runtime.keybot.clock = lambda: real_clock() + __import__("datetime").timedelta(minutes=10, seconds=1)
-    late = await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM))
-    harness.runtime.keybot.clock = real_clock
+    harness.clock.shift(timedelta(minutes=10, seconds=1))
+    late = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
+    harness.clock.reset()
     assert "expired" in late.text
     assert "default" in (await harness.as_owner("list payments")).text
 
 
 async def test_forged_confirmation_value_is_refused(harness: Harness) -> None:
     await _project(harness)
-    reply = await harness.driver.click(OWNER, {"action_id": DELETE_CONFIRM, "value": "forged-token"})
+    reply = await harness.driver.click(OWNER, {"action_id": ActionId.DELETE_CONFIRM, "value": "forged-token"})
     assert reply.status == 200
     assert "not valid" in reply.text
     assert "default" in (await harness.as_owner("list payments")).text
@@ -175,7 +175,7 @@ async def test_every_owner_gets_a_dm_for_created_and_deleted_keys_without_the_se
     created = await harness.cmd(PROJECT_OWNER, "create payments web")
     [secret] = set(KEY_RE.findall(created.text))
     ask = await harness.cmd(PROJECT_OWNER, "delete payments web")
-    await harness.driver.click(PROJECT_OWNER, ask.button(DELETE_CONFIRM))
+    await harness.driver.click(PROJECT_OWNER, ask.button(ActionId.DELETE_CONFIRM))
     for user in (OWNER, PROJECT_OWNER):
         dms = await harness.slack.wait_for(
             lambda s, u=user: [c for c in s.dms_to(u) if "deleted key `web`" in c.args["text"]]
@@ -189,7 +189,7 @@ async def test_every_owner_gets_a_dm_for_created_and_deleted_keys_without_the_se
 
 
 async def test_dms_survive_slack_answering_429_then_500_then_ok(harness: Harness) -> None:
-    from bot.fakeslack import RateLimited, ServerError
+    from bot.shell.fakeslack import RateLimited, ServerError
 
     harness.slack.fail_next("chat.postMessage", RateLimited(retry_after=1), ServerError(500), ServerError(503))
     await _project(harness)

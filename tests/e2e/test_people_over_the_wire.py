@@ -150,7 +150,7 @@ async def test_another_workspace_sees_and_changes_nothing(harness: Harness) -> N
 async def test_bad_signature_and_old_timestamp_get_401_and_change_nothing(harness: Harness) -> None:
     import time
 
-    from bot.slackwire import post_signed, slash_command_body
+    from bot.shell.wire import post_signed, slash_command_body
 
     body = slash_command_body(text="project create sneaky", user_id=OWNER, team_id=TEAM,
                               response_url=harness.slack.response_url("x"))

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.slack.blocks import DELETE_CONFIRM
+from bot.slack.codec import ActionId
 from tests.e2e.conftest import OWNER, Harness
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
@@ -22,7 +22,7 @@ async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, c
     for secret in secrets:
         await harness.session.post(f"{harness.base_url}/v1/keys/verify", json={"key": secret})
     ask = await harness.as_owner("delete payments key0")
-    await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM))
+    await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
     await harness.as_owner("list payments")
     await harness.as_owner("audit payments")
     await harness.outbox_drained()

@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.cli import build_runtime
 from bot.domain.keys import BASE62, KEY_ID_LEN, SECRET_LEN, checksum
-from bot.fakeslack import FakeSlack
-from bot.slack.blocks import DELETE_CONFIRM
-from bot.slackdriver import SlackDriver
-from tests.e2e.conftest import OWNER, SIGNING_SECRET, TEAM, Harness, e2e_settings
+from bot.runtime import build_runtime
+from bot.shell.driver import SlackDriver
+from bot.shell.fakeslack import FakeSlack
+from bot.slack.codec import ActionId
+from tests.e2e.conftest import OWNER, SIGNING_SECRET, TEAM, Harness, ShiftedClock, e2e_settings
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
 MALFORMED = {"valid": False, "code": "MALFORMED"}
@@ -157,7 +157,7 @@ async def test_a_key_deleted_through_the_slack_confirmation_fails_verification_a
     for _ in range(3):  # warm the verifier's cache
         assert (await verdict(harness, key))["valid"] is True
     ask = await harness.as_owner("delete payments checkout")
-    done = await harness.driver.click(OWNER, ask.button(DELETE_CONFIRM), response_url=ask.response_url)
+    done = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM), response_url=ask.response_url)
     assert "Deleted key `checkout`" in done.text
     assert await verdict(harness, key) == NOT_FOUND
 
@@ -238,17 +238,18 @@ async def test_a_flood_of_bad_keys_among_valid_verifications_gets_every_answer_r
 async def guarded(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Harness]:
     """Like the ``harness`` fixture, with ``KEYBOT_VERIFY_TOKEN`` set."""
     db_path = tmp_path / "keybot.db"
-    runtime = await build_runtime(e2e_settings(slack, db_path, verify_token=VERIFY_TOKEN))
+    clock = ShiftedClock()
+    runtime = await build_runtime(e2e_settings(slack, db_path, verify_token=VERIFY_TOKEN), clock=clock)
     runner = web.AppRunner(runtime.web_app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     runtime.worker.start()
-    await runtime.keybot.bootstrap(team_id=TEAM, owner=OWNER, org_name="Acme")
+    await runtime.keybot.operators.bootstrap(team_id=TEAM, owner=OWNER, org_name="Acme")
     async with aiohttp.ClientSession() as session:
         driver = SlackDriver(events_url=f"{base_url}/slack/events", signing_secret=SIGNING_SECRET, slack=slack,
                              team_id=TEAM, session=session)
-        yield Harness(runtime=runtime, slack=slack, driver=driver, base_url=base_url, session=session,
+        yield Harness(runtime=runtime, clock=clock, slack=slack, driver=driver, base_url=base_url, session=session,
                       db_path=db_path)
     await runner.cleanup()
     await runtime.aclose()

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -15,15 +16,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 
-from bot.cli import Runtime, build_runtime
-from bot.domain.hashing import Hasher, HashParams
-from bot.domain.keys import KeyFormat
+from bot.domain.hashing import HashParams
+from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole
-from bot.fakeslack import Call, Failure, FakeSlack
-from bot.services import Keybot
+from bot.ports import UnitOfWork
+from bot.runtime import Runtime, build_runtime, utcnow
+from bot.runtime import bootstrap as bootstrap_org
 from bot.settings import Settings
-from bot.slackdriver import Reply, SlackDriver
-from storage import SqlStore, make_engine, open_store
+from bot.shell.driver import Reply, SlackDriver
+from bot.shell.fakeslack import Call, Failure, FakeSlack
+from bot.slack.notices import dm_text
+from storage import SqlStore, make_engine
 from storage.tables import api_keys, audit_events, org_roles, outbox, project_roles, projects
 from tests.procs import SIGNING_SECRET
 
@@ -34,7 +37,6 @@ MASKED_IN_DM = re.compile(r"\(`([^`]+)`\) in project")
 CREATED_DM = "created key"
 DELETED_DM = "deleted key"
 _HASHER_PARAMS = HashParams.cheapest()
-_HASHER = Hasher(_HASHER_PARAMS)
 NEVER_SHOWN = ("Traceback", "database is locked", "Something went wrong", "OperationalError", "asyncpg")
 
 
@@ -48,6 +50,19 @@ async def eventually(
             if await result if asyncio.iscoroutine(result) else result:
                 return
             await asyncio.sleep(every)
+
+
+class SettableClock:
+    """A wall clock that stands still until the test moves it (``advance``)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.now = at
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
 
 
 # --- Slack ------------------------------------------------------------------------------------
@@ -87,10 +102,28 @@ class SlackWithOutages(FakeSlack):
 
 
 @dataclass(frozen=True)
+class OutboxRow:
+    """An outbox row with ``text`` the DM Slack is sent for it (rows queued as a notice are rendered)."""
+
+    id: int
+    user_id: str
+    text: str
+    attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> "OutboxRow":
+        text = dm_text(Notice.from_json(row.notice)) if row.notice else row.text
+        return cls(row.id, row.user_id, text, row.attempts, row.next_attempt_at, row.sent_at, row.last_error)
+
+
+@dataclass(frozen=True)
 class DbState:
     keys: list[Row[Any]]
     audit: list[Row[Any]]
-    outbox: list[Row[Any]]
+    outbox: list[OutboxRow]
     org_roles: list[Row[Any]]
     project_roles: list[Row[Any]]
 
@@ -114,7 +147,7 @@ async def db_state(url: str) -> DbState:
                 )
             ).all()
             audit = (await conn.execute(select(audit_events).order_by(audit_events.c.id))).all()
-            rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).all()
+            rows = [OutboxRow.of(row) for row in await conn.execute(select(outbox).order_by(outbox.c.id))]
             orgs = (await conn.execute(select(org_roles))).all()
             project_rows = (
                 await conn.execute(
@@ -125,7 +158,9 @@ async def db_state(url: str) -> DbState:
             ).all()
     finally:
         await engine.dispose()
-    return DbState(keys=keys, audit=audit, outbox=rows, org_roles=orgs, project_roles=project_rows)
+    return DbState(
+        keys=list(keys), audit=list(audit), outbox=rows, org_roles=list(orgs), project_roles=list(project_rows)
+    )
 
 
 def incomplete_keys(state: DbState, *, owners: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
@@ -165,13 +200,9 @@ def incomplete_keys(state: DbState, *, owners: Iterable[str], skip: Iterable[str
 
 async def bootstrap(url: str, *, owners: Iterable[str] = (OWNER,), team: str = TEAM) -> None:
     """What ``keybot bootstrap`` does (migrating the database first), for each of ``owners``."""
-    store = await open_store(url, migrate=True)
-    try:
-        keybot = Keybot(store, hasher=_HASHER, key_format=KeyFormat())
-        for owner in owners:
-            await keybot.bootstrap(team_id=team, owner=owner, org_name="Acme")
-    finally:
-        await store.close()
+    settings = Settings(database_url=url, hash_params=_HASHER_PARAMS)
+    for owner in owners:
+        await bootstrap_org(settings, team_id=team, owner=owner, org="Acme")
 
 
 @dataclass
@@ -209,8 +240,13 @@ async def in_process_keybot(
     session: aiohttp.ClientSession,
     client: AsyncWebClient | None = None,
     base_backoff: float = 0.05,
+    unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> AsyncIterator[Instance]:
-    """``build_runtime`` on ``url`` with an HTTP server, like ``keybot serve`` minus the process."""
+    """``build_runtime`` on ``url`` with an HTTP server, like ``keybot serve`` minus the process.
+
+    ``base_backoff``: the outbox's first retry delay (tens of ms instead of seconds); ``unit_of_work``:
+    what the services change data through, e.g. ``TrippingStore``; ``clock``: keybot's wall clock."""
     settings = Settings(
         slack_bot_token="xoxb-in-process",
         slack_signing_secret=SIGNING_SECRET,
@@ -220,8 +256,9 @@ async def in_process_keybot(
         host="127.0.0.1",
         port=0,
     )
-    runtime = await build_runtime(settings, client=client)
-    runtime.worker._base_backoff = base_backoff  # retries in tens of ms instead of seconds
+    runtime = await build_runtime(
+        settings, client=client, outbox_backoff=base_backoff, unit_of_work=unit_of_work, clock=clock
+    )
     runner = web.AppRunner(runtime.web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -256,18 +293,23 @@ class _Tripwire:
         await self._trip("add_audit")
         await self._tx.add_audit(event)
 
-    async def notify(self, **kwargs: Any) -> None:
+    async def notify(self, notice: Notice) -> None:
         await self._trip("notify")
-        await self._tx.notify(**kwargs)
+        await self._tx.notify(notice)
+
+
+async def _no_trip(step: str) -> None:
+    return None
 
 
 class TrippingStore:
     """The real SqlStore, except that write transactions call ``trip(step)`` just before writing an
-    audit row (``add_audit``) or a DM (``notify``): the test cuts the database there."""
+    audit row (``add_audit``) or a DM (``notify``): the test cuts the database there. Give it to
+    ``in_process_keybot(unit_of_work=TrippingStore)``; set ``trip`` once the test knows what to cut."""
 
-    def __init__(self, store: SqlStore, trip: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, store: SqlStore, trip: Callable[[str], Awaitable[None]] = _no_trip) -> None:
         self._store = store
-        self._trip = trip
+        self.trip = trip
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -275,7 +317,7 @@ class TrippingStore:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
         async with self._store.transaction() as tx:
-            yield _Tripwire(tx, self._trip)
+            yield _Tripwire(tx, lambda step: self.trip(step))
 
 
 # --- network ---------------------------------------------------------------------------------------

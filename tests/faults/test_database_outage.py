@@ -8,7 +8,8 @@ import aiohttp
 import pytest
 from sqlalchemy import make_url
 
-from bot.slack.blocks import DELETE_CONFIRM
+from bot.slack.codec import ActionId
+from storage import SqlStore
 from tests.faults.helpers import (
     KEY_RE,
     OWNER,
@@ -52,11 +53,18 @@ async def outage(
     await proxy.start()
     await bootstrap(pg_url)
     proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
-    async with in_process_keybot(url=proxied, slack=slack, session=session) as kb:
+    tripping: list[TrippingStore] = []
+
+    def unit_of_work(store: SqlStore) -> TrippingStore:
+        tripping.append(TrippingStore(store))
+        return tripping[-1]
+
+    async with in_process_keybot(url=proxied, slack=slack, session=session, unit_of_work=unit_of_work) as kb:
         created = await kb.cmd(OWNER, "project create web")
         [default_key] = set(KEY_RE.findall(created.text))
         state = Outage(kb=kb, proxy=proxy, url=pg_url, default_key=default_key, cut_before=set())
-        kb.runtime.keybot.store = TrippingStore(kb.runtime.store, state.trip)  # type: ignore[assignment]
+        [store] = tripping
+        store.trip = state.trip
         yield state
         await proxy.restore()
     await proxy.cut()
@@ -113,7 +121,7 @@ async def test_a_delete_confirmed_while_the_database_drops_mid_transaction_can_b
     outage: Outage, slack: SlackWithOutages
 ) -> None:
     kb = outage.kb
-    button = (await kb.cmd(OWNER, "delete web default")).button(DELETE_CONFIRM)
+    button = (await kb.cmd(OWNER, "delete web default")).button(ActionId.DELETE_CONFIRM)
     outage.cut_before = {"add_audit"}  # the key row is deleted and the confirmation used; audit is next
 
     failed = await kb.driver.click(OWNER, button)

@@ -10,10 +10,11 @@ import pytest
 from bot.domain.hashing import Hasher, HashParams
 from bot.domain.keys import KeyFormat
 from bot.domain.model import Actor
-from bot.services import Keybot
-from bot.slack.blocks import DELETE_CONFIRM
-from bot.slackdriver import Reply
-from bot.verification import Verifier
+from bot.runtime import utcnow
+from bot.services import Context, build_services
+from bot.services.verification import Verifier
+from bot.shell.driver import Reply
+from bot.slack.codec import ActionId
 from storage import open_store
 from tests.faults.helpers import (
     DELETED_DM,
@@ -74,7 +75,7 @@ async def test_concurrent_confirm_clicks_on_one_deletion_delete_the_key_once_and
 ) -> None:
     await ok(kb.cmd(OWNER, f"grant <@{PROJECT_OWNER}> owner web"))
     await ok(kb.cmd(OWNER, "create web deploy"))
-    button = (await ok(kb.cmd(OWNER, "delete web deploy"))).button(DELETE_CONFIRM)
+    button = (await ok(kb.cmd(OWNER, "delete web deploy"))).button(ActionId.DELETE_CONFIRM)
 
     clicks = await asyncio.gather(*(kb.driver.click(OWNER, button) for _ in range(20)))
 
@@ -175,20 +176,20 @@ async def test_a_verification_in_flight_while_its_key_is_deleted_does_not_revive
     store = await open_store(db_url)
     try:
         hasher = GatedHasher()
-        verifier = Verifier(store, hasher=hasher, key_format=KeyFormat())
-        keybot = Keybot(
-            store,
+        verifier = Verifier(store, hasher=hasher, key_format=KeyFormat(), clock=utcnow)
+        keybot = build_services(
+            Context(uow=store, clock=utcnow, on_key_revoked=verifier.forget),
+            listing=store,
             hasher=Hasher(HashParams.cheapest()),
             key_format=KeyFormat(),
-            on_key_deleted=verifier.forget,
         )
         actor = Actor(team_id=TEAM, user_id=OWNER)
-        created = await keybot.create_project(actor, "web")
+        created = await keybot.projects.create(actor, name="web")
         in_flight = asyncio.create_task(verifier.verify(created.plaintext))
         await hasher.entered.wait()  # the key row was read; argon2 is running
 
-        pending = await keybot.request_delete(actor, "web", "default")
-        await keybot.confirm_delete(actor, pending.token)
+        pending = await keybot.keys.request_delete(actor, project="web", name="default")
+        await keybot.keys.confirm_delete(actor, token=pending.token)
         hasher.gate.set()
         await in_flight  # it began before the delete: either answer is fair
 

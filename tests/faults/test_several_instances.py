@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from bot.slack.blocks import DELETE_CONFIRM
-from bot.slackdriver import Reply, SlackDriver
+from bot.shell.driver import Reply, SlackDriver
+from bot.slack.codec import ActionId
 from tests.faults.helpers import (
     KEY_RE,
     OWNER,
@@ -109,9 +109,9 @@ async def test_a_delete_requested_through_one_instance_can_be_confirmed_through_
     assert (await pair.b.verify(pair.session, secret))["valid"] is True
 
     ask = await ok(await pair.via_a.command(OWNER, "delete alpha deploy"))
-    stranger = await pair.via_b.click(SECOND_OWNER, ask.button(DELETE_CONFIRM))
-    done = await pair.via_b.click(OWNER, ask.button(DELETE_CONFIRM))
-    again = await pair.via_a.click(OWNER, ask.button(DELETE_CONFIRM))
+    stranger = await pair.via_b.click(SECOND_OWNER, ask.button(ActionId.DELETE_CONFIRM))
+    done = await pair.via_b.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
+    again = await pair.via_a.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
 
     assert is_refusal(stranger) and f"Only <@{OWNER}>" in stranger.text, stranger.text
     assert "Deleted key `deploy`" in (await ok(done)).text
@@ -126,35 +126,20 @@ async def test_a_delete_requested_through_one_instance_can_be_confirmed_through_
 async def test_a_key_deleted_through_one_instance_stops_verifying_on_the_other_within_one_second(
     pair: Pair,
 ) -> None:
-    loop = asyncio.get_running_loop()
     await ok(await pair.via_a.command(OWNER, "project create beta"))
-    delays = []
     for trial in range(5):
         secret = await new_key(pair.via_a, "beta", f"probe{trial}")
         assert (await pair.b.verify(pair.session, secret))["valid"] is True  # now cached on B
         ask = await ok(await pair.via_a.command(OWNER, f"delete beta probe{trial}"))
-        answers: list[tuple[float, bool]] = []
 
-        async def b_refuses(secret: str = secret, answers: list[tuple[float, bool]] = answers) -> bool:
-            valid = bool((await pair.b.verify(pair.session, secret))["valid"])
-            answers.append((loop.time(), valid))
-            return not valid
+        async def b_refuses(secret: str = secret) -> bool:
+            return (await pair.b.verify(pair.session, secret))["valid"] is False
 
-        poller = asyncio.create_task(eventually(b_refuses, within=10, every=POLL_EVERY))
-        await asyncio.sleep(0.3)  # B answers from its cache while A deletes
-        await ok(await pair.via_a.click(OWNER, ask.button(DELETE_CONFIRM)))
-        confirmed_at = loop.time()
+        await ok(await pair.via_a.click(OWNER, ask.button(ActionId.DELETE_CONFIRM)))
+        # B may answer from its cache for a while, never past the bound: a deadline, not a stopwatch
+        b_revoked = asyncio.create_task(eventually(b_refuses, within=1.0, every=POLL_EVERY))
         assert await pair.a.verify(pair.session, secret) == {"valid": False, "code": "NOT_FOUND"}  # at once
-        await poller
-        revoked_at = next(t for t, valid in answers if not valid)
-        assert any(valid for _, valid in answers), "B never answered from its cache"
-        delays.append(revoked_at - confirmed_at)
-    print(
-        "\nrevocation delay on the other instance, from the moment the confirm click returned: "
-        + ", ".join(f"{d * 1000:.0f} ms" for d in delays)
-        + f" (max {max(delays) * 1000:.0f} ms; bound 1000 ms; below 0: refused before the click returned)"
-    )
-    assert max(delays) < 1.0
+        await b_revoked
 
 
 async def test_two_instances_drain_the_outbox_without_sending_any_dm_twice(pair: Pair) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.slackdriver import Reply, SlackDriver
+from bot.shell.driver import Reply, SlackDriver
 from tests.faults.helpers import (
     KEY_RE,
     OWNER,

@@ -1,10 +1,10 @@
-"""bot/render.py: Block Kit and mrkdwn as readable text."""
+"""bot/shell/render.py: Block Kit and mrkdwn as readable text."""
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from bot.render import DIVIDER, button_label, format_date, message_buttons, mrkdwn, render_message
-from bot.services import slack_date
+from bot.shell.render import DIVIDER, button_label, format_date, message_buttons, mrkdwn, render_message
 from bot.slack import blocks
+from bot.slack.dates import slack_date
 
 NOW = datetime(2024, 3, 5, 12, 0, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=1))

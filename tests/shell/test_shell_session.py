@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import bootstrap
+from bot.runtime import bootstrap
 from bot.settings import Settings
 from bot.shell import run_shell
 from tests.shell.conftest import SECRET_RE, after, reply_to, transcript

@@ -73,7 +73,7 @@ async def store(engine: AsyncEngine) -> SqlStore:
 async def world(store: SqlStore) -> World:
     """An org (team ``TEAM``) whose owner is ``OWNER``, with one project named ``Web``."""
     async with store.transaction() as tx:
-        org = await tx.ensure_org(team_id=TEAM, name="Acme")
+        org = await tx.ensure_org(team_id=TEAM, name="Acme", at=T0)
         await tx.set_org_role(org_id=org.id, user_id=OWNER, role=OrgRole.OWNER)
         project = await tx.add_project(org_id=org.id, name="Web", created_by=OWNER, at=T0)
     return World(org=org, project=project)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.model import NewKeyRecord, Org, Project
+from bot.domain.notices import Notice, NoticeKind
 from storage import SqlTransaction
 
 T0 = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -33,6 +34,20 @@ def new_key(project_id: int, name: str, *, n: int = 0) -> NewKeyRecord:
         secret_hash=f"$argon2id$v=19$m=8,t=1,p=1$stand-in-{n}",
         created_by=OWNER,
         created_at=T0 + timedelta(seconds=n),
+    )
+
+
+def notice(n: int = 0, *, at: datetime = T0, kind: NoticeKind = NoticeKind.KEY_CREATED) -> Notice:
+    """A notice for user ``U{n:04d}`` as services would queue it."""
+    return Notice(
+        kind=kind,
+        recipient=f"U{n:04d}",
+        team_id=TEAM,
+        actor=OWNER,
+        at=at,
+        project="Web",
+        key_name=f"key-{n}",
+        key_masked=f"kb_K{n:04d}_…a81Z",
     )
 
 

@@ -12,14 +12,22 @@ from storage import SqlStore
 from tests.storage.helpers import OWNER, T0, World, new_key
 
 
-def _event(world: World, n: int, *, action: str = "key created", **fields: str) -> AuditEvent:
+def _event(
+    world: World,
+    n: int,
+    *,
+    action: str = "key created",
+    key_name: str | None = None,
+    key_masked: str | None = None,
+) -> AuditEvent:
     return AuditEvent(
         org_id=world.org.id,
         project_id=world.project.id,
         actor=OWNER,
         action=action,
         at=T0 + timedelta(seconds=n),
-        **fields,
+        key_name=key_name,
+        key_masked=key_masked,
     )
 
 

@@ -54,7 +54,7 @@ async def test_a_postgresql_connection_killed_mid_transaction_is_unavailable(pg_
     try:
         with pytest.raises(Unavailable):
             async with store.transaction() as tx:
-                await tx.ensure_org(team_id=TEAM, name="Acme")
+                await tx.ensure_org(team_id=TEAM, name="Acme", at=T0)
                 async with engine.connect() as killer:
                     await killer.execute(
                         text(

@@ -1,4 +1,6 @@
-"""Keys: names, pages, deletion, the verify path and transaction boundaries, on SQLite and PostgreSQL."""
+"""Keys: names, deletion, the verify path and transaction boundaries, on SQLite and PostgreSQL.
+
+Paging through ``key_listing`` is in test_storage_listing.py."""
 
 import asyncio
 from datetime import timedelta
@@ -8,7 +10,15 @@ import pytest
 from bot.domain.errors import Conflict
 from bot.domain.model import KeyRecord, VerifyRecord
 from storage import SqlStore
-from tests.storage.helpers import OWNER, T0, World, add_keys, new_key
+from tests.storage.helpers import OWNER, T0, TEAM, World, add_keys, new_key, notice
+
+
+async def _key_names(store: SqlStore, project_name: str = "Web") -> list[str]:
+    """Every key of the project, newest first, as ``/apikeys list`` reads them."""
+    _scope, keys = await store.key_listing(
+        team_id=TEAM, user_id=OWNER, project_name=project_name, before_id=None, after_id=None, limit=99
+    )
+    return [k.name for k in keys]
 
 
 async def test_added_key_reads_back_by_name_and_row_id(store: SqlStore, world: World) -> None:
@@ -44,8 +54,10 @@ async def test_duplicate_key_name_differing_in_case_is_a_conflict(store: SqlStor
 async def test_the_same_key_name_in_two_projects_is_fine(store: SqlStore, world: World) -> None:
     async with store.transaction() as tx:
         other = await tx.add_project(org_id=world.org.id, name="Api", created_by=OWNER, at=T0)
-        await tx.add_key(new_key(world.project.id, "deploy"))
-        await tx.add_key(new_key(other.id, "deploy"))
+        web_key = await tx.add_key(new_key(world.project.id, "deploy"))
+        api_key = await tx.add_key(new_key(other.id, "deploy"))
+    assert web_key.id != api_key.id
+    assert await _key_names(store, "Web") == await _key_names(store, "Api") == ["deploy"]
 
 
 async def test_a_conflict_leaves_the_transaction_usable(store: SqlStore, world: World) -> None:
@@ -56,32 +68,7 @@ async def test_a_conflict_leaves_the_transaction_usable(store: SqlStore, world: 
         with pytest.raises(Conflict):
             await tx.add_project(org_id=world.org.id, name="web", created_by=OWNER, at=T0)
         await tx.add_key(new_key(world.project.id, "ci"))
-    async with store.read() as tx:
-        page = await tx.keys_page(project_id=world.project.id, before_id=None, after_id=None, limit=9)
-    assert [k.name for k in page] == ["ci", "deploy"]
-
-
-async def test_keys_page_walks_45_keys_newest_first_in_both_directions(store: SqlStore, world: World) -> None:
-    async with store.transaction() as tx:
-        ids = await add_keys(tx, world.project.id, 45)
-        other = await tx.add_project(org_id=world.org.id, name="Api", created_by=OWNER, at=T0)
-        await add_keys(tx, other.id, 3)
-    newest_first = ids[::-1]
-
-    async def page(*, before: int | None = None, after: int | None = None) -> list[int]:
-        async with store.read() as tx:
-            rows = await tx.keys_page(project_id=world.project.id, before_id=before, after_id=after, limit=20)
-        return [k.id for k in rows]
-
-    first = await page()
-    second = await page(before=first[-1])
-    third = await page(before=second[-1])
-    assert (first, second, third) == (newest_first[:20], newest_first[20:40], newest_first[40:])
-    assert await page(before=third[-1]) == []
-    assert await page(after=third[0]) == second
-    assert await page(after=second[0]) == first
-    assert await page(after=first[0]) == []
-    assert await page(after=newest_first[25]) == newest_first[5:25]
+    assert await _key_names(store) == ["ci", "deploy"]
 
 
 async def test_delete_key_removes_it_and_frees_its_name(store: SqlStore, world: World) -> None:
@@ -143,10 +130,11 @@ async def test_rollback_on_exception_leaves_nothing(store: SqlStore, world: Worl
         async with store.transaction() as tx:
             await tx.add_project(org_id=world.org.id, name="Api", created_by=OWNER, at=T0)
             await tx.add_key(new_key(world.project.id, "deploy"))
-            await tx.notify(user_id=OWNER, text="created", at=T0)
+            await tx.notify(notice(1))
             raise RuntimeError("boom")
     async with store.read() as tx:
-        assert await tx.project_named(org_id=world.org.id, name="Api") is None
+        scope = await tx.scope(team_id=TEAM, user_id=OWNER, project_name="Api")
+        assert scope is not None and scope.project is None
         assert await tx.key_named(project_id=world.project.id, name="deploy") is None
     assert await store.pending_notifications() == 0
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import (
@@ -18,8 +18,8 @@ from storage import (
     metadata,
     upgrade,
 )
-from storage.tables import orgs
-from tests.storage.helpers import T0, TEAM, World
+from storage.tables import orgs, outbox
+from tests.storage.helpers import T0, TEAM, World, notice
 
 
 def _schema_diff(conn: Connection) -> list[object]:
@@ -64,14 +64,79 @@ async def test_downgrade_to_base_removes_everything_and_upgrade_restores_it(
     assert await current_revision(engine) == head_revision()
 
 
+_OUTBOX_0001 = {
+    "id",
+    "user_id",
+    "text",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+    "claimed_until",
+    "sent_at",
+    "last_error",
+}
+
+
+def _outbox_shape(conn: Connection) -> tuple[set[str], set[str]]:
+    inspector = inspect(conn)
+    columns = {column["name"] for column in inspector.get_columns("outbox")}
+    indexes = {str(index["name"]) for index in inspector.get_indexes("outbox")}
+    return columns, indexes
+
+
+async def test_migration_0002_adds_the_notice_columns_and_its_downgrade_removes_them(
+    engine: AsyncEngine,
+) -> None:
+    await upgrade(engine, "0001")
+    assert await current_revision(engine) == "0001"
+    async with engine.begin() as conn:
+        assert await conn.run_sync(_outbox_shape) == (_OUTBOX_0001, {"ix_outbox_sent_at_next_attempt_at"})
+        await conn.execute(
+            outbox.insert().values(user_id="U1", text="queued as text", created_at=T0, next_attempt_at=T0)
+        )
+
+    await upgrade(engine)
+    assert await current_revision(engine) == "0002" == head_revision()
+    async with engine.connect() as conn:
+        columns, _ = await conn.run_sync(_outbox_shape)
+        assert await conn.run_sync(_schema_diff) == []
+    assert columns == _OUTBOX_0001 | {"notice", "team_id"}
+    [old] = await SqlStore(engine).claim_notifications(limit=9, now=T0, lease_seconds=1)
+    assert (old.user_id, old.notice, old.text, old.attempts) == ("U1", None, "queued as text", 1)
+
+    await downgrade(engine, "0001")
+    assert await current_revision(engine) == "0001"
+    async with engine.begin() as conn:
+        shape = await conn.run_sync(_outbox_shape)
+        kept = (await conn.execute(select(outbox.c.user_id, outbox.c.text))).all()
+        await conn.execute(
+            outbox.insert().values(user_id="U2", text="later", created_at=T0, next_attempt_at=T0)
+        )
+        new_id = (await conn.execute(select(func.max(outbox.c.id)))).scalar_one()
+        if engine.dialect.name == "sqlite":  # batch mode rebuilt the table: AUTOINCREMENT must survive
+            ddl = (
+                await conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'outbox'")
+            ).scalar_one()
+            assert "AUTOINCREMENT" in ddl
+    assert shape == (_OUTBOX_0001, {"ix_outbox_sent_at_next_attempt_at"})
+    assert kept == [("U1", "queued as text")]
+    assert new_id == old.id + 1
+
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_schema_diff) == []
+
+
 async def test_timestamps_read_back_as_aware_utc(store: SqlStore) -> None:
     paris = timezone(timedelta(hours=1))
     async with store.transaction() as tx:
-        org = await tx.ensure_org(team_id=TEAM, name="Acme")
+        org = await tx.ensure_org(team_id=TEAM, name="Acme", at=T0.astimezone(paris))
         await tx.add_project(org_id=org.id, name="Web", created_by="U1", at=T0.astimezone(paris))
     async with store.engine.connect() as conn:
         created = (await conn.execute(text("SELECT created_at FROM projects"))).scalar_one()
         org_created = (await conn.execute(select(orgs.c.created_at))).scalar_one()
+    assert org_created == T0
     assert org_created.tzinfo is not None and org_created.utcoffset() == timedelta(0)
     if isinstance(created, datetime):  # PostgreSQL: a timestamptz; SQLite: UTC text without offset
         assert created == T0
@@ -82,7 +147,7 @@ async def test_timestamps_read_back_as_aware_utc(store: SqlStore) -> None:
 async def test_naive_timestamps_are_refused(store: SqlStore, world: World) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with store.transaction() as tx:
-            await tx.notify(user_id="U1", text="hi", at=datetime(2025, 1, 1))
+            await tx.notify(notice(1, at=datetime(2025, 1, 1)))
 
 
 async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: object) -> None:

@@ -2,15 +2,17 @@
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 
 from bot.domain.model import Notification
+from bot.domain.notices import NoticeKind
 from storage import SqlStore, make_engine, upgrade
 from storage.engine import writer
 from storage.tables import outbox
-from tests.storage.helpers import T0, reset_postgres
+from tests.storage.helpers import T0, notice, reset_postgres
 
 LEASE = 60.0
 
@@ -18,7 +20,7 @@ LEASE = 60.0
 async def _queue(store: SqlStore, count: int, *, at: datetime = T0) -> None:
     async with store.transaction() as tx:
         for n in range(count):
-            await tx.notify(user_id=f"U{n:04d}", text=f"message {n}", at=at)
+            await tx.notify(notice(n, at=at))
 
 
 async def _claim(store: SqlStore, now: datetime, *, limit: int = 100) -> Sequence[Notification]:
@@ -28,12 +30,51 @@ async def _claim(store: SqlStore, now: datetime, *, limit: int = 100) -> Sequenc
 async def test_claims_are_oldest_first_up_to_the_limit_and_count_attempts(store: SqlStore) -> None:
     await _queue(store, 5)
     claimed = await _claim(store, T0, limit=3)
-    assert [(n.user_id, n.text, n.attempts) for n in claimed] == [
-        ("U0000", "message 0", 1),
-        ("U0001", "message 1", 1),
-        ("U0002", "message 2", 1),
+    assert [(n.user_id, n.notice, n.attempts) for n in claimed] == [
+        ("U0000", notice(0), 1),
+        ("U0001", notice(1), 1),
+        ("U0002", notice(2), 1),
     ]
     assert [n.user_id for n in await _claim(store, T0, limit=3)] == ["U0003", "U0004"]
+
+
+async def test_a_notice_comes_back_from_the_outbox_equal_to_the_one_queued(store: SqlStore) -> None:
+    at = T0 + timedelta(microseconds=123456)
+    queued = [
+        replace(
+            notice(n, at=at, kind=kind),
+            org="Acmé Corp",
+            project=None if kind is NoticeKind.ROLE_GRANTED else "Wéb",
+            role="owner" if kind in (NoticeKind.ROLE_GRANTED, NoticeKind.ROLE_REVOKED) else None,
+            enterprise_id="E0001" if n % 2 else None,
+        )
+        for n, kind in enumerate(NoticeKind)
+    ]
+    async with store.transaction() as tx:
+        for one in queued:
+            await tx.notify(one)
+    claimed = await _claim(store, at)
+    assert [n.notice for n in claimed] == queued
+    assert [(n.user_id, n.text, n.attempts) for n in claimed] == [(q.recipient, "", 1) for q in queued]
+    assert all(n.notice is not None and n.notice.at.utcoffset() == timedelta(0) for n in claimed)
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    outbox.c.user_id, outbox.c.team_id, outbox.c.created_at, outbox.c.next_attempt_at
+                ).order_by(outbox.c.id)
+            )
+        ).all()
+    assert rows == [(q.recipient, q.team_id, at, at) for q in queued]
+
+
+async def test_rows_queued_as_text_are_claimed_without_a_notice(store: SqlStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            outbox.insert().values(user_id="U1", text="hello", created_at=T0, next_attempt_at=T0)
+        )
+    [claimed] = await _claim(store, T0)
+    assert claimed == Notification(id=claimed.id, user_id="U1", notice=None, text="hello", attempts=1)
 
 
 async def test_two_concurrent_claimers_never_get_the_same_row(store: SqlStore) -> None:

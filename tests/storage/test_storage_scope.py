@@ -1,12 +1,15 @@
 """Orgs, projects and roles: scope(), visibility, members and owners, on SQLite and PostgreSQL."""
 
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from bot.domain.errors import Conflict
 from bot.domain.model import Org, Project, RoleGrant, Scope
 from bot.domain.roles import OrgRole, ProjectRole
 from storage import SqlStore
+from storage.tables import orgs
 from tests.storage.helpers import OWNER, T0, TEAM, World
 
 MEMBER = "U0MEMBER"
@@ -79,18 +82,34 @@ async def test_scope_matches_the_project_name_case_insensitively(store: SqlStore
 
 async def test_scope_does_not_see_a_project_of_another_org(store: SqlStore, world: World) -> None:
     async with store.transaction() as tx:
-        other = await tx.ensure_org(team_id="T0OTHER", name="Other")
+        other = await tx.ensure_org(team_id="T0OTHER", name="Other", at=T0)
         await tx.add_project(org_id=other.id, name="Api", created_by=OWNER, at=T0)
     scope = await _scope(store, OWNER, "Api")
     assert scope is not None and scope.project is None
 
 
-async def test_ensure_org_is_idempotent(store: SqlStore) -> None:
+async def test_ensure_org_is_idempotent_and_keeps_the_first_creation_time(store: SqlStore) -> None:
     async with store.transaction() as tx:
-        first = await tx.ensure_org(team_id=TEAM, name="Acme")
+        first = await tx.ensure_org(team_id=TEAM, name="Acme", at=T0)
     async with store.transaction() as tx:
-        second = await tx.ensure_org(team_id=TEAM, name="Renamed")
+        second = await tx.ensure_org(team_id=TEAM, name="Renamed", at=T0 + timedelta(days=1))
     assert first == second == Org(id=first.id, team_id=TEAM, name="Acme")
+    async with store.engine.connect() as conn:
+        created = (await conn.execute(select(orgs.c.created_at))).scalars().all()
+    assert created == [T0]
+
+
+async def test_org_teams_lists_every_orgs_team_once_in_codepoint_order(store: SqlStore) -> None:
+    async with store.read() as tx:
+        assert await tx.org_teams() == []
+    teams = ["T0003", "Tb", "T0001", "TC", "E0001"]
+    async with store.transaction() as tx:
+        for n, team in enumerate(teams):
+            await tx.ensure_org(team_id=team, name=f"Org {n}", at=T0)
+        await tx.ensure_org(team_id="T0001", name="Again", at=T0)
+    async with store.read() as tx:
+        listed = await tx.org_teams()
+    assert listed == ["E0001", "T0001", "T0003", "TC", "Tb"]
 
 
 async def test_duplicate_project_name_differing_in_case_is_a_conflict(store: SqlStore, world: World) -> None:
@@ -101,15 +120,13 @@ async def test_duplicate_project_name_differing_in_case_is_a_conflict(store: Sql
 
 async def test_the_same_project_name_in_two_orgs_is_fine(store: SqlStore, world: World) -> None:
     async with store.transaction() as tx:
-        other = await tx.ensure_org(team_id="T0OTHER", name="Other")
+        other = await tx.ensure_org(team_id="T0OTHER", name="Other", at=T0)
         project = await tx.add_project(org_id=other.id, name="web", created_by=OWNER, at=T0)
     assert project.org_id == other.id
 
 
-async def test_project_lookups_by_name_and_id(store: SqlStore, world: World) -> None:
+async def test_project_lookup_by_id(store: SqlStore, world: World) -> None:
     async with store.read() as tx:
-        assert await tx.project_named(org_id=world.org.id, name="WEB") == world.project
-        assert await tx.project_named(org_id=world.org.id, name="nope") is None
         assert await tx.project_by_id(world.project.id) == world.project
         assert await tx.project_by_id(world.project.id + 1000) is None
 

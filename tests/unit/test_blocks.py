@@ -7,7 +7,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from bot.domain.model import AuditEvent, KeyRecord, Project, RoleGrant
-from bot.services import (
+from bot.services.results import (
     AuditPage,
     CreatedKey,
     DeletedKey,
@@ -18,6 +18,7 @@ from bot.services import (
     Whoami,
 )
 from bot.slack import blocks
+from bot.slack.codec import ActionId, PageCursor, decode_page
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -75,7 +76,14 @@ def test_a_full_page_shows_twenty_keys_and_both_paging_buttons() -> None:
     sections = [b for b in page["blocks"] if b["type"] == "section" and "key-" in b["text"]["text"]]
     assert len(sections) == 20
     [actions] = [b for b in page["blocks"] if b["type"] == "actions"]
-    assert [e["action_id"] for e in actions["elements"]] == [blocks.KEYS_NEWER, blocks.KEYS_OLDER]
+    assert [e["action_id"] for e in actions["elements"]] == [ActionId.KEYS_NEWER, ActionId.KEYS_OLDER]
+
+
+def test_the_paging_buttons_carry_cursors_the_codec_reads_back() -> None:
+    [actions] = [b for b in MESSAGES["full page"]["blocks"] if b["type"] == "actions"]
+    newer, older = (decode_page(e["value"]) for e in actions["elements"])
+    assert newer == PageCursor(project="p", row_id=0, page=1)
+    assert older == PageCursor(project="p", row_id=19, page=3)
 
 
 def test_the_delete_button_is_danger_with_a_danger_confirm_dialog() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bot.domain.errors import InvalidInput
 from bot.domain.keys import KeyFormat, NewKey, ParsedKey
-from bot.services import CreatedKey
+from bot.services.results import CreatedKey
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 OTHERS = "_-. +/=:\t\n\x00é…ßΩ"

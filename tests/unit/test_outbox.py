@@ -1,4 +1,4 @@
-"""The outbox worker (bot/notifier.py) over the in-memory store, with a hand-written Slack client."""
+"""The outbox worker (bot/slack/outbox.py) over the in-memory store, with a hand-written Slack client."""
 
 import asyncio
 import random
@@ -12,8 +12,10 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.domain.keys import KeyFormat
 from bot.domain.model import Actor
-from bot.notifier import OutboxWorker
-from bot.services import Keybot
+from bot.domain.notices import Notice, NoticeKind
+from bot.services import Context, build_services
+from bot.slack.notices import dm_text
+from bot.slack.outbox import OutboxWorker
 from tests.fakes import CountingHasher, FakeClock, MemoryStore, OutboxRow
 
 API = "https://slack.test/api/chat.postMessage"
@@ -73,10 +75,24 @@ class FakeSlackClient:
         return slack_response(200, {"ok": True, "channel": "D1", "ts": "1.0"})
 
 
-async def queue(store: MemoryStore, clock: FakeClock, *users: str) -> None:
+AT = FakeClock().now  # when the queued events happened: the fake clock's start, so they are due at once
+
+
+def notice_for(user: str) -> Notice:
+    return Notice(
+        NoticeKind.ROLE_GRANTED, recipient=user, team_id="T1", actor="U0", at=AT, org="Acme", role="member"
+    )
+
+
+def hello(user: str) -> str:
+    """The DM the worker sends for ``notice_for(user)``."""
+    return dm_text(notice_for(user))
+
+
+async def queue(store: MemoryStore, *users: str) -> None:
     async with store.transaction() as tx:
         for user in users:
-            await tx.notify(user_id=user, text=f"hello <@{user}>", at=clock())
+            await tx.notify(notice_for(user))
 
 
 def worker(store: MemoryStore, client: FakeSlackClient, clock: FakeClock, **kwargs: Any) -> OutboxWorker:
@@ -97,13 +113,13 @@ async def eventually(condition: Callable[[], bool]) -> None:
 
 
 async def test_a_row_is_marked_sent_only_after_slack_answers_ok(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     client = FakeSlackClient()
     seen_unsent: list[bool] = []
     client.before_answer = lambda _: seen_unsent.append(only_row(store).sent_at is None)
     assert await worker(store, client, clock).drain_once() == 1
     assert seen_unsent == [True]
-    assert client.calls == [{"channel": "U1", "text": "hello <@U1>", "unfurl_links": False}]
+    assert client.calls == [{"channel": "U1", "text": hello("U1"), "unfurl_links": False}]
     assert only_row(store).sent_at == clock()
     assert await store.pending_notifications() == 0
 
@@ -124,7 +140,7 @@ async def test_a_row_is_marked_sent_only_after_slack_answers_ok(store: MemorySto
 async def test_a_failed_send_keeps_the_row_for_later(
     store: MemoryStore, clock: FakeClock, failure: BaseException
 ) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     assert await worker(store, FakeSlackClient(failure), clock).drain_once() == 0
     row = only_row(store)
     assert row.sent_at is None and row.claimed_until is None
@@ -134,7 +150,7 @@ async def test_a_failed_send_keeps_the_row_for_later(
 
 
 async def test_a_429_is_retried_after_retry_after(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     client = FakeSlackClient(rate_limited("2"))
     outbox = worker(store, client, clock)
     await outbox.drain_once()
@@ -145,23 +161,23 @@ async def test_a_429_is_retried_after_retry_after(store: MemoryStore, clock: Fak
     assert len(client.calls) == 1
     clock.advance(seconds=0.1)
     assert await outbox.drain_once() == 1
-    assert client.delivered == [("U1", "hello <@U1>")]
+    assert client.delivered == [("U1", hello("U1"))]
 
 
 async def test_a_capitalised_retry_after_header_is_honoured_too(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     await worker(store, FakeSlackClient(rate_limited("7", header="Retry-After")), clock).drain_once()
     assert only_row(store).next_attempt_at == clock() + timedelta(seconds=7)
 
 
 async def test_a_429_retry_after_wins_over_the_backoff(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     await worker(store, FakeSlackClient(rate_limited("30")), clock, base_backoff=1.0).drain_once()
     assert only_row(store).next_attempt_at == clock() + timedelta(seconds=30)
 
 
 async def test_5xx_backs_off_exponentially(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     client = FakeSlackClient(*(server_error() for _ in range(5)))
     outbox = worker(store, client, clock, base_backoff=1.0)
     delays = []
@@ -179,7 +195,7 @@ async def test_5xx_backs_off_exponentially(store: MemoryStore, clock: FakeClock)
 
 
 async def test_the_backoff_is_capped_at_15_minutes(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     outbox = worker(store, FakeSlackClient(*(server_error() for _ in range(8))), clock, base_backoff=60.0)
     delays = []
     for _ in range(8):
@@ -193,7 +209,7 @@ async def test_the_backoff_is_capped_at_15_minutes(store: MemoryStore, clock: Fa
 async def test_an_ok_false_answer_is_retried_with_its_error_recorded(
     store: MemoryStore, clock: FakeClock
 ) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     outbox = worker(store, FakeSlackClient(not_ok("channel_not_found")), clock, base_backoff=5.0)
     await outbox.drain_once()
     row = only_row(store)
@@ -202,7 +218,7 @@ async def test_an_ok_false_answer_is_retried_with_its_error_recorded(
 
 
 async def test_a_timeout_is_retried_with_backoff(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     client = FakeSlackClient(TimeoutError())
     outbox = worker(store, client, clock, base_backoff=3.0)
     await outbox.drain_once()
@@ -210,12 +226,12 @@ async def test_a_timeout_is_retried_with_backoff(store: MemoryStore, clock: Fake
     assert only_row(store).next_attempt_at == clock() + timedelta(seconds=3)
     clock.advance(seconds=3)
     assert await outbox.drain_once() == 1
-    assert client.delivered == [("U1", "hello <@U1>")]
+    assert client.delivered == [("U1", hello("U1"))]
 
 
 async def test_nothing_is_lost_after_a_sequence_of_failures(store: MemoryStore, clock: FakeClock) -> None:
     users = [f"U{i:02}" for i in range(12)]
-    await queue(store, clock, *users)
+    await queue(store, *users)
     rng = random.Random(1234)
     kinds: list[Callable[[], BaseException | str]] = [
         lambda: rate_limited("3"),
@@ -234,13 +250,13 @@ async def test_nothing_is_lost_after_a_sequence_of_failures(store: MemoryStore, 
             break
         clock.now = max(clock.now, min(r.next_attempt_at for r in unsent))
     assert await store.pending_notifications() == 0
-    assert sorted(client.delivered) == sorted((u, f"hello <@{u}>") for u in users)
+    assert sorted(client.delivered) == sorted((u, hello(u)) for u in users)
     assert len(client.calls) > len(users)  # failures happened
     assert all(r.sent_at is not None for r in store.outbox())
 
 
 async def test_a_batch_holds_at_most_batch_rows(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, *(f"U{i}" for i in range(25)))
+    await queue(store, *(f"U{i}" for i in range(25)))
     outbox = worker(store, FakeSlackClient(), clock, batch=20)
     assert await outbox.drain_once() == 20
     assert await outbox.drain_once() == 5
@@ -248,7 +264,7 @@ async def test_a_batch_holds_at_most_batch_rows(store: MemoryStore, clock: FakeC
 
 
 async def test_two_workers_never_send_the_same_row(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1", "U2")
+    await queue(store, "U1", "U2")
     client = FakeSlackClient()
     client.gate = asyncio.Event()
     first = asyncio.create_task(worker(store, client, clock).drain_once())
@@ -256,14 +272,14 @@ async def test_two_workers_never_send_the_same_row(store: MemoryStore, clock: Fa
     assert await worker(store, client, clock).drain_once() == 0  # both rows are leased to the first
     client.gate.set()
     assert await first == 2
-    assert sorted(client.delivered) == [("U1", "hello <@U1>"), ("U2", "hello <@U2>")]
+    assert sorted(client.delivered) == [("U1", hello("U1")), ("U2", hello("U2"))]
     assert len(client.calls) == 2
 
 
 async def test_a_row_claimed_by_a_crashed_worker_goes_out_after_its_lease(
     store: MemoryStore, clock: FakeClock
 ) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     assert len(await store.claim_notifications(limit=10, now=clock(), lease_seconds=60)) == 1  # then "crash"
     client = FakeSlackClient()
     outbox = worker(store, client, clock)
@@ -271,7 +287,7 @@ async def test_a_row_claimed_by_a_crashed_worker_goes_out_after_its_lease(
     assert await outbox.drain_once() == 0
     clock.advance(seconds=1)
     assert await outbox.drain_once() == 1
-    assert client.delivered == [("U1", "hello <@U1>")]
+    assert client.delivered == [("U1", hello("U1"))]
     assert only_row(store).attempts == 2
 
 
@@ -282,7 +298,7 @@ async def test_the_running_worker_delivers_when_woken_and_stops_cleanly(
     outbox = worker(store, client, clock, poll_interval=30.0)
     outbox.start()
     await asyncio.sleep(0.01)
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     outbox.wake()
     await eventually(lambda: len(client.delivered) == 1)
     await outbox.stop(drain_seconds=1.0)
@@ -290,7 +306,7 @@ async def test_the_running_worker_delivers_when_woken_and_stops_cleanly(
 
 
 async def test_the_running_worker_survives_a_database_outage(store: MemoryStore, clock: FakeClock) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     store.down = True
     client = FakeSlackClient()
     outbox = worker(store, client, clock, poll_interval=0.01)
@@ -308,12 +324,15 @@ async def test_a_slack_outage_never_fails_a_key_operation_nor_loses_its_dms(
     client = FakeSlackClient()
     client.failing = True
     outbox = worker(store, client, clock, base_backoff=1.0)
-    keybot = Keybot(
-        store, hasher=CountingHasher(), key_format=KeyFormat(), clock=clock, on_notify=outbox.wake
+    keybot = build_services(
+        Context(uow=store, clock=clock, on_notify=outbox.wake),
+        listing=store,
+        hasher=CountingHasher(),
+        key_format=KeyFormat(),
     )
-    await keybot.bootstrap(team_id="T1", owner="U1", org_name="Acme")
-    await keybot.grant(Actor("T1", "U1"), "U2", "owner")
-    created = await keybot.create_project(Actor("T1", "U1"), "payments")
+    await keybot.operators.bootstrap(team_id="T1", owner="U1", org_name="Acme")
+    await keybot.people.grant(Actor("T1", "U1"), user_id="U2", role="owner")
+    created = await keybot.projects.create(Actor("T1", "U1"), name="payments")
     for _ in range(5):
         await outbox.drain_once()
         clock.advance(minutes=1)
@@ -338,7 +357,7 @@ class RawHttpResponse:
 async def test_an_unparseable_slack_answer_is_rescheduled_with_backoff(
     store: MemoryStore, clock: FakeClock
 ) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     failure = SlackApiError("Received a response in a non-JSON format: <html>", RawHttpResponse(502))
     assert await worker(store, FakeSlackClient(failure), clock, base_backoff=4.0).drain_once() == 0
     row = only_row(store)
@@ -350,9 +369,20 @@ async def test_an_unparseable_slack_answer_is_rescheduled_with_backoff(
 async def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(
     store: MemoryStore, clock: FakeClock
 ) -> None:
-    await queue(store, clock, "U1")
+    await queue(store, "U1")
     failure = rate_limited("Wed, 21 Oct 2015 07:28:00 GMT")
     assert await worker(store, FakeSlackClient(failure), clock, base_backoff=4.0).drain_once() == 0
     row = only_row(store)
     assert row.claimed_until is None
     assert row.next_attempt_at == clock() + timedelta(seconds=4)
+
+
+async def test_a_row_queued_as_text_is_sent_as_it_is(store: MemoryStore, clock: FakeClock) -> None:
+    """Rows written before notices existed carry their DM as text and no notice."""
+    store.state.outbox[99] = OutboxRow(
+        id=99, user_id="U1", notice=None, next_attempt_at=clock(), text="hi there"
+    )
+    await queue(store, "U2")
+    client = FakeSlackClient()
+    assert await worker(store, client, clock).drain_once() == 2
+    assert sorted(client.delivered) == [("U1", "hi there"), ("U2", hello("U2"))]

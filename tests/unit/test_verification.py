@@ -1,4 +1,4 @@
-"""The Verifier (bot/verification.py) on the in-memory store: cost model, cache and revocation."""
+"""The Verifier (bot/services/verification.py) on the in-memory store: cost model, cache and revocation."""
 
 from dataclasses import dataclass
 
@@ -6,8 +6,9 @@ import pytest
 
 from bot.domain.keys import KeyFormat, checksum
 from bot.domain.model import Actor
-from bot.services import CreatedKey, Keybot
-from bot.verification import MALFORMED, NOT_FOUND, Verifier
+from bot.services import Keybot
+from bot.services.results import CreatedKey
+from bot.services.verification import MALFORMED, NOT_FOUND, Verifier
 from tests.fakes import CountingHasher, FakeClock, FakeMonotonic, MemoryStore
 
 
@@ -32,8 +33,8 @@ class Setup:
         )
 
     async def delete(self, name: str = "default") -> None:
-        request = await self.keybot.request_delete(self.owner, "payments", name)
-        await self.keybot.confirm_delete(self.owner, request.token)
+        request = await self.keybot.keys.request_delete(self.owner, project="payments", name=name)
+        await self.keybot.keys.confirm_delete(self.owner, token=request.token)
 
     def key_row(self) -> int:
         [row_id] = [r.id for r in self.store.state.keys.values() if r.masked == self.key.masked]
@@ -44,7 +45,7 @@ class Setup:
 async def setup(
     keybot: Keybot, store: MemoryStore, hasher: CountingHasher, clock: FakeClock, org: Actor
 ) -> Setup:
-    key = await keybot.create_project(org, "payments")
+    key = await keybot.projects.create(org, name="payments")
     return Setup(keybot, store, hasher, clock, FakeMonotonic(), org, key)
 
 
@@ -161,7 +162,7 @@ async def test_without_forget_the_cache_would_still_pass_a_deleted_key(setup: Se
 
 
 async def test_forget_leaves_other_keys_cached(setup: Setup) -> None:
-    other = await setup.keybot.create_key(setup.owner, "payments", "ci")
+    other = await setup.keybot.keys.create(setup.owner, project="payments", name="ci")
     verifier = setup.verifier()
     assert (await verifier.verify(setup.key.plaintext)).valid
     assert (await verifier.verify(other.plaintext)).valid
@@ -191,7 +192,9 @@ async def test_another_instance_rejects_a_deleted_key_once_recheck_after_has_ela
 async def test_with_default_settings_another_instance_rejects_a_deleted_key_within_one_second(
     setup: Setup,
 ) -> None:
-    there = Verifier(setup.store, hasher=setup.hasher, key_format=KeyFormat(), monotonic=setup.monotonic)
+    there = Verifier(
+        setup.store, hasher=setup.hasher, key_format=KeyFormat(), clock=setup.clock, monotonic=setup.monotonic
+    )
     assert (await there.verify(setup.key.plaintext)).valid
     await setup.delete()
     setup.monotonic.advance(1.0)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -24,7 +24,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import Unavailable
 from bot.domain.model import Notification
-from bot.ports import Store
+from bot.ports import Outbox
+from bot.slack.notices import dm_text
 
 log = logging.getLogger("keybot.outbox")
 MAX_BACKOFF = timedelta(minutes=15)
@@ -47,14 +48,14 @@ def slack_client(*, token: str, base_url: str, timeout: int = 10) -> AsyncWebCli
 class OutboxWorker:
     def __init__(
         self,
-        store: Store,
+        store: Outbox,
         client: AsyncWebClient,
         *,
+        clock: Callable[[], datetime],
         poll_interval: float = 1.0,
         batch: int = 20,
         lease_seconds: float = 60.0,
         base_backoff: float = 1.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._client = client
@@ -112,7 +113,8 @@ class OutboxWorker:
 
     async def _send(self, row: Notification) -> bool:
         try:
-            await self._client.chat_postMessage(channel=row.user_id, text=row.text, unfurl_links=False)
+            text = dm_text(row.notice) if row.notice is not None else row.text
+            await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False)
         except SlackApiError as err:
             status, retry_after = _status_and_retry_after(err)
             delay = retry_after if status == 429 and retry_after is not None else self._backoff(row.attempts)

@@ -1,61 +1,33 @@
-"""``keybot shell``: try every command in a terminal, with no Slack workspace.
+"""The ``Shell``: one session of ``keybot shell``, a line at a time (``start``, ``handle``, ``prompt``).
 
-The shell runs the real keybot (``build_runtime``: store, services, Bolt app, web app) on a free port
-of 127.0.0.1 and drives it only as Slack would: signed slash commands and button clicks sent by
-``SlackDriver`` to ``POST /slack/events``. The Slack Web API and the ``response_url`` endpoints are an
-in-process ``FakeSlack``; the shell prints what each user would see in Slack::
-
-    @ana> /apikeys create payments checkout
-    #3 only you (@ana) see:
-      🔑 New key `checkout` in `payments`. Copy it now — it will not be shown again: …
-    DM to @ana:
-      🔑 @ana created key `checkout` (`kb_7Hq2Lm9x_…a81Z`) in project `payments` on today at 14:05.
-
-- Workspace: the team id of the database's organization when it has exactly one, else ``TSHELL0001``
-  (``SHELL_TEAM_ID``). With no organization for it, the shell offers to bootstrap one, owned by you;
-  that is the only direct service call (it is the CLI's bootstrap, not a Slack command).
-- Users: ``/as ana`` acts as ``UANA`` (``U`` + the name's letters and digits, uppercased, so a name is
-  the same user in every session); ``/as U123ABC`` acts as that id. ``@ana`` in a typed line is sent
-  the way Slack escapes mentions (``should_escape``): ``<@UANA|ana>``.
-- ``/click N`` presses button [N] of the latest message with buttons, with the ``response_url`` of that
-  message, after asking y/n when the button carries a ``confirm`` dialog.
-
-``Shell`` is the line-at-a-time API (``start``, ``handle``, ``prompt``); ``run_shell`` is the CLI loop.
+It runs the real keybot (``bot.runtime.build_runtime``) on a free port of 127.0.0.1 and drives it only
+as Slack would, through ``SlackDriver``; ``FakeSlack`` stands in for the Slack Web API and the
+``response_url`` endpoints. Data is reached only through the services (``runtime.keybot``). The
+package docstring (bot/shell/__init__.py) describes what a session looks like.
 """
 
 import asyncio
-import contextlib
 import getpass
 import html
-import logging
 import re
 import secrets
-import sys
 import textwrap
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Self, TextIO, TypeVar
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import select
 
-from bot.cli import Runtime, StartupError, build_runtime, redacted
-from bot.domain.roles import OrgRole
-from bot.fakeslack import Call, FakeSlack, Response
-from bot.render import message_buttons, mrkdwn, render_message
+from bot.runtime import Runtime, build_runtime, redacted
 from bot.settings import Settings
-from bot.slackdriver import SlackDriver
-from storage.tables import org_roles, orgs
-
-T = TypeVar("T")
+from bot.shell.driver import SlackDriver
+from bot.shell.fakeslack import Call, FakeSlack, Response
+from bot.shell.render import message_buttons, mrkdwn, render_message
 
 SHELL_TEAM_ID = "TSHELL0001"
 SHELL_ORG_NAME = "keybot shell"
-HISTORY_FILE = Path("~/.keybot_history")
 DM_WAIT_SECONDS = 2.0
 _POLL_SECONDS = 0.02
 
@@ -210,7 +182,7 @@ class Shell:
             f"Workspace {self.team_id}, database {redacted(self.runtime.settings.database_url)}.",
             f"You are @{self._name(self.user)} ({self.user}). /help lists the shell commands.",
         ]
-        teams = await _org_teams(self.runtime)
+        teams = await self.runtime.keybot.operators.org_teams()
         if self.team_id not in teams:
             missing = (
                 "No organization yet." if not teams else f"Workspace {self.team_id} has no organization."
@@ -219,7 +191,7 @@ class Shell:
                 f"{missing} Create one with you as its owner? [Y/n] ", True, self._bootstrap
             )
             return "\n".join(lines)
-        owners = await _org_owners(self.runtime, self.team_id)
+        owners = await self.runtime.keybot.operators.org_owners(self.team_id)
         if owners and self.user not in owners:
             shown = ", ".join(f"@{self._name(owner)}" for owner in owners)
             lines.append(f"Owners of this organization: {shown}. Type /as {owners[0]} to act as one.")
@@ -266,7 +238,9 @@ class Shell:
                 "No organization created: keybot will answer that it is not set up. Restart the shell to be "
                 f"asked again, or run `keybot bootstrap --team-id {self.team_id} --owner <user id>`."
             )
-        await self.runtime.keybot.bootstrap(team_id=self.team_id, owner=self.user, org_name=SHELL_ORG_NAME)
+        await self.runtime.keybot.operators.bootstrap(
+            team_id=self.team_id, owner=self.user, org_name=SHELL_ORG_NAME
+        )
         return (
             f"Created the organization of workspace {self.team_id}; you (@{self._name(self.user)}) are its "
             "owner.\nTry: /apikeys project create payments"
@@ -442,158 +416,6 @@ def _login_name() -> str:
     return name if re.search(r"[A-Za-z0-9]", name) else "you"
 
 
-async def _org_teams(runtime: Runtime) -> list[str]:
-    async with runtime.store.engine.connect() as conn:
-        return list((await conn.execute(select(orgs.c.team_id).order_by(orgs.c.id))).scalars())
-
-
-async def _org_owners(runtime: Runtime, team_id: str) -> list[str]:
-    query = (
-        select(org_roles.c.user_id)
-        .join(orgs, orgs.c.id == org_roles.c.org_id)
-        .where(orgs.c.team_id == team_id, org_roles.c.role == OrgRole.OWNER.value)
-        .order_by(org_roles.c.user_id)
-    )
-    async with runtime.store.engine.connect() as conn:
-        return list((await conn.execute(query)).scalars())
-
-
 async def _workspace(runtime: Runtime) -> str:
-    teams = await _org_teams(runtime)
+    teams = await runtime.keybot.operators.org_teams()
     return teams[0] if len(teams) == 1 else SHELL_TEAM_ID
-
-
-# -- the terminal loop ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _history(enabled: bool) -> Iterator[None]:
-    """readline line editing and a history in ~/.keybot_history, on a terminal."""
-    if not enabled:
-        yield
-        return
-    try:
-        import readline
-    except ImportError:  # no readline on this platform: plain input()
-        yield
-        return
-    path = HISTORY_FILE.expanduser()
-    with contextlib.suppress(OSError):
-        readline.read_history_file(path)
-    readline.set_history_length(1000)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            readline.write_history_file(path)
-
-
-def _line_reader(source: TextIO, out: TextIO, *, terminal: bool) -> Callable[[str], str]:
-    """``read(prompt)`` → a line; EOFError at the end. Off a terminal, echoes lines into ``out``."""
-    if terminal:
-        return input
-
-    def read(prompt: str) -> str:
-        out.write(prompt)
-        out.flush()
-        line = source.readline()
-        if not line:
-            raise EOFError
-        out.write(line if line.endswith("\n") else line + "\n")
-        return line.rstrip("\r\n")
-
-    return read
-
-
-def _print(out: TextIO, text: str) -> None:
-    if text:
-        out.write(text if text.endswith("\n") else text + "\n")
-    out.flush()
-
-
-def _quiet_logs(settings: Settings) -> None:
-    """Keep the transcript readable: warnings and errors only, minus Bolt's harmless startup notice."""
-    if settings.log_level == "INFO":
-        logging.getLogger().setLevel(logging.WARNING)
-    logging.getLogger("keybot.bolt").addFilter(_drop_token_notice)
-
-
-def _drop_token_notice(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("As `installation_store` or `authorize`")
-
-
-def run_shell(
-    settings: Settings,
-    *,
-    user: str | None = None,
-    stdin: TextIO | None = None,
-    stdout: TextIO | None = None,
-) -> int:
-    """``keybot shell``: the line loop on stdin/stdout; returns the exit code (0 on /quit or Ctrl-D).
-
-    keybot runs on an event loop in a background thread; this thread reads lines (readline and
-    history on a terminal), so Ctrl-C at the prompt just gives a new prompt.
-    """
-    name = user.removeprefix("@") if user else None
-    try:
-        user_id_for(name or "you")
-    except ValueError:
-        print(
-            f"keybot: --as {user!r} is neither a name nor a Slack user id (like ana or U0123ABC).",
-            file=sys.stderr,
-        )
-        return 2
-    out = stdout or sys.stdout
-    source = stdin or sys.stdin
-    terminal = stdin is None and stdout is None and source.isatty()
-    _quiet_logs(settings)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="keybot-shell-loop", daemon=True)
-    thread.start()
-
-    def wait(work: Coroutine[Any, Any, T]) -> T:
-        future = asyncio.run_coroutine_threadsafe(work, loop)
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            future.cancel()
-            raise
-
-    try:
-        try:
-            shell = wait(Shell.open(settings, user=name))
-        except StartupError as err:  # caught here too: under `python -m bot.cli` bot.cli is a second module
-            print(f"keybot: {err}", file=sys.stderr)
-            return 1
-        try:
-            with _history(terminal):
-                return _loop(shell, wait, _line_reader(source, out, terminal=terminal), out)
-        finally:
-            wait(shell.aclose())
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-
-
-def _loop(
-    shell: Shell,
-    wait: Callable[[Coroutine[Any, Any, str]], str],
-    read: Callable[[str], str],
-    out: TextIO,
-) -> int:
-    _print(out, wait(shell.start()))
-    while not shell.finished:
-        try:
-            line = read(shell.prompt)
-        except EOFError:
-            _print(out, "\n")
-            return 0
-        except KeyboardInterrupt:
-            out.write("^C\n")
-            continue
-        try:
-            _print(out, wait(shell.handle(line)))
-        except KeyboardInterrupt:
-            _print(out, "(interrupted)")
-    return 0

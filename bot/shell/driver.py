@@ -2,7 +2,7 @@
 
 Used by ``keybot shell``, the end-to-end tests and the benchmark, so all three exercise the
 production code path (``POST /slack/events`` → signature check → Bolt → listeners). Replies to
-clicks arrive on a ``response_url`` served by the in-process Slack stand-in (bot/fakeslack.py).
+clicks arrive on a ``response_url`` served by the in-process Slack stand-in (bot/shell/fakeslack.py).
 """
 
 import itertools
@@ -12,8 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.fakeslack import FakeSlack, Response
-from bot.slackwire import block_actions_body, post_signed, slash_command_body
+from bot.shell.fakeslack import FakeSlack, Response
+from bot.shell.wire import block_actions_body, post_signed, slash_command_body
 
 
 @dataclass(frozen=True)

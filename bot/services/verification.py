@@ -15,12 +15,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.errors import InvalidInput
 from bot.domain.hashing import Hasher
 from bot.domain.keys import KeyFormat
-from bot.ports import Store
+from bot.ports import VerifyReads
 
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -63,14 +63,14 @@ class Verifier:
 
     def __init__(
         self,
-        store: Store,
+        store: VerifyReads,
         *,
         hasher: Hasher,
         key_format: KeyFormat,
+        clock: Callable[[], datetime],
         recheck_after: float = 0.5,
         max_entries: int = 100_000,
         monotonic: Callable[[], float] = time.monotonic,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._hasher = hasher

@@ -1,0 +1,224 @@
+"""The one composition root: builds every concrete part of a running keybot and wires them.
+
+``cli.py``, ``keybot shell`` and ``bench/`` build a keybot through ``build_runtime`` (or the smaller
+``open_services``); nothing else imports both storage and the Slack surface.
+"""
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import make_url
+
+from bot.domain.errors import Unavailable
+from bot.domain.hashing import Hasher
+from bot.domain.keys import KeyFormat
+from bot.ports import UnitOfWork
+from bot.services import Context, Keybot, build_services
+from bot.services.base import Clock
+from bot.services.verification import Verifier
+from bot.settings import Settings
+from bot.slack.app import create_bolt_app
+from bot.slack.outbox import OutboxWorker, slack_client
+from bot.web import create_web_app
+from storage import SqlStore, open_store
+
+log = logging.getLogger("keybot")
+
+
+class StartupError(Exception):
+    """Something that stops keybot from starting; ``str()`` is the one line to print."""
+
+
+def utcnow() -> datetime:
+    """The wall clock every part of keybot is given (tests give a fake one)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Every part of a running keybot, wired together."""
+
+    settings: Settings
+    store: SqlStore
+    keybot: Keybot
+    verifier: Verifier
+    worker: OutboxWorker
+    client: AsyncWebClient
+    bolt: AsyncApp
+    web_app: web.Application
+    late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
+
+    async def aclose(self) -> None:
+        if self.late_replies:  # slow commands still owe their user a reply
+            await asyncio.wait(self.late_replies, timeout=10)
+        await self.worker.stop()
+        await self.verifier.aclose()
+        await self.store.close()
+        self.keybot.hasher.close()
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def redacted(url: str) -> str:
+    """A database URL safe to print: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def connect(settings: Settings) -> SqlStore:
+    """Open the database and migrate it; StartupError with one clear line if that fails."""
+    try:
+        return await open_store(settings.database_url, migrate=True)
+    except Unavailable as err:
+        raise StartupError(
+            f"cannot reach the database at {redacted(settings.database_url)} ({_first_line(err.__cause__ or err)}). "
+            "Check DATABASE_URL and that the server is running."
+        ) from None
+
+
+def return_big_allocations_to_the_os() -> None:
+    """argon2 allocates 19 MiB per hash. Once glibc's dynamic mmap threshold has grown past that, freed
+    blocks stay in the heap and resident memory only rises; a fixed threshold keeps every block that
+    large an mmap, unmapped on free. Linux/glibc only; elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        m_mmap_threshold = -3
+        ctypes.CDLL("libc.so.6").mallopt(m_mmap_threshold, 1 << 20)
+
+
+def services_for(
+    store: SqlStore, settings: Settings, *, hasher: Hasher, context: Context | None = None
+) -> Keybot:
+    return build_services(
+        context or Context(uow=store, clock=utcnow),
+        listing=store,
+        hasher=hasher,
+        key_format=KeyFormat(settings.key_prefix),
+    )
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    client: AsyncWebClient | None = None,
+    ack_budget: float = 2.0,
+    outbox_backoff: float = 1.0,
+    clock: Clock = utcnow,
+    hasher: Hasher | None = None,
+    unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
+) -> Runtime:
+    """Wire store, services, verifier, outbox worker, Bolt app and web app from settings.
+
+    ``client`` replaces the Slack Web API client, ``ack_budget`` the seconds a command may take before
+    it is acked with "working on it", ``outbox_backoff`` the first retry delay of an unsent DM,
+    ``clock`` the wall clock of every part, ``hasher`` the argon2 hasher (closed by ``aclose``),
+    ``unit_of_work`` what the services change data through, made from the store (default: the store)."""
+    return_big_allocations_to_the_os()
+    store = await connect(settings)
+    key_format = KeyFormat(settings.key_prefix)
+    hasher = hasher or Hasher(settings.hash_params)
+    token = settings.slack_bot_token or "xoxb-not-configured"
+    client = client or slack_client(token=token, base_url=settings.slack_api_url)
+    worker = OutboxWorker(store, client, clock=clock, base_backoff=outbox_backoff)
+    verifier = Verifier(store, hasher=hasher, key_format=key_format, clock=clock)
+    uow = unit_of_work(store) if unit_of_work is not None else store
+    context = Context(uow=uow, clock=clock, on_notify=worker.wake, on_key_revoked=verifier.forget)
+    keybot = services_for(store, settings, hasher=hasher, context=context)
+    late_replies: set[asyncio.Task[None]] = set()
+    bolt = create_bolt_app(
+        keybot=keybot,
+        signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
+        bot_token=token,
+        client=AsyncWebClient(base_url=settings.slack_api_url),  # the token comes from authorize()
+        ack_budget=ack_budget,
+        late_replies=late_replies,
+    )
+    web_app = create_web_app(
+        health=store,
+        verifier=verifier,
+        bolt=None if settings.socket_mode else bolt,
+        signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
+        verify_token=settings.verify_token,
+    )
+    return Runtime(
+        settings=settings,
+        store=store,
+        keybot=keybot,
+        verifier=verifier,
+        worker=worker,
+        client=client,
+        bolt=bolt,
+        web_app=web_app,
+        late_replies=late_replies,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Serve Slack (HTTP or Socket Mode), the verify API and health until SIGTERM/SIGINT."""
+    settings.require_slack()
+    runtime = await build_runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(runtime.web_app, handle_signals=False, shutdown_timeout=10.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError as err:
+        await runtime.aclose()
+        raise StartupError(
+            f"cannot listen on {settings.host}:{settings.port} ({err.strerror}). Set PORT to a free port."
+        ) from None
+    runtime.worker.start()
+    socket = None
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        socket = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token)
+        await socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info(
+            "keybot connected to Slack over Socket Mode; verify API on http://%s:%s",
+            settings.host,
+            settings.port,
+        )
+    else:
+        log.info("keybot listening on http://%s:%s (Slack: POST /slack/events)", settings.host, settings.port)
+    await stop.wait()
+    log.info("keybot stopping: finishing in-flight requests and DMs")
+    if socket is not None:
+        await socket.close_async()  # type: ignore[no-untyped-call]
+    await runner.cleanup()
+    await runtime.aclose()
+    log.info("keybot stopped")
+
+
+async def bootstrap(settings: Settings, *, team_id: str, owner: str, org: str) -> str:
+    """Create a workspace's organization with ``owner`` as its owner; the line to print."""
+    store = await connect(settings)
+    hasher = Hasher(settings.hash_params)
+    try:
+        changed = await services_for(store, settings, hasher=hasher).operators.bootstrap(
+            team_id=team_id, owner=owner, org_name=org
+        )
+    finally:
+        hasher.close()
+        await store.close()
+    if changed:
+        return f"Organization for workspace {team_id} is ready; {owner} is an owner."
+    return f"Nothing to do: workspace {team_id} already has {owner} as an owner."
+
+
+async def db_upgrade(settings: Settings) -> str:
+    store = await connect(settings)
+    await store.close()
+    return f"Database {redacted(settings.database_url)} is at the latest schema."

@@ -1,0 +1,44 @@
+"""Use cases of keybot, one module per area. Every call authorizes its actor; every change writes its
+audit event and its DM notices in the same transaction as the change itself.
+
+``build_services`` wires them; front ends (bot/slack, the shell) hold the ``Keybot`` it returns.
+"""
+
+from dataclasses import dataclass
+
+from bot.domain.hashing import Hasher
+from bot.domain.keys import KeyFormat
+from bot.ports import KeyListing
+from bot.services.audit import AuditService
+from bot.services.base import PAGE_SIZE, Context
+from bot.services.keys import KeyMaker, KeyService
+from bot.services.operators import OperatorService
+from bot.services.people import PeopleService
+from bot.services.projects import DEFAULT_KEY_NAME, ProjectService
+
+__all__ = ["DEFAULT_KEY_NAME", "PAGE_SIZE", "Context", "Keybot", "build_services"]
+
+
+@dataclass(frozen=True)
+class Keybot:
+    """Every service, by area."""
+
+    keys: KeyService
+    projects: ProjectService
+    people: PeopleService
+    audit: AuditService
+    operators: OperatorService
+    hasher: Hasher
+
+
+def build_services(context: Context, *, listing: KeyListing, hasher: Hasher, key_format: KeyFormat) -> Keybot:
+    maker = KeyMaker(hasher=hasher, key_format=key_format)
+    keys = KeyService(context, maker=maker, listing=listing)
+    return Keybot(
+        keys=keys,
+        projects=ProjectService(context, maker=maker, keys=keys),
+        people=PeopleService(context),
+        audit=AuditService(context),
+        operators=OperatorService(context),
+        hasher=hasher,
+    )

@@ -1,0 +1,226 @@
+"""Keys: create (the secret returned once), list (masked, paged), and the two-step delete."""
+
+import secrets
+from datetime import timedelta
+
+from bot.domain.errors import ConfirmationRefused, Conflict, NotFound, PermissionDenied, User
+from bot.domain.hashing import Hasher
+from bot.domain.keys import KeyFormat, NewKey
+from bot.domain.model import Actor, AuditEvent, NewKeyRecord, PendingDeletion, Project, Scope
+from bot.domain.names import validate_name
+from bot.domain.notices import NoticeKind
+from bot.domain.roles import Action, allowed, required_roles
+from bot.ports import KeyListing, Transaction
+from bot.services.base import PAGE_SIZE, Context, Service, authorize, not_set_up
+from bot.services.results import CreatedKey, DeletedKey, DeleteRequest, KeyPage
+
+PENDING_TTL = timedelta(minutes=10)
+
+
+def key_name_taken(name: str, project: str) -> Conflict:
+    return Conflict(f"A key named `{name}` already exists in `{project}`. Pick another name.")
+
+
+class KeyMaker:
+    """Generates a key and hashes it (argon2, off the event loop), then inserts it in a transaction."""
+
+    def __init__(self, *, hasher: Hasher, key_format: KeyFormat) -> None:
+        self.hasher = hasher
+        self.key_format = key_format
+
+    async def new_key(self) -> tuple[str, NewKey]:
+        new = self.key_format.generate()
+        return await self.hasher.hash(new.plaintext), new
+
+
+class KeyService(Service):
+    def __init__(self, context: Context, *, maker: KeyMaker, listing: KeyListing) -> None:
+        super().__init__(context)
+        self._maker = maker
+        self._listing = listing
+
+    async def insert(
+        self,
+        tx: Transaction,
+        actor: Actor,
+        scope: Scope,
+        project: Project,
+        *,
+        name: str,
+        key: tuple[str, NewKey],
+    ) -> CreatedKey:
+        """Insert a hashed key, audit it and notify the project's owners, in ``tx``."""
+        digest, new = key
+        now = self._clock()
+        try:  # the unique index decides, also between two owners racing for one name
+            await tx.add_key(
+                NewKeyRecord(
+                    project_id=project.id,
+                    key_id=new.key_id,
+                    name=name,
+                    masked=new.masked,
+                    secret_hash=digest,
+                    created_by=actor.user_id,
+                    created_at=now,
+                )
+            )
+        except Conflict:
+            raise key_name_taken(name, project.name) from None
+        await tx.add_audit(
+            AuditEvent(
+                org_id=scope.org.id,
+                project_id=project.id,
+                actor=actor.user_id,
+                action="key created",
+                at=now,
+                key_name=name,
+                key_masked=new.masked,
+            )
+        )
+        await self._notify_owners(
+            tx, actor, scope, project, kind=NoticeKind.KEY_CREATED, key_name=name, key_masked=new.masked
+        )
+        return CreatedKey(project=project.name, name=name, masked=new.masked, plaintext=new.plaintext)
+
+    async def create(self, actor: Actor, *, project: str, name: str) -> CreatedKey:
+        """Create a key; its plaintext is returned once and stored only as an argon2id hash."""
+        validate_name(project, kind="project")
+        validate_name(name, kind="key")
+        async with self._uow.read() as tx:
+            scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)
+            if await tx.key_named(project_id=proj.id, name=name) is not None:  # before paying argon2
+                raise key_name_taken(name, proj.name)
+        key = await self._maker.new_key()
+        async with self._uow.transaction() as tx:
+            scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)
+            created = await self.insert(tx, actor, scope, proj, name=name, key=key)
+        self._on_notify()
+        return created
+
+    async def page(
+        self, actor: Actor, *, project: str, before_id: int | None = None, after_id: int | None = None
+    ) -> KeyPage:
+        """One page of a project's keys, newest first, masked."""
+        validate_name(project, kind="project")
+        scope, rows = await self._listing.key_listing(
+            team_id=actor.team_id,
+            user_id=actor.user_id,
+            project_name=project,
+            before_id=before_id,
+            after_id=after_id,
+            limit=PAGE_SIZE + 1,
+        )
+        if scope is None:
+            raise not_set_up(actor)
+        authorize(scope, Action.LIST_KEYS, project=project)
+        assert scope.project is not None
+        name = scope.project.name
+        if after_id is not None:
+            more = len(rows) > PAGE_SIZE
+            return KeyPage(
+                project=name, keys=rows[-PAGE_SIZE:] if more else rows, has_newer=more, has_older=True
+            )
+        keys = rows[:PAGE_SIZE]
+        return KeyPage(
+            project=name, keys=keys, has_newer=before_id is not None, has_older=len(rows) > PAGE_SIZE
+        )
+
+    async def request_delete(self, actor: Actor, *, project: str, name: str) -> DeleteRequest:
+        """Step one of a delete: a single-use pending deletion bound to ``actor``, valid 10 minutes."""
+        validate_name(project, kind="project")
+        validate_name(name, kind="key")
+        async with self._uow.transaction() as tx:
+            _, proj = await self._project_scope(tx, actor, project, Action.DELETE_KEY)
+            key = await tx.key_named(project_id=proj.id, name=name)
+            if key is None:
+                raise NotFound(
+                    f"No key named `{name}` in `{proj.name}`. `/apikeys list {proj.name}` shows its keys."
+                )
+            expires = self._clock() + PENDING_TTL
+            token = secrets.token_urlsafe(18)
+            await tx.add_pending(
+                PendingDeletion(
+                    token=token,
+                    key_row_id=key.id,
+                    project_id=proj.id,
+                    user_id=actor.user_id,
+                    team_id=actor.team_id,
+                    expires_at=expires,
+                    used_at=None,
+                )
+            )
+        return DeleteRequest(
+            token=token, project=proj.name, name=key.name, masked=key.masked, expires_at=expires
+        )
+
+    async def _claim_pending(self, tx: Transaction, actor: Actor, token: str) -> PendingDeletion:
+        pending = await tx.pending(token)
+        if pending is None or pending.team_id != actor.team_id:
+            raise ConfirmationRefused(
+                "This confirmation is not valid. Run `/apikeys delete <project> <key>` again."
+            )
+        if pending.user_id != actor.user_id:
+            raise ConfirmationRefused(
+                "Only ", User(pending.user_id), ", who asked for this deletion, can confirm or cancel it. "
+                "Nothing changed."
+            )
+        if pending.used_at is not None:
+            raise ConfirmationRefused("This confirmation was already used. Nothing changed.")
+        if self._clock() >= pending.expires_at:
+            raise ConfirmationRefused(
+                "This confirmation expired (they last 10 minutes). Nothing changed; run the delete again."
+            )
+        if not await tx.use_pending(token, at=self._clock()):
+            raise ConfirmationRefused("This confirmation was already used. Nothing changed.")
+        return pending
+
+    async def confirm_delete(self, actor: Actor, *, token: str) -> DeletedKey:
+        """Step two: re-check everything, then delete the key and revoke it at once."""
+        async with self._uow.transaction() as tx:
+            pending = await self._claim_pending(tx, actor, token)
+            scope = await self._scope(tx, actor)
+            project_role = await tx.project_role(project_id=pending.project_id, user_id=actor.user_id)
+            if not allowed(Action.DELETE_KEY, org_role=scope.org_role, project_role=project_role):
+                raise PermissionDenied(
+                    f"You are no longer {required_roles(Action.DELETE_KEY)}, so the key was not deleted."
+                )
+            key = await tx.key_by_row_id(pending.key_row_id)
+            if key is None:
+                raise ConfirmationRefused("That key was already deleted. Nothing changed.")
+            project = await _project_of(tx, scope, pending.project_id)
+            await tx.delete_key(key.id)
+            await tx.add_audit(
+                AuditEvent(
+                    org_id=scope.org.id,
+                    project_id=project.id,
+                    actor=actor.user_id,
+                    action="key deleted",
+                    at=self._clock(),
+                    key_name=key.name,
+                    key_masked=key.masked,
+                )
+            )
+            await self._notify_owners(
+                tx, actor, scope, project, kind=NoticeKind.KEY_DELETED, key_name=key.name, key_masked=key.masked
+            )
+        self._on_key_revoked(key.key_id)
+        self._on_notify()
+        return DeletedKey(project=project.name, name=key.name, masked=key.masked)
+
+    async def cancel_delete(self, actor: Actor, *, token: str) -> DeletedKey:
+        """Use up a pending deletion without deleting anything."""
+        async with self._uow.transaction() as tx:
+            pending = await self._claim_pending(tx, actor, token)
+            key = await tx.key_by_row_id(pending.key_row_id)
+            scope = await self._scope(tx, actor)
+            project = await _project_of(tx, scope, pending.project_id)
+        return DeletedKey(
+            project=project.name, name=key.name if key else "?", masked=key.masked if key else "?"
+        )
+
+
+async def _project_of(tx: Transaction, scope: Scope, project_id: int) -> Project:
+    project = await tx.project_by_id(project_id)
+    if project is None or project.org_id != scope.org.id:
+        raise ConfirmationRefused("That project no longer exists. Nothing changed.")
+    return project

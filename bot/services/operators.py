@@ -1,0 +1,44 @@
+"""What operators do outside Slack: bootstrap a workspace's organization, see which exist."""
+
+from bot.domain.model import AuditEvent
+from bot.domain.roles import OrgRole
+from bot.services.base import Service
+
+BOOTSTRAP_ACTOR = "keybot bootstrap"
+
+
+class OperatorService(Service):
+    async def bootstrap(self, *, team_id: str, owner: str, org_name: str) -> bool:
+        """Create the org of a workspace and make ``owner`` its owner. Idempotent; True if changed."""
+        async with self._uow.transaction() as tx:
+            now = self._clock()
+            org = await tx.ensure_org(team_id=team_id, name=org_name, at=now)
+            if await tx.org_role(org_id=org.id, user_id=owner) is OrgRole.OWNER:
+                return False
+            await tx.set_org_role(org_id=org.id, user_id=owner, role=OrgRole.OWNER)
+            await tx.add_audit(
+                AuditEvent(
+                    org_id=org.id,
+                    project_id=None,
+                    actor=BOOTSTRAP_ACTOR,
+                    action="role granted",
+                    at=now,
+                    target_user=owner,
+                    role=OrgRole.OWNER.value,
+                )
+            )
+        return True
+
+    async def org_teams(self) -> list[str]:
+        """The team ids of every organization in this database."""
+        async with self._uow.read() as tx:
+            return await tx.org_teams()
+
+    async def org_owners(self, team_id: str) -> list[str]:
+        """The owners of the organization of ``team_id`` (empty if it has none)."""
+        async with self._uow.read() as tx:
+            scope = await tx.scope(team_id=team_id, user_id="", project_name=None)
+            if scope is None:
+                return []
+            grants = await tx.members(org_id=scope.org.id, project_id=None)
+        return [g.user_id for g in grants if g.role == OrgRole.OWNER.value]

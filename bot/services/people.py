@@ -1,0 +1,129 @@
+"""People and roles: who am I, who holds which role, grant and revoke, and the operator's bootstrap."""
+
+from bot.domain.errors import Conflict, NotFound, PermissionDenied, User
+from bot.domain.model import Actor, AuditEvent, Scope
+from bot.domain.names import validate_name
+from bot.domain.notices import Notice, NoticeKind
+from bot.domain.roles import Action, OrgRole, org_role_named, project_role_named
+from bot.ports import Transaction
+from bot.services.base import Service, authorize
+from bot.services.results import Members, RoleChange, Whoami
+
+
+class PeopleService(Service):
+    async def whoami(self, actor: Actor) -> Whoami:
+        async with self._uow.read() as tx:
+            scope = await self._scope(tx, actor)
+            grants = await tx.roles_of(org_id=scope.org.id, user_id=actor.user_id)
+        return Whoami(org=scope.org.name, user_id=actor.user_id, grants=grants)
+
+    async def members(self, actor: Actor, *, project: str | None = None) -> Members:
+        """Who holds which role, in the org or in one project."""
+        async with self._uow.read() as tx:
+            if project is None:
+                scope = await self._scope(tx, actor)
+                if scope.org_role is None and not await tx.roles_of(
+                    org_id=scope.org.id, user_id=actor.user_id
+                ):
+                    raise PermissionDenied("Only members of this organization may see its members.")
+                return Members(
+                    scope=scope.org.name, grants=await tx.members(org_id=scope.org.id, project_id=None)
+                )
+            validate_name(project, kind="project")
+            scope, proj = await self._project_scope(tx, actor, project, Action.SEE_MEMBERS)
+            return Members(scope=proj.name, grants=await tx.members(org_id=scope.org.id, project_id=proj.id))
+
+    async def grant(self, actor: Actor, *, user_id: str, role: str, project: str | None = None) -> RoleChange:
+        """Give ``user_id`` a role in the org (org owners) or in a project (its owners too)."""
+        async with self._uow.transaction() as tx:
+            if project is None:
+                scope = await self._scope(tx, actor)
+                authorize(scope, Action.GRANT_ORG_ROLE)
+                org_role = org_role_named(role)
+                await tx.lock_org(scope.org.id)
+                current = await tx.org_role(org_id=scope.org.id, user_id=user_id)
+                if current is OrgRole.OWNER and org_role is not OrgRole.OWNER:
+                    await _keep_an_owner(tx, scope.org.id)
+                await tx.set_org_role(org_id=scope.org.id, user_id=user_id, role=org_role)
+                project_id, project_name, text_role = None, None, org_role.value
+            else:
+                validate_name(project, kind="project")
+                scope, proj = await self._project_scope(tx, actor, project, Action.GRANT_PROJECT_ROLE)
+                project_role = project_role_named(role)
+                await tx.set_project_role(project_id=proj.id, user_id=user_id, role=project_role)
+                project_id, project_name, text_role = proj.id, proj.name, project_role.value
+            await self._record_role_change(
+                tx, actor, scope, user_id=user_id, project_id=project_id, project=project_name, role=text_role
+            )
+        self._on_notify()
+        return RoleChange(user_id=user_id, role=text_role, project=project_name)
+
+    async def revoke(self, actor: Actor, *, user_id: str, project: str | None = None) -> RoleChange:
+        """Remove ``user_id``'s role in the org or in a project; the org always keeps an owner."""
+        async with self._uow.transaction() as tx:
+            if project is None:
+                scope = await self._scope(tx, actor)
+                authorize(scope, Action.GRANT_ORG_ROLE)
+                await tx.lock_org(scope.org.id)
+                current = await tx.org_role(org_id=scope.org.id, user_id=user_id)
+                if current is None:
+                    raise NotFound(User(user_id), " has no organization role.")
+                if current is OrgRole.OWNER:
+                    await _keep_an_owner(tx, scope.org.id)
+                await tx.delete_org_role(org_id=scope.org.id, user_id=user_id)
+                project_id, name = None, None
+            else:
+                validate_name(project, kind="project")
+                scope, proj = await self._project_scope(tx, actor, project, Action.GRANT_PROJECT_ROLE)
+                if not await tx.delete_project_role(project_id=proj.id, user_id=user_id):
+                    raise NotFound(User(user_id), f" has no role in `{proj.name}`.")
+                project_id, name = proj.id, proj.name
+            await self._record_role_change(
+                tx, actor, scope, user_id=user_id, project_id=project_id, project=name, role=None
+            )
+        self._on_notify()
+        return RoleChange(user_id=user_id, role=None, project=name)
+
+    async def _record_role_change(
+        self,
+        tx: Transaction,
+        actor: Actor,
+        scope: Scope,
+        *,
+        user_id: str,
+        project_id: int | None,
+        project: str | None,
+        role: str | None,
+    ) -> None:
+        """Audit a grant (``role`` set) or revoke (``role`` None) and DM the user it concerns."""
+        now = self._clock()
+        kind = NoticeKind.ROLE_GRANTED if role else NoticeKind.ROLE_REVOKED
+        await tx.add_audit(
+            AuditEvent(
+                org_id=scope.org.id,
+                project_id=project_id,
+                actor=actor.user_id,
+                action=kind.value,
+                at=now,
+                target_user=user_id,
+                role=role,
+            )
+        )
+        await tx.notify(
+            Notice(
+                kind=kind,
+                recipient=user_id,
+                team_id=actor.team_id,
+                enterprise_id=actor.enterprise_id,
+                actor=actor.user_id,
+                at=now,
+                project=project,
+                org=scope.org.name,
+                role=role,
+            )
+        )
+
+
+async def _keep_an_owner(tx: Transaction, org_id: int) -> None:
+    if await tx.count_org_owners(org_id) <= 1:
+        raise Conflict("The organization must keep at least one owner. Make someone else an owner first.")

@@ -1,0 +1,56 @@
+"""Projects: create one (with its ``default`` key) and list those the actor can see."""
+
+from bot.domain.errors import Conflict
+from bot.domain.model import Actor, AuditEvent, Project
+from bot.domain.names import validate_name
+from bot.domain.roles import Action, OrgRole
+from bot.services.base import Context, Service, authorize
+from bot.services.keys import KeyMaker, KeyService
+from bot.services.results import CreatedKey
+
+DEFAULT_KEY_NAME = "default"
+
+
+class ProjectService(Service):
+    def __init__(self, context: Context, *, maker: KeyMaker, keys: KeyService) -> None:
+        super().__init__(context)
+        self._maker = maker
+        self._keys = keys
+
+    async def create(self, actor: Actor, *, name: str) -> CreatedKey:
+        """Create a project and its ``default`` key; the key's secret goes back to the creator only."""
+        validate_name(name, kind="project")
+        async with self._uow.read() as tx:
+            authorize(await self._scope(tx, actor), Action.CREATE_PROJECT)
+        key = await self._maker.new_key()
+        async with self._uow.transaction() as tx:
+            scope = await self._scope(tx, actor, name)
+            authorize(scope, Action.CREATE_PROJECT)
+            if scope.project is not None:
+                raise Conflict(f"A project named `{scope.project.name}` already exists.")
+            try:
+                project = await tx.add_project(
+                    org_id=scope.org.id, name=name, created_by=actor.user_id, at=self._clock()
+                )
+            except Conflict:
+                raise Conflict(f"A project named `{name}` already exists.") from None
+            await tx.add_audit(
+                AuditEvent(
+                    org_id=scope.org.id,
+                    project_id=project.id,
+                    actor=actor.user_id,
+                    action="project created",
+                    at=self._clock(),
+                )
+            )
+            created = await self._keys.insert(tx, actor, scope, project, name=DEFAULT_KEY_NAME, key=key)
+        self._on_notify()
+        return created
+
+    async def visible(self, actor: Actor) -> list[Project]:
+        """Projects the actor can see: all of them for org owners, else those it has a role in."""
+        async with self._uow.read() as tx:
+            scope = await self._scope(tx, actor)
+            return await tx.visible_projects(
+                org_id=scope.org.id, user_id=actor.user_id, all_projects=scope.org_role is OrgRole.OWNER
+            )

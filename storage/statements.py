@@ -1,0 +1,100 @@
+"""The Core statements of the hot paths, built once at module level so SQLAlchemy's compiled cache
+always hits (and ``storage.fastpath`` can compile them once per store), with their row helpers."""
+
+from typing import Any
+
+from sqlalchemy import Integer, String, and_, bindparam, or_, select, update
+
+from bot.domain.model import Org, Project, Scope
+from bot.domain.roles import OrgRole, ProjectRole
+from storage.tables import api_keys, org_roles, orgs, project_roles, projects
+
+KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.project_id,
+    api_keys.c.key_id,
+    api_keys.c.name,
+    api_keys.c.masked,
+    api_keys.c.created_by,
+    api_keys.c.created_at,
+    api_keys.c.last_used_at,
+)  # in KeyRecord's field order
+
+_user = bindparam("user_id", type_=String)
+SCOPE = (
+    select(
+        orgs.c.id,
+        orgs.c.team_id,
+        orgs.c.name,
+        org_roles.c.role.label("org_role"),
+        projects.c.id.label("project_id"),
+        projects.c.name.label("project_name"),
+        project_roles.c.role.label("project_role"),
+    )
+    .select_from(
+        orgs.outerjoin(org_roles, and_(org_roles.c.org_id == orgs.c.id, org_roles.c.user_id == _user))
+        .outerjoin(
+            projects,
+            and_(projects.c.org_id == orgs.c.id, projects.c.name_lower == bindparam("name_lower")),
+        )
+        .outerjoin(
+            project_roles,
+            and_(project_roles.c.project_id == projects.c.id, project_roles.c.user_id == _user),
+        )
+    )
+    .where(orgs.c.team_id == bindparam("team_id"))
+)
+
+_limit = bindparam("limit", type_=Integer)
+_keys_of_project = select(*KEY_COLUMNS).where(api_keys.c.project_id == bindparam("project_id"))
+KEYS_NEWEST = _keys_of_project.order_by(api_keys.c.id.desc()).limit(_limit)
+KEYS_BEFORE = KEYS_NEWEST.where(api_keys.c.id < bindparam("cursor"))
+KEYS_AFTER = (
+    _keys_of_project.where(api_keys.c.id > bindparam("cursor")).order_by(api_keys.c.id).limit(_limit)
+)  # oldest first: the caller reverses the page
+KEY_NAMED = _keys_of_project.where(api_keys.c.name_lower == bindparam("name_lower"))
+
+VERIFY = (
+    select(
+        api_keys.c.id,
+        api_keys.c.key_id,
+        api_keys.c.name,
+        api_keys.c.secret_hash,
+        projects.c.name,
+        orgs.c.name,
+        api_keys.c.last_used_at,
+    )  # in VerifyRecord's field order
+    .select_from(
+        api_keys.join(projects, projects.c.id == api_keys.c.project_id).join(
+            orgs, orgs.c.id == projects.c.org_id
+        )
+    )
+    .where(api_keys.c.key_id == bindparam("key_id"))
+)
+KEY_EXISTS = select(api_keys.c.id).where(api_keys.c.id == bindparam("row_id"))
+TOUCH = (
+    update(api_keys)
+    .where(
+        api_keys.c.id == bindparam("row_id"),
+        or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < bindparam("at")),
+    )
+    .values(last_used_at=bindparam("at"))
+)
+
+
+def scope_params(team_id: str, user_id: str, project_name: str | None) -> dict[str, Any]:
+    """The parameters of ``SCOPE``."""
+    name_lower = None if project_name is None else project_name.lower()
+    return {"team_id": team_id, "user_id": user_id, "name_lower": name_lower}
+
+
+def scope_from_row(row: tuple[Any, ...]) -> Scope:
+    """A ``Scope`` from one row of ``SCOPE``."""
+    org_id, team_id, org_name, org_role, project_id, project_name, project_role = row
+    org = Org(id=org_id, team_id=team_id, name=org_name)
+    return Scope(
+        org=org,
+        org_role=None if org_role is None else OrgRole(org_role),
+        project=None if project_id is None else Project(id=project_id, org_id=org_id, name=project_name),
+        project_role=None if project_role is None else ProjectRole(project_role),
+    )
