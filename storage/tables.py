@@ -143,6 +143,7 @@ audit_events = Table(
     Column("target_user", ID, nullable=True),
     Column("role", String(32), nullable=True),
     Column("at", UTCDateTime, nullable=False),
+    Column("origin", String(16), nullable=True),  # NULL: Slack; "shell": keybot shell
     Index(None, "project_id", "id"),
     sqlite_autoincrement=True,
 )
@@ -161,6 +162,9 @@ outbox = Table(
     Column("claimed_until", UTCDateTime, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("last_error", String(500), nullable=True),
+    Column("enterprise_id", ID, nullable=True),
+    Column("origin", String(16), nullable=True),  # NULL: Slack; "shell": keybot shell
+    Column("dead_at", UTCDateTime, nullable=True),  # a permanent Slack error: never retried
     Index(None, "sent_at", "next_attempt_at"),
     sqlite_autoincrement=True,
 )

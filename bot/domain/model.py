@@ -101,6 +101,7 @@ class AuditEvent:
     target_user: str | None = None
     role: str | None = None
     id: int | None = None
+    origin: str | None = None  # None: Slack; "shell": keybot shell
 
 
 @dataclass(frozen=True, slots=True)

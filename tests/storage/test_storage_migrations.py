@@ -95,12 +95,18 @@ async def test_migration_0002_adds_the_notice_columns_and_its_downgrade_removes_
             outbox.insert().values(user_id="U1", text="queued as text", created_at=T0, next_attempt_at=T0)
         )
 
+    await upgrade(engine, "0002")
+    async with engine.connect() as conn:
+        columns_0002, _ = await conn.run_sync(_outbox_shape)
+    assert columns_0002 == _OUTBOX_0001 | {"notice", "team_id"}
     await upgrade(engine)
-    assert await current_revision(engine) == "0002" == head_revision()
+    assert await current_revision(engine) == "0003" == head_revision()
     async with engine.connect() as conn:
         columns, _ = await conn.run_sync(_outbox_shape)
+        audit_columns = {c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("audit_events"))}
         assert await conn.run_sync(_schema_diff) == []
-    assert columns == _OUTBOX_0001 | {"notice", "team_id"}
+    assert columns == columns_0002 | {"enterprise_id", "origin", "dead_at"}
+    assert "origin" in audit_columns
     [old] = await SqlStore(engine).claim_notifications(limit=9, now=T0, lease_seconds=1)
     assert (old.user_id, old.notice, old.text, old.attempts) == ("U1", None, "queued as text", 1)
 
