@@ -2,40 +2,49 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+TESTING := $(VENV)/.installed-test
 DB ?= sqlite
+# pip's own chatter goes to a log, shown only when an install fails.
+PIP_LOG := $(VENV)/install.log
 
-.PHONY: run test lint typecheck unit fuzz bench install clean
+.PHONY: run test lint typecheck unit fuzz bench mutate install clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
+	@echo "Installing keybot into $(VENV) (first run only; under a minute)…"
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[test]'
-	@touch $(STAMP)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e . >$(PIP_LOG) 2>&1 \
+	  || { cat $(PIP_LOG); exit 1; }
+	@touch $(RUNTIME)
 
-install: $(STAMP)
+$(TESTING): $(RUNTIME)
+	@echo "Installing the test toolchain into $(VENV)…"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' >$(PIP_LOG) 2>&1 \
+	  || { cat $(PIP_LOG); exit 1; }
+	@touch $(TESTING)
 
-## Install, migrate the embedded database and start keybot (the shell when no Slack app is configured).
-run: $(STAMP)
-	@$(BIN)/keybot db upgrade >/dev/null
+install: $(TESTING)
+
+## Install (runtime only), migrate the embedded database and start keybot (the shell when no Slack app is configured).
+run: $(RUNTIME)
 	@if [ -z "$$SLACK_BOT_TOKEN" ]; then \
-	  echo "No Slack app configured: create one from manifest.yaml and set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN) — see README. Starting keybot shell instead."; \
+	  echo "No Slack app configured (SLACK_BOT_TOKEN is not set): starting keybot shell. To serve Slack, create the app from manifest.yaml — see README, 'Create the Slack app'."; \
 	  exec $(BIN)/keybot shell; \
-	else exec $(BIN)/keybot serve; fi
+	else $(BIN)/keybot db upgrade >/dev/null && exec $(BIN)/keybot serve; fi
 
-## Lint, type-check and run the whole test suite (SQLite and PostgreSQL).
-test: $(STAMP)
+## Lint, type-check, check the layer rules and run the whole test suite (SQLite and PostgreSQL).
+test: $(TESTING)
 	$(BIN)/ruff check bot storage tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 ## Fuzz the Slack wire format with at least 5,000 cases per target.
-fuzz: $(STAMP)
+fuzz: $(TESTING)
 	KEYBOT_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/e2e/test_fuzz.py
 
 ## Benchmark keybot against bare Bolt and bare aiohttp (DB=postgres for PostgreSQL).
-bench: $(STAMP)
+bench: $(TESTING)
 	$(BIN)/python -m bench --db $(DB)
 
 clean:

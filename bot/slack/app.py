@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import InvalidInput
@@ -39,6 +40,15 @@ def _actor(context: AsyncBoltContext) -> Actor:
     return Actor(
         team_id=team_id, user_id=user_id, enterprise_id=enterprise_id if isinstance(enterprise_id, str) else None
     )
+
+
+class _TokenFromEnvironmentIsExpected(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and, since keybot hands it a client
+    and an ``authorize`` that carry the token, warns at every start that the variable "will be unused".
+    It is used (through ``authorize``): the warning only confuses operators, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
 def _action_value(body: dict[str, Any]) -> tuple[str, str]:
@@ -76,6 +86,8 @@ def create_bolt_app(
     bolt_logger = logger or logging.getLogger("keybot.bolt")
     # Bolt logs whole response bodies at DEBUG, and a body can hold a new key's secret.
     bolt_logger.setLevel(max(bolt_logger.getEffectiveLevel(), logging.INFO))
+    if not any(isinstance(f, _TokenFromEnvironmentIsExpected) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_TokenFromEnvironmentIsExpected())
     app = AsyncApp(
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
