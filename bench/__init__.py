@@ -7,8 +7,8 @@ over HTTP from this process and writes ``bench/results.json`` and ``bench/result
 ``--quick`` runs the same harness with tiny durations and sizes (a smoke test, under a minute).
 
 Modules: ``servers`` (the server processes), ``seed`` (database seeding, its own process),
-``load`` (the closed-loop load generator), ``run`` (the workloads and their order), ``report``
-(targets, ratios and the output files).
+``load`` (the closed-loop load generator), ``flood`` (the guessers' process), ``run`` (the workloads
+and their order), ``report`` (targets, ratios and the output files).
 """
 
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""``python -m bench [--db sqlite|postgres] [--quick | --profile] [--out DIR]`` — see ``bench/README.md``."""
+"""``python -m bench [--db sqlite|postgres] [--quick | --profile] [--only PHASE …] [--out DIR]`` — see
+``bench/README.md``."""
 
 import argparse
 import asyncio
@@ -6,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.run import run
+from bench.run import PHASES, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead of benchmarking, profile keybot per workload with py-spy (pip install py-spy)",
     )
     parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PHASES,
+        metavar="PHASE",
+        default=None,
+        help=f"run only these phases (in their usual order); one of: {', '.join(repr(p) for p in PHASES)}. "
+        "Results go to a temp dir unless --out says otherwise",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -35,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.profile import profile
 
             return asyncio.run(profile(db=args.db, out=args.out))
-        return asyncio.run(run(db=args.db, quick=args.quick, out=args.out))
+        return asyncio.run(run(db=args.db, quick=args.quick, out=args.out, only=args.only))
     except KeyboardInterrupt:
         return 130
 

@@ -104,6 +104,10 @@ def invalid_verdict(body: bytes) -> bool:
     return body.replace(b" ", b"").startswith(b'{"valid":false')
 
 
+def not_found_verdict(body: bytes) -> bool:
+    return body.replace(b" ", b"") == b'{"valid":false,"code":"NOT_FOUND"}'
+
+
 def command(
     base_url: str,
     text: str,
@@ -125,7 +129,7 @@ def verify(base_url: str, key: str, *, expect: Expect) -> Request:
     return Request(f"{base_url}/v1/keys/verify", body, {"Content-Type": "application/json"}, expect)
 
 
-async def _send(session: aiohttp.ClientSession, request: Request, into: Measured | None) -> None:
+async def send(session: aiohttp.ClientSession, request: Request, into: Measured | None) -> None:
     start = time.perf_counter()
     try:
         async with session.post(request.url, data=request.body, headers=request.headers) as response:
@@ -160,7 +164,7 @@ async def for_duration(
 
         async def worker(until: float, into: Measured | None) -> None:
             while time.perf_counter() < until:
-                await _send(client, make(), into)
+                await send(client, make(), into)
 
         if warmup > 0:
             until = time.perf_counter() + warmup
@@ -179,9 +183,9 @@ async def while_running(
     async with session(concurrency) as client:
 
         async def worker() -> None:
-            await _send(client, make(), measured)
+            await send(client, make(), measured)
             while not other.done():
-                await _send(client, make(), measured)
+                await send(client, make(), measured)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -196,7 +200,7 @@ async def for_each(requests: Iterator[Request], *, concurrency: int) -> Measured
 
         async def worker() -> None:
             for request in requests:  # one shared iterator: each request goes out once
-                await _send(client, request, measured)
+                await send(client, request, measured)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

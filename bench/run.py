@@ -1,9 +1,10 @@
 """One benchmark run: start the servers, seed, drive every workload, evaluate the targets.
 
 Order (each step sees the state the previous ones left): floors; ``help``; ``list`` at 1,000 keys;
-warm verify and the malformed-key query check; cold verify; flooded verify; ``create``; ``list``
-while creates run; the 100,000-key fill and ``list`` at 10,000 keys in the project; memory last,
-after every other request.
+warm verify and the malformed-key query check; cold verify; flooded verify; first-time verifies and
+creates while guessers flood known key ids; ``create``; ``list`` while creates run; the 100,000-key
+fill and ``list`` at 10,000 keys in the project; memory last, after every other request.
+``--only`` runs some of these phases, in this order, against a freshly seeded keybot.
 """
 
 import asyncio
@@ -40,7 +41,7 @@ from bench import (
 from bench.load import Measured, Request
 from bench.report import Row, Target, machine, write
 from bot.domain.hashing import Hasher, HashParams
-from bot.domain.keys import KeyFormat
+from bot.domain.keys import KEY_ID_LEN, KeyFormat
 
 PG_ADMIN_URL = os.environ.get("KEYBOT_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 HIGH = 32
@@ -66,6 +67,10 @@ class Config:
     memory_every: int
     rounds: int
     malformed_requests: int
+    fresh_keys: int  # real keys verified only by the guess-flood phase, each once (half at rest)
+    guessed_key_ids: int  # known key ids the guessers send wrong secrets for
+    guess_flood_warmup: float  # seconds of guessing before measuring: the key ids' budgets run out
+    creates_per_slice: int
 
 
 FULL = Config(
@@ -81,6 +86,10 @@ FULL = Config(
     memory_every=1_000,
     rounds=4,
     malformed_requests=2_000,
+    fresh_keys=120,
+    guessed_key_ids=4,
+    guess_flood_warmup=3.0,
+    creates_per_slice=6,
 )
 QUICK = Config(
     duration=0.3,
@@ -95,6 +104,10 @@ QUICK = Config(
     memory_every=100,
     rounds=2,
     malformed_requests=200,
+    fresh_keys=12,
+    guessed_key_ids=2,
+    guess_flood_warmup=1.0,
+    creates_per_slice=2,
 )
 
 
@@ -280,10 +293,12 @@ class Bench:
         db_url: str,
         logs: Path,
         say: Callable[[str], None],
+        fresh_keys: list[str] | None = None,
     ) -> None:
         self.cfg = config
         self.keybot, self.bolt, self.floor = keybot, bolt, floor
         self.valid_keys = valid_keys
+        self.fresh_keys = fresh_keys or []
         self.db_url = db_url
         self.logs = logs
         self.say = say
@@ -308,13 +323,13 @@ class Bench:
             response_url=self.response_url,
         )
 
-    def create_request(self) -> Request:
+    def create_request(self, *, first_reply: bool = False) -> Request:
+        """A create of a new key name. Under a queue of creates, keybot acks "Working on it" within 2 s
+        and sends the key through the response_url (the Slack stand-in), as Slack's 3-second ack
+        deadline requires; with ``first_reply`` only the key itself in the ack counts as an answer."""
         name = f"k{next(self._names):06d}"
-        # Under a queue of creates, keybot acks "Working on it" within 2 s and sends the key through
-        # the response_url (the Slack stand-in), as Slack's 3-second ack deadline requires.
-        return self.command(
-            self.keybot, f"create {WRITES_PROJECT} {name}", load.says_any(b"New key", b"Working on it")
-        )
+        expect = load.says(b"New key") if first_reply else load.says_any(b"New key", b"Working on it")
+        return self.command(self.keybot, f"create {WRITES_PROJECT} {name}", expect)
 
     def list_request(self, project: str) -> Request:
         return self.command(self.keybot, f"list {project}", _list_reply)
@@ -323,10 +338,12 @@ class Bench:
         return load.verify(server.url, key, expect=expect)
 
     async def stats(self) -> dict[str, int]:
-        """keybot's counters: SQL statements executed and database connections opened so far."""
+        """keybot's counters: SQL statements executed, database connections opened, argon2 hashes
+        (``argon2_creates``) and verifies (``argon2_verifies``) run so far, and the work now queued or
+        running in each argon2 lane (``create_lane_pending``, ``verify_lane_pending``)."""
         async with aiohttp.ClientSession() as client, client.get(f"{self.keybot.url}/_bench/stats") as r:
             data = await r.json()
-        return {"statements": int(data["statements"]), "connects": int(data["connects"])}
+        return {name: int(value) for name, value in data.items()}
 
     async def statements(self) -> int:
         return (await self.stats())["statements"]
@@ -533,6 +550,131 @@ class Bench:
             )
         )
 
+    async def first_time_verifies_and_creates(self, keys: list[str], creates: int) -> tuple[Measured, Measured]:
+        """Each of ``keys`` verified once (c=1: each pays its own argon2), then ``creates`` creates
+        (c=1) that must answer in their first reply."""
+        verified = await load.for_each(
+            iter([self.verify_request(self.keybot, k, load.valid_verdict) for k in keys]), concurrency=1
+        )
+        made = await load.for_each(
+            iter([self.create_request(first_reply=True) for _ in range(creates)]), concurrency=1
+        )
+        return verified, made
+
+    @contextlib.asynccontextmanager
+    async def guessers(self, key_ids: list[str]) -> AsyncIterator[Measured]:
+        """``HIGH`` guessers (``python -m bench.flood``, its own process at nice 19) flooding keybot
+        with wrong secrets for ``key_ids`` while the block runs; their measurement fills in after it."""
+        args = [arg for key_id in key_ids for arg in ("--key-id", key_id)]
+        log = self.logs / "flood.log"
+        with log.open("ab") as err:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.flood", "--url", self.keybot.url, *args,
+                "--concurrency", str(HIGH), cwd=ROOT, env=_env(), stdout=asyncio.subprocess.PIPE, stderr=err,
+            )  # fmt: skip
+        assert process.stdout is not None
+        measured = Measured()
+        try:
+            if not await asyncio.wait_for(process.stdout.readline(), timeout=60):
+                raise BenchError(f"the guessers did not start; their log ({log}) ends with:\n{_tail(log)}")
+            yield measured
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+        lines = out.decode().strip().splitlines()
+        if process.returncode != 0 or not lines:
+            raise BenchError(f"the guessers failed; their log ({log}) ends with:\n{_tail(log)}")
+        measured.merge(Measured(**json.loads(lines[-1])))
+
+    async def verify_guessed(self) -> None:
+        """Guessers flood known key ids with wrong secrets (each would cost argon2 without the key id's
+        failure budget); meanwhile other real keys are verified for the first time and keys are created.
+        Slices: at rest, under the flood, at rest again (A B A), so drift hits both sides alike."""
+        cfg = self.cfg
+        fresh = self.fresh_keys
+        if len(fresh) < 4:
+            raise BenchError("the guess-flood phase needs fresh keys (Config.fresh_keys ≥ 4)")
+        targets = [key[3 : 3 + KEY_ID_LEN] for key in self.valid_keys[-cfg.guessed_key_ids :]]
+        quarter = len(fresh) // 4
+        rest_keys = fresh[:quarter] + fresh[3 * quarter :]
+        flood_keys = fresh[quarter : 3 * quarter]
+        per_slice = cfg.creates_per_slice
+        self.say(
+            f"{HIGH} guessers send wrong secrets for {len(targets)} known key ids; meanwhile {len(flood_keys)} "
+            f"first-time verifies of other keys and {per_slice} creates (vs the same at rest)"
+        )
+        rest_verify, rest_create = await self.first_time_verifies_and_creates(rest_keys[:quarter], per_slice // 2)
+        before = await self.stats()
+        async with self.guessers(targets) as flood:
+            await asyncio.sleep(cfg.guess_flood_warmup)
+            warm = await self.stats()
+            flood_verify, flood_create = await self.first_time_verifies_and_creates(flood_keys, per_slice)
+            during = await self.stats()
+        after = await self.stats()
+        again_verify, again_create = await self.first_time_verifies_and_creates(
+            rest_keys[quarter:], per_slice - per_slice // 2
+        )
+        rest_verify.merge(again_verify)
+        rest_create.merge(again_create)
+
+        verified = len(flood_verify.latencies)  # each paid one argon2; a refused one (503) paid none
+        verifies = after["argon2_verifies"] - before["argon2_verifies"] - verified
+        measured_guesses = during["argon2_verifies"] - warm["argon2_verifies"] - verified
+        self.extra["guess_flood"] = {
+            "guesses": flood.count,
+            "argon2_verifies_for_guesses": verifies,
+            "argon2_verifies_for_guesses_while_measuring": measured_guesses,
+            "budget_bound": 20 * len(targets),
+        }
+        self.add(
+            Row.of(
+                f"guess flood: wrong secrets, {len(targets)} key ids",
+                HIGH,
+                flood,
+                statements_per_request=(after["statements"] - before["statements"]) / max(1, flood.count),
+                note=f"{flood.count} guesses from a separate process at nice 19 (the attacker's CPU is not "
+                f"keybot's), the first {_r(cfg.guess_flood_warmup)} s before measuring; argon2 ran "
+                f"{verifies} times for guesses (bound: 20 per key id per minute = "
+                f"{20 * len(targets)}), {measured_guesses} of them while measuring; every other guess was "
+                "answered NOT_FOUND with no query and no argon2",
+            )
+        )
+        verify_row = Row.of(
+            "first-time verify during guess flood",
+            1,
+            flood_verify,
+            base=rest_verify,
+            baseline="first-time verify at rest",
+            note=f"{flood_verify.count} distinct real keys verified once each during the flood, "
+            f"{rest_verify.count} at rest (half before, half after); {flood_verify.errors} refused; p99 "
+            f"{_r(flood_verify.p99 / rest_verify.p99 if rest_verify.p99 else None)}× at rest",
+        )
+        if flood_verify.errors or not flood_verify.latencies:
+            verify_row.ratio = None  # a refused verify (503) is fast, not good: no ratio, and FAIL
+        self.judge(verify_row, "p50 ≤ 2× at rest", _at_most(2))
+        self.add(verify_row)
+        create_row = Row.of(
+            "create during guess flood",
+            1,
+            flood_create,
+            base=rest_create,
+            baseline="create at rest",
+            note=f"{flood_create.count} creates during the flood, {rest_create.count} at rest; an error is "
+            "a reply that is not the new key itself (e.g. 'Working on it' after the 2 s ack budget)",
+        )
+        self.add(create_row)
+        self.targets.append(
+            Target(
+                "create during guess flood answers in its first reply",
+                f"{flood_create.count - flood_create.errors} of {flood_create.count} did "
+                f"(p50 {flood_create.p50:.0f} ms, {_r(create_row.ratio)}× at rest)",
+                "all",
+                flood_create.errors == 0 and flood_create.count > 0,
+                "the Slack ack itself carries the new key, not 'Working on it'",
+            )
+        )
+
     async def create(self) -> None:
         cores = os.cpu_count() or 1
         before, _ = self.hash_bound()
@@ -586,7 +728,7 @@ class Bench:
 
     async def list_at_scale(self) -> None:
         cfg = self.cfg
-        small = next(r for r in self.rows if r.workload == self.small and r.concurrency == 1)
+        small = next((r for r in self.rows if r.workload == self.small and r.concurrency == 1), None)
         self.say(
             f"seeding: {cfg.org_keys:,} keys in the org, {cfg.big_project_keys:,} in project {BIG_PROJECT}"
         )
@@ -622,6 +764,7 @@ class Bench:
             )
             if c == 1:
                 self.judge(row, f"p50 ≤ 1.3× {self.small}", _at_most(1.3))
+            if c == 1 and small is not None:
                 row.note = (
                     f"baseline: list {LIST_PROJECT} in the same org, interleaved; vs {self.small} before the fill "
                     f"(org of ~{cfg.list_keys + cfg.real_keys:,} keys): {_r(mine.p50 / small.p50_ms)}×"
@@ -716,8 +859,32 @@ def _slope(points: list[tuple[int, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
-async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], None] = print) -> int:
-    """The whole benchmark; returns the process exit status (1 if the harness itself failed)."""
+PHASES = (
+    "help",
+    "list",
+    "verify warm",
+    "malformed",
+    "verify cold",
+    "verify flooded",
+    "verify guessed",
+    "create",
+    "list during creates",
+    "list at scale",
+    "memory",
+)
+
+
+async def run(
+    *,
+    db: str,
+    quick: bool,
+    out: Path | None,
+    only: list[str] | None = None,
+    say: Callable[[str], None] = print,
+) -> int:
+    """The whole benchmark, or the ``only`` phases of it (in their usual order); returns the process
+    exit status (1 if the harness itself failed). A partial run never writes into bench/ unless
+    ``out`` says so."""
     cfg = QUICK if quick else FULL
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="keybot-bench-"))
@@ -740,7 +907,7 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
                 "--slack-api-url",
                 slack.url,
                 "--real-keys",
-                str(cfg.real_keys),
+                str(cfg.real_keys + cfg.fresh_keys),
                 "--list-keys",
                 str(cfg.list_keys),
                 "--out",
@@ -748,8 +915,9 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
                 logs=logs,
                 name="seed-initial",
             )
-            valid_keys: list[str] = json.loads(keys_file.read_text())["valid_keys"]
+            seeded_keys: list[str] = json.loads(keys_file.read_text())["valid_keys"]
             keys_file.unlink()
+            valid_keys, fresh_keys = seeded_keys[: cfg.real_keys], seeded_keys[cfg.real_keys :]
             bolt = await start_server("bolt", "--slack-api-url", slack.url, logs=logs)
             floor = await start_server("aiohttp", logs=logs)
             keybot = await start_server("keybot", "--db-url", db_url, "--slack-api-url", slack.url, logs=logs)
@@ -764,6 +932,7 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
                 db_url=db_url,
                 logs=logs,
                 say=say,
+                fresh_keys=fresh_keys,
             )
             bench.response_url = slack.url.replace("/api/", "/respond/bench")
             hash_seconds = argon2_hash_seconds()
@@ -778,11 +947,15 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
                 ("malformed", bench.malformed_costs_no_query),
                 ("verify cold", bench.verify_cold),
                 ("verify flooded", bench.verify_flooded),
+                ("verify guessed", bench.verify_guessed),
                 ("create", bench.create),
                 ("list during creates", bench.list_during_creates),
                 ("list at scale", bench.list_at_scale),
                 ("memory", bench.memory),
             ]
+            assert tuple(name for name, _ in phases) == PHASES
+            if only:
+                phases = [(name, phase) for name, phase in phases if name in only]
             rss_after: dict[str, float] = {"start": rss_mb(keybot.pid)}
             connects: dict[str, int] = {}
             for name, phase in phases:
@@ -805,12 +978,13 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
             info = {
                 "machine": machine(db, db_version),
                 "quick": quick,
+                "only": only,
                 "config": asdict(cfg),
                 "argon2_hash_ms": hash_seconds * 1000,
                 "run_seconds": time.perf_counter() - started,
                 **bench.extra,
             }
-            destination = out or (workdir if quick else BENCH_DIR)
+            destination = out or (workdir if quick or only else BENCH_DIR)
             stem = "results" if db == "sqlite" else f"results-{db}"
             json_path, md_path = write(
                 destination, rows=bench.rows, targets=bench.targets, info=info, stem=stem
@@ -827,7 +1001,7 @@ async def run(*, db: str, quick: bool, out: Path | None, say: Callable[[str], No
         for server in reversed(servers):
             await stop_server(server)
         if ok:
-            if quick and out is None:
+            if (quick or only) and out is None:
                 shutil.rmtree(logs, ignore_errors=True)
                 (workdir / "keybot.db").unlink(missing_ok=True)
             else:

@@ -9,8 +9,8 @@ Kinds:
 - ``aiohttp``: the floor for verify: ``POST /v1/keys/verify`` parses the JSON body and answers
   ``{"valid": false, "code": "NOT_FOUND"}``.
 - ``keybot``: keybot itself, wired by ``bot.runtime.build_runtime`` with real OWASP argon2 parameters,
-  served like ``keybot serve`` does, plus ``GET /_bench/stats`` (SQL statements executed and database
-  connections opened so far).
+  served like ``keybot serve`` does, plus ``GET /_bench/stats`` (SQL statements executed, database
+  connections opened, argon2 hashes and verifies run so far, and the work now in each argon2 lane).
 
 Each prints one JSON line ``{"port": …, "url": …}`` on stdout once it serves, and stops on SIGTERM.
 Every server logs at WARNING, so aiohttp's access log costs nothing on either side of a ratio.
@@ -18,6 +18,7 @@ Every server logs at WARNING, so aiohttp's access log costs nothing on either si
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -131,9 +132,25 @@ class _WithCause(logging.Filter):
 async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
     from sqlalchemy import event
 
-    from bot.domain.hashing import HashParams
+    from bot.domain.hashing import CREATE_LANE_DEPTH, VERIFY_LANE_DEPTH, Hasher, HashParams
     from bot.runtime import build_runtime
     from bot.settings import Settings
+
+    class CountingLane(Hasher):
+        """keybot's own argon2 lane, counting the hashes and verifies its threads run."""
+
+        def __init__(self, *, max_pending: int, name: str) -> None:
+            super().__init__(HashParams(), max_pending=max_pending, name=name)
+            self.runs = itertools.count()
+            self.done = 0
+
+        def hash_sync(self, plaintext: str) -> str:
+            self.done = next(self.runs) + 1
+            return super().hash_sync(plaintext)
+
+        def verify_sync(self, digest: str, plaintext: str) -> bool:
+            self.done = next(self.runs) + 1
+            return super().verify_sync(digest, plaintext)
 
     settings = Settings(
         slack_bot_token=BOT_TOKEN,
@@ -145,7 +162,9 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
         hash_params=HashParams(),  # OWASP's minimum, as in production
         log_level="WARNING",
     )
-    runtime = await build_runtime(settings)
+    create_lane = CountingLane(max_pending=CREATE_LANE_DEPTH, name="argon2-create")
+    verify_lane = CountingLane(max_pending=VERIFY_LANE_DEPTH, name="argon2-verify")
+    runtime = await build_runtime(settings, hasher=create_lane, verify_hasher=verify_lane)
     logging.getLogger("keybot.slack").addFilter(_WithCause())
     counts = {"statements": 0, "connects": 0}
 
@@ -159,7 +178,16 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
     event.listen(runtime.store.engine.sync_engine, "connect", count_connect)
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({**counts, "pid": os.getpid()})
+        return web.json_response(
+            {
+                **counts,
+                "argon2_creates": create_lane.done,
+                "argon2_verifies": verify_lane.done,
+                "create_lane_pending": create_lane.pending,
+                "verify_lane_pending": verify_lane.pending,
+                "pid": os.getpid(),
+            }
+        )
 
     runtime.web_app.router.add_get("/_bench/stats", stats)
     runtime.worker.start()

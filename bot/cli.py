@@ -1,14 +1,43 @@
-"""``keybot serve | bootstrap | shell | db upgrade``: argument parsing; bot/runtime.py wires the parts."""
+"""``keybot serve | bootstrap | shell | db upgrade | outbox``: argument parsing; bot/runtime.py wires the parts."""
 
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 
-from bot.runtime import StartupError, bootstrap, db_upgrade, serve
-from bot.settings import SettingsError, load_settings
+from bot.domain.errors import InvalidInput
+from bot.domain.names import ORG_NAME_MAX, shown, validate_org_name
+from bot.runtime import (
+    StartupError,
+    bootstrap,
+    db_upgrade,
+    keep_secrets_out_of_logs,
+    outbox_list,
+    outbox_retry,
+    serve,
+)
+from bot.settings import Settings, SettingsError, load_settings
+
+SERVE_ENVIRONMENT = """\
+settings, from the environment:
+  SLACK_BOT_TOKEN        xoxb-… bot token (required)
+  SLACK_SIGNING_SECRET   the app's signing secret (required in HTTP mode)
+  SLACK_APP_TOKEN        xapp-… app-level token: use Socket Mode instead of HTTP
+  SLACK_API_URL          Web API base URL (default https://slack.com/api/)
+  DATABASE_URL           sqlite+aiosqlite:///keybot.db (default) or postgresql+asyncpg://user@host:5432/db
+  PORT                   HTTP port (default 3000)
+  KEYBOT_HOST            HTTP bind address (default 0.0.0.0)
+  KEYBOT_VERIFY_TOKEN    when set, /v1/keys/verify requires Authorization: Bearer <it>
+  KEYBOT_KEY_PREFIX      prefix of new keys (default kb)
+  KEYBOT_ARGON2_PROFILE  owasp (default) or cheapest (tests only)
+  KEYBOT_LOG_LEVEL       DEBUG, INFO (default), WARNING or ERROR
+  KEYBOT_RETAIN_SENT_DMS  keep sent DMs this long: 36h, 30d (default), 2w, … or forever
+  KEYBOT_RETAIN_DEAD_DMS  keep dead DMs (refused by Slack for good) this long (default 90d)
+  KEYBOT_RETAIN_PENDING_DELETIONS  keep used or expired delete confirmations this long (default 1d)
+The README's Settings section describes every setting."""
 
 
 def _slack_id(kind: str, prefixes: str) -> Callable[[str], str]:
@@ -23,10 +52,50 @@ def _slack_id(kind: str, prefixes: str) -> Callable[[str], str]:
     return check
 
 
+SHELL_DESCRIPTION = """\
+Try every command in a terminal: the real keybot, driven as Slack drives it, against a stand-in Slack.
+
+The shell keeps its own trial database, keybot-shell.db in the working folder (kept between runs).
+It never reads DATABASE_URL, and `keybot serve` never reads keybot-shell.db, so nothing made in the
+shell reaches a real workspace. --database-url points it at another database; it refuses one that
+holds a real Slack workspace's organization unless --i-know-this-is-production is given too."""
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+        raise argparse.ArgumentTypeError(
+            "must start with sqlite+aiosqlite:/// or postgresql+asyncpg:// "
+            "(like sqlite+aiosqlite:///trial.db)"
+        )
+    return raw
+
+
+def _shell_environment(database_url: str | None) -> dict[str, str]:
+    """The environment ``keybot shell`` reads: DATABASE_URL is its own trial database, or --database-url."""
+    from bot.shell import SHELL_DATABASE_URL
+
+    return {**os.environ, "DATABASE_URL": database_url or SHELL_DATABASE_URL}
+
+
+def _org_name(raw: str) -> str:
+    try:
+        return validate_org_name(raw)
+    except InvalidInput:
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)!r} is not an organization name: use 1–{ORG_NAME_MAX} printable characters"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keybot", description="Manage your projects' API keys from Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve Slack, the verify API and /healthz")
+    sub.add_parser(
+        "serve",
+        help="serve Slack, the verify API and /healthz",
+        description="Serve Slack (HTTP or Socket Mode), POST /v1/keys/verify and GET /healthz.",
+        epilog=SERVE_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     boot = sub.add_parser("bootstrap", help="create a workspace's organization and its first owner")
     boot.add_argument(
         "--team-id", required=True, type=_slack_id("workspace", "TE"), help="the Slack workspace id, T…"
@@ -37,27 +106,75 @@ def _parser() -> argparse.ArgumentParser:
         type=_slack_id("user", "UW"),
         help="the Slack user id of the first owner, U…",
     )
-    boot.add_argument("--org", default=None, help="organization name (default: the team id)")
-    shell = sub.add_parser("shell", help="try every command in a terminal, with no Slack workspace")
+    boot.add_argument(
+        "--org", default=None, type=_org_name, help="organization name, 1–64 characters (default: the team id)"
+    )
+    shell = sub.add_parser(
+        "shell",
+        help="try every command in a terminal, with no Slack workspace",
+        description=SHELL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     shell.add_argument("--as", dest="user", default=None, help="act as this Slack user id")
+    shell.add_argument(
+        "--database-url",
+        metavar="URL",
+        type=_database_url,
+        default=None,
+        help="use this database instead of keybot-shell.db (the shell ignores DATABASE_URL)",
+    )
+    shell.add_argument(
+        "--i-know-this-is-production",
+        dest="production",
+        action="store_true",
+        help="run even on a database that holds a real Slack workspace's organization: changes there are "
+        "real (the audit log marks them as made in keybot shell); DMs are only shown here",
+    )
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply schema migrations")
+    outbox = sub.add_parser(
+        "outbox",
+        help="list DMs not sent yet, and send dead ones again",
+        description="List the DMs waiting to be sent and the dead ones (Slack refused them for good, "
+        "for example a user id that does not exist); `retry` queues dead DMs again.",
+    )
+    outbox_sub = outbox.add_subparsers(dest="outbox_command")
+    retry = outbox_sub.add_parser("retry", help="queue dead DMs again: by id, or --all-dead")
+    retry.add_argument("ids", nargs="*", type=_dm_id, metavar="ID", help="a dead DM's id, as `keybot outbox` lists it")
+    retry.add_argument("--all-dead", action="store_true", help="every dead DM")
     return parser
+
+
+def _dm_id(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a DM id (a whole number, as `keybot outbox` lists it)")
+    return int(raw)
+
+
+def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    if args.outbox_command != "retry":
+        print(asyncio.run(outbox_list(settings)))
+        return 0
+    if bool(args.ids) == args.all_dead:
+        print("keybot: outbox retry needs the ids of dead DMs (see `keybot outbox`) or --all-dead, not both.",
+              file=sys.stderr)
+        return 2
+    every_id_revived, report = asyncio.run(outbox_retry(settings, ids=None if args.all_dead else args.ids))
+    print(report)
+    return 0 if every_id_revived else 1
 
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Bolt and slack-sdk log request and response bodies at DEBUG; a body can hold a new key's secret.
-    for name in ("slack_bolt", "keybot.bolt", "slack_sdk"):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # Database drivers log bound parameters (hashes, tokens) and Bolt and slack-sdk bodies (secrets).
+    keep_secrets_out_of_logs(logging.getLevelName(level))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(_shell_environment(args.database_url) if args.command == "shell" else None)
         _setup_logging(settings.log_level)
         if args.command == "serve":
             asyncio.run(serve(settings))
@@ -69,10 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.command == "db":
             print(asyncio.run(db_upgrade(settings)))
+        elif args.command == "outbox":
+            return _outbox(args, settings)
         elif args.command == "shell":
             from bot.shell import run_shell
 
-            return run_shell(settings, user=args.user)
+            return run_shell(settings, user=args.user, production=args.production)
     except (SettingsError, StartupError) as err:
         print(f"keybot: {err}", file=sys.stderr)
         return 2 if isinstance(err, SettingsError) else 1

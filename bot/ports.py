@@ -5,8 +5,10 @@ tests/fakes.py in memory.
   done through it commits together when the ``async with`` block ends normally and rolls back on any
   exception. ``read()`` is a read-only snapshot.
 - ``HotReads`` (``/apikeys list`` and the verifier): single cheap statements outside any transaction.
-- ``Outbox`` (the DM worker): claim, mark sent, reschedule.
+- ``Outbox`` (the DM worker): claim, mark sent, reschedule, bury (a dead letter).
 - ``Health`` (``/healthz``): one cheap query that proves the database answers.
+- ``DeadLetters`` (``keybot outbox``): list unsent DMs, bring dead ones back.
+- ``Retention`` (the periodic purge): delete what is no longer needed, one bounded batch at a time.
 
 Unique-name violations surface as ``bot.domain.errors.Conflict``; an unreachable database as
 ``bot.domain.errors.Unavailable``.
@@ -14,6 +16,7 @@ Unique-name violations surface as ``bot.domain.errors.Conflict``; an unreachable
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -41,6 +44,12 @@ class OrgRows(Protocol):
 
     async def lock_org(self, org_id: int) -> None:
         """Serialize role changes in one org (SELECT … FOR UPDATE on PostgreSQL)."""
+
+    async def lock_team(self, team_id: str, *, shared: bool = False) -> None:
+        """Lock the org of ``team_id`` (if any) before reading anyone's role in it: exclusively to change
+        roles, ``shared`` to act on keys (FOR UPDATE / FOR SHARE on PostgreSQL). A change that reads the
+        actor's roles after this sees every role change committed before it, and no role change commits
+        while it runs. On SQLite a write transaction already holds the database lock: a no-op."""
 
     async def ensure_org(self, *, team_id: str, name: str, at: datetime) -> Org: ...
 
@@ -153,15 +162,60 @@ class VerifyReads(Protocol):
 
 class Outbox(Protocol):
     async def claim_notifications(
-        self, *, limit: int, now: datetime, lease_seconds: float
+        self, *, limit: int, now: datetime, lease_seconds: float, origin: str | None = None
     ) -> Sequence[Notification]:
-        """Claim due, unsent outbox rows for this worker (SKIP LOCKED on PostgreSQL)."""
+        """Claim due, unsent outbox rows of ``origin`` for this worker (SKIP LOCKED on PostgreSQL):
+        ``None``, the server's (Slack) rows only; ``"shell"``, only those keybot shell queued."""
 
     async def mark_sent(self, notification_id: int, *, at: datetime) -> None: ...
 
     async def reschedule(self, notification_id: int, *, at: datetime, error: str) -> None: ...
 
+    async def bury(self, notification_id: int, *, at: datetime, error: str) -> None:
+        """Make the row a dead letter: Slack refused it for good, so it is never claimed again
+        (until an operator revives it)."""
+
 
 class Health(Protocol):
     async def pending_notifications(self) -> int:
-        """DMs not yet sent; raises ``Unavailable`` when the database does not answer."""
+        """DMs still to be sent (not sent, not dead); raises ``Unavailable`` when the database does
+        not answer."""
+
+    async def dead_notifications(self) -> int:
+        """DMs Slack refused for good, waiting for an operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """An unsent DM as an operator sees it: who, what kind, how it went; never its text."""
+
+    id: int
+    user_id: str
+    team_id: str | None
+    kind: str | None  # the notice's kind; None for rows queued as text
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    dead_at: datetime | None
+
+
+class DeadLetters(Health, Protocol):
+    async def unsent_notifications(self, *, dead: bool, limit: int) -> list[OutboxEntry]:
+        """Up to ``limit`` dead (or else pending) DMs, oldest first."""
+
+    async def revive_notifications(self, ids: Sequence[int] | None, *, at: datetime) -> list[int]:
+        """Make the dead rows among ``ids`` (every dead row when None) pending again, due at ``at``
+        with a fresh count of attempts; the ids revived."""
+
+
+class Retention(Protocol):
+    """Each call deletes at most ``limit`` rows in one short statement and says how many it deleted
+    (0 when there is nothing left): safe to run from several instances at once."""
+
+    async def purge_sent_notifications(self, *, sent_before: datetime, limit: int) -> int: ...
+
+    async def purge_dead_notifications(self, *, dead_before: datetime, limit: int) -> int: ...
+
+    async def purge_pending_deletions(self, *, ended_before: datetime, limit: int) -> int:
+        """Pending deletions used, or expired, before ``ended_before``."""

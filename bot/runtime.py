@@ -7,11 +7,13 @@
 import asyncio
 import contextlib
 import ctypes
+import ipaddress
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
@@ -19,19 +21,43 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
 from bot.domain.errors import Unavailable
-from bot.domain.hashing import Hasher
+from bot.domain.hashing import CREATE_LANE_DEPTH, VERIFY_LANE_DEPTH, Hasher
 from bot.domain.keys import KeyFormat
 from bot.ports import UnitOfWork
 from bot.services import Context, Keybot, build_services
 from bot.services.base import Clock
+from bot.services.upkeep import DeadLetterService, Purger, RetentionPolicy, outbox_report, retry_report
 from bot.services.verification import Verifier
 from bot.settings import Settings
 from bot.slack.app import create_bolt_app
 from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
-from storage import SqlStore, open_store
+from storage import SqlStore, current_revision, open_store
+from storage.engine import files_open_to_others
+from storage.errors import translating
 
 log = logging.getLogger("keybot")
+
+# Library loggers that print what flows through them: at DEBUG aiosqlite logs every statement with its
+# parameters (argon2 hashes, pending-deletion tokens), asyncpg, SQLAlchemy and Alembic their work, and
+# Bolt and slack-sdk whole request and response bodies (a new key's secret). Each stays at its floor,
+# or the configured level if higher, whatever KEYBOT_LOG_LEVEL says.
+QUIET_LOGGERS = {
+    "aiosqlite": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
+    "alembic": logging.WARNING,
+    "slack_bolt": logging.INFO,
+    "slack_sdk": logging.INFO,
+    "keybot.bolt": logging.INFO,
+}
+
+
+def keep_secrets_out_of_logs(level: int = logging.NOTSET) -> None:
+    """Raise each of ``QUIET_LOGGERS`` to its floor, or to ``level`` if higher; never lower one."""
+    for name, floor in QUIET_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(floor, level, logger.level))
 
 
 class StartupError(Exception):
@@ -55,15 +81,19 @@ class Runtime:
     client: AsyncWebClient
     bolt: AsyncApp
     web_app: web.Application
+    verify_hasher: Hasher  # first-time verifies' argon2 lane; keybot.hasher is the creates' lane
+    purger: Purger  # the retention purge; `serve` starts it
     late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
 
     async def aclose(self) -> None:
         if self.late_replies:  # slow commands still owe their user a reply
             await asyncio.wait(self.late_replies, timeout=10)
         await self.worker.stop()
+        await self.purger.stop()
         await self.verifier.aclose()
         await self.store.close()
         self.keybot.hasher.close()
+        self.verify_hasher.close()
 
 
 def _first_line(err: BaseException) -> str:
@@ -75,14 +105,54 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _sqlite_folder_missing(url: str) -> Path | None:
+    """The folder an SQLite database file would live in, when that folder does not exist."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    folder = Path(parsed.database).expanduser().resolve().parent
+    return None if folder.is_dir() else folder
+
+
 async def connect(settings: Settings) -> SqlStore:
     """Open the database and migrate it; StartupError with one clear line if that fails."""
+    keep_secrets_out_of_logs()
+    missing = _sqlite_folder_missing(settings.database_url)
+    if missing is not None:
+        raise StartupError(
+            f"the folder {missing} for the SQLite database in DATABASE_URL does not exist. "
+            "Create it, or point DATABASE_URL at a file in an existing folder."
+        )
+    if exposed := files_open_to_others(settings.database_url):  # keybot creates them 0600
+        names = " ".join(str(path) for path in exposed)
+        log.warning("other users of this machine can read %s (key hashes): run chmod 600 %s", names, names)
     try:
         return await open_store(settings.database_url, migrate=True)
     except Unavailable as err:
         raise StartupError(
             f"cannot reach the database at {redacted(settings.database_url)} ({_first_line(err.__cause__ or err)}). "
             "Check DATABASE_URL and that the server is running."
+        ) from None
+
+
+async def existing_org_teams(settings: Settings) -> list[str]:
+    """The team ids of the organizations already in the database, read without migrating or writing
+    anything (none in a database never migrated); StartupError with one line if it cannot be read."""
+    keep_secrets_out_of_logs()
+    try:
+        with translating:
+            store = await open_store(settings.database_url, migrate=False)
+            try:
+                if await current_revision(store.engine) is None:
+                    return []
+                async with store.read() as tx:
+                    return await tx.org_teams()
+            finally:
+                await store.close()
+    except Unavailable as err:
+        raise StartupError(
+            f"cannot reach the database at {redacted(settings.database_url)} "
+            f"({_first_line(err.__cause__ or err)})."
         ) from None
 
 
@@ -114,24 +184,35 @@ async def build_runtime(
     outbox_backoff: float = 1.0,
     clock: Clock = utcnow,
     hasher: Hasher | None = None,
+    verify_hasher: Hasher | None = None,
     unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
+    origin: str | None = None,
 ) -> Runtime:
     """Wire store, services, verifier, outbox worker, Bolt app and web app from settings.
 
     ``client`` replaces the Slack Web API client, ``ack_budget`` the seconds a command may take before
     it is acked with "working on it", ``outbox_backoff`` the first retry delay of an unsent DM,
-    ``clock`` the wall clock of every part, ``hasher`` the argon2 hasher (closed by ``aclose``),
-    ``unit_of_work`` what the services change data through, made from the store (default: the store)."""
+    ``clock`` the wall clock of every part, ``hasher`` the argon2 lane of key creation and
+    ``verify_hasher`` that of first-time verification (separate capacity, so neither can starve the
+    other; both closed by ``aclose``),
+    ``unit_of_work`` what the services change data through, made from the store (default: the store),
+    ``origin`` where changes come from (None: Slack; ``SHELL_ORIGIN``: keybot shell), stamped on every
+    audit event and DM, whose outbox worker sends only the DMs of that origin."""
     return_big_allocations_to_the_os()
     store = await connect(settings)
     key_format = KeyFormat(settings.key_prefix)
-    hasher = hasher or Hasher(settings.hash_params)
+    hasher = hasher or Hasher(settings.hash_params, max_pending=CREATE_LANE_DEPTH, name="argon2-create")
+    verify_hasher = verify_hasher or Hasher(
+        settings.hash_params, max_pending=VERIFY_LANE_DEPTH, name="argon2-verify"
+    )
     token = settings.slack_bot_token or "xoxb-not-configured"
     client = client or slack_client(token=token, base_url=settings.slack_api_url)
-    worker = OutboxWorker(store, client, clock=clock, base_backoff=outbox_backoff)
-    verifier = Verifier(store, hasher=hasher, key_format=key_format, clock=clock)
+    worker = OutboxWorker(store, client, clock=clock, base_backoff=outbox_backoff, origin=origin)
+    verifier = Verifier(store, hasher=verify_hasher, key_format=key_format, clock=clock)
     uow = unit_of_work(store) if unit_of_work is not None else store
-    context = Context(uow=uow, clock=clock, on_notify=worker.wake, on_key_revoked=verifier.forget)
+    context = Context(
+        uow=uow, clock=clock, on_notify=worker.wake, on_key_revoked=verifier.forget, origin=origin
+    )
     keybot = services_for(store, settings, hasher=hasher, context=context)
     late_replies: set[asyncio.Task[None]] = set()
     bolt = create_bolt_app(
@@ -158,14 +239,31 @@ async def build_runtime(
         client=client,
         bolt=bolt,
         web_app=web_app,
+        verify_hasher=verify_hasher,
+        purger=Purger(store, clock=clock, policy=retention_policy(settings)),
         late_replies=late_replies,
     )
+
+
+def loopback_only(host: str) -> bool:
+    """Whether listening on ``host`` serves this machine alone (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name, or "" (every interface)
+        return False
 
 
 async def serve(settings: Settings) -> None:
     """Serve Slack (HTTP or Socket Mode), the verify API and health until SIGTERM/SIGINT."""
     settings.require_slack()
     runtime = await build_runtime(settings)
+    if settings.hashing_for_tests_only:
+        log.warning(
+            "KEYBOT_ARGON2_PROFILE=cheapest is for tests only: key hashes made now are cheap to crack. "
+            "Unset it to serve real keys."
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -180,6 +278,15 @@ async def serve(settings: Settings) -> None:
             f"cannot listen on {settings.host}:{settings.port} ({err.strerror}). Set PORT to a free port."
         ) from None
     runtime.worker.start()
+    runtime.purger.start()  # once now, then hourly; a DELETE … WHERE is safe from every instance
+    if not settings.verify_token and not loopback_only(settings.host):
+        log.warning(
+            "KEYBOT_VERIFY_TOKEN is not set and keybot listens on %s: anyone who can reach port %s can "
+            "call /v1/keys/verify. Set KEYBOT_VERIFY_TOKEN (callers then send Authorization: Bearer <it>) "
+            "or KEYBOT_HOST=127.0.0.1 behind a proxy.",
+            settings.host,
+            settings.port,
+        )
     socket = None
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -200,6 +307,38 @@ async def serve(settings: Settings) -> None:
     await runner.cleanup()
     await runtime.aclose()
     log.info("keybot stopped")
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        sent_dms=settings.retain_sent_dms,
+        dead_dms=settings.retain_dead_dms,
+        pending_deletions=settings.retain_pending_deletions,
+    )
+
+
+async def outbox_list(settings: Settings) -> str:
+    """What `keybot outbox` prints: the pending and dead DMs."""
+    store = await connect(settings)
+    try:
+        return outbox_report(await DeadLetterService(store, clock=utcnow).overview())
+    except Unavailable as err:
+        raise StartupError(f"the database stopped answering ({_first_line(err.__cause__ or err)}).") from None
+    finally:
+        await store.close()
+
+
+async def outbox_retry(settings: Settings, *, ids: list[int] | None) -> tuple[bool, str]:
+    """`keybot outbox retry`: dead DMs made pending again (every one when ``ids`` is None); whether
+    every id named was revived, and what to print."""
+    store = await connect(settings)
+    try:
+        revived = await DeadLetterService(store, clock=utcnow).retry(ids)
+    except Unavailable as err:
+        raise StartupError(f"the database stopped answering ({_first_line(err.__cause__ or err)}).") from None
+    finally:
+        await store.close()
+    return not revived.not_dead, retry_report(revived, every_dead=ids is None)
 
 
 async def bootstrap(settings: Settings, *, team_id: str, owner: str, org: str) -> str:

@@ -1,11 +1,24 @@
 """Settings from the environment (DESIGN.md §3). Read once, in bot/cli.py; never at import time."""
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.domain.hashing import HashParams
 from bot.domain.keys import PREFIX_RE
+
+# ``scheme://user:`` and everything up to the last ``@``: the password, however it is spelled.
+_URL_PASSWORD = re.compile(r"^([\w+.-]+://[^:/@]*):.*@")
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1:***@", url)
 
 
 class SettingsError(Exception):
@@ -25,6 +38,24 @@ class Settings:
     key_prefix: str = "kb"
     hash_params: HashParams = field(default_factory=HashParams)
     log_level: str = "INFO"
+    # how long the periodic purge keeps rows (None: for ever); audit events are always kept
+    retain_sent_dms: timedelta | None = timedelta(days=30)
+    retain_dead_dms: timedelta | None = timedelta(days=90)
+    retain_pending_deletions: timedelta | None = timedelta(days=1)  # after they expired or were used
+
+    def __repr__(self) -> str:
+        """The dataclass repr, minus the secrets (``repr=False``) and the URLs' passwords."""
+
+        def shown(name: str) -> str:
+            value = getattr(self, name)
+            return repr(without_password(value) if name.endswith("_url") and isinstance(value, str) else value)
+
+        return "Settings(" + ", ".join(f"{f.name}={shown(f.name)}" for f in fields(self) if f.repr) + ")"
+
+    @property
+    def hashing_for_tests_only(self) -> bool:
+        """KEYBOT_ARGON2_PROFILE=cheapest: hashes anyone who sees them could brute-force."""
+        return self.hash_params == HashParams.cheapest()
 
     @property
     def socket_mode(self) -> bool:
@@ -36,6 +67,12 @@ class Settings:
 
     def require_slack(self) -> None:
         """Raise SettingsError unless the Slack settings needed by ``keybot serve`` are present and valid."""
+        if not self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token):
+            given = "SLACK_APP_TOKEN" if self.slack_app_token else "SLACK_SIGNING_SECRET"
+            raise SettingsError(
+                f"{given} is set but SLACK_BOT_TOKEN is not: keybot needs both. Copy the Bot User OAuth "
+                "Token (xoxb-…) from the app's OAuth & Permissions page and export it as SLACK_BOT_TOKEN."
+            )
         if not self.slack_bot_token:
             raise SettingsError(
                 "SLACK_BOT_TOKEN is not set: create the Slack app from manifest.yaml (README, 'Create the "
@@ -70,6 +107,27 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     return value
 
 
+_DURATION = re.compile(r"([0-9]{1,6})([hdw])")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def _retention(env: Mapping[str, str], name: str, default: timedelta | None) -> timedelta | None:
+    """A retention period: ``12h``, ``30d``, ``2w`` (1 hour to 10 years), or ``forever``."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw == "forever":
+        return None
+    match = _DURATION.fullmatch(raw)
+    value = int(match[1]) * _UNITS[match[2]] if match else None
+    if value is None or not timedelta(hours=1) <= value <= timedelta(days=3650):
+        raise SettingsError(
+            f"{name} must be a duration from 1h to 3650d such as 36h, 30d or 2w, or 'forever'; "
+            f"not {env[name].strip()[:40]!r}."
+        )
+    return value
+
+
 def _hash_params(env: Mapping[str, str]) -> HashParams:
     profile = env.get("KEYBOT_ARGON2_PROFILE", "owasp")
     if profile == "owasp":
@@ -79,6 +137,20 @@ def _hash_params(env: Mapping[str, str]) -> HashParams:
     raise SettingsError(
         f"KEYBOT_ARGON2_PROFILE must be 'owasp' (default) or 'cheapest' (tests only), not {profile!r}."
     )
+
+
+def _check_database_url(url: str) -> None:
+    """Parse ``url`` as the engine will, so that a malformed one is one line, never a traceback. The
+    message never repeats the URL: it may hold a password."""
+    try:
+        port = make_url(url).port
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise SettingsError(
+            "DATABASE_URL is malformed (is its port a number from 1 to 65535?): it should look like "
+            "postgresql+asyncpg://user:password@host:5432/dbname."
+        )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +171,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "DATABASE_URL must start with sqlite+aiosqlite:/// or postgresql+asyncpg://, "
             f"not {database_url.split(':', 1)[0]!r}."
         )
+    _check_database_url(database_url)
     api_url = opt("SLACK_API_URL") or Settings.slack_api_url
     if not api_url.startswith(("http://", "https://")):
         raise SettingsError(
@@ -126,4 +199,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         key_prefix=prefix,
         hash_params=_hash_params(env),
         log_level=level,
+        retain_sent_dms=_retention(env, "KEYBOT_RETAIN_SENT_DMS", Settings.retain_sent_dms),
+        retain_dead_dms=_retention(env, "KEYBOT_RETAIN_DEAD_DMS", Settings.retain_dead_dms),
+        retain_pending_deletions=_retention(
+            env, "KEYBOT_RETAIN_PENDING_DELETIONS", Settings.retain_pending_deletions
+        ),
     )

@@ -25,7 +25,7 @@ from slack_bolt.request.payload_utils import (
 )
 from slack_sdk.signature import SignatureVerifier
 
-from bot.domain.errors import Unavailable
+from bot.domain.errors import Busy, Unavailable
 from bot.ports import Health
 from bot.services.verification import MALFORMED, Verifier
 
@@ -174,6 +174,11 @@ def create_web_app(
             return _json(MALFORMED.as_json())
         try:
             verdict = await verifier.verify(key)
+        except Busy as err:  # argon2's verify lane is full: say when to come back instead of queueing
+            busy = {"error": "busy verifying other keys; retry later", "retry_after": err.retry_after}
+            response = _json(busy, status=503)
+            response.headers["Retry-After"] = str(err.retry_after)
+            return response
         except Unavailable:
             return _json({"error": "key database unavailable; retry"}, status=503)
         return _json(verdict.as_json())
@@ -181,9 +186,10 @@ def create_web_app(
     async def healthz(request: web.Request) -> web.Response:
         try:
             backlog = await health.pending_notifications()
+            dead = await health.dead_notifications()  # refused by Slack for good: `keybot outbox`
         except Unavailable:
             return _json({"status": "unavailable", "database": "unreachable"}, status=503)
-        return _json({"status": "ok", "database": "ok", "outbox_pending": backlog})
+        return _json({"status": "ok", "database": "ok", "outbox_pending": backlog, "outbox_dead": dead})
 
     if bolt is not None:
         app.router.add_post("/slack/events", slack_events)

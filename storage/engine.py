@@ -12,8 +12,12 @@ Transactions choose their mode through execution options, which ``writer``, ``re
   one round trip; ``writer`` is READ COMMITTED, ``reader`` REPEATABLE READ (one snapshot).
 """
 
+import contextlib
+import os
 import sqlite3
+import stat
 import time
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, event, make_url
@@ -38,6 +42,9 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        path = sqlite_file(url)
+        if path is not None:
+            _create_private(path)
         # A pool big enough for a burst of 32 requests: an overflow connection is closed when it is
         # returned, and on aiosqlite each new one is a new thread plus four PRAGMAs.
         engine = create_async_engine(
@@ -62,6 +69,35 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             connect_args={"timeout": 5, "command_timeout": 5},
         )
     raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for PostgreSQL and in-memory databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (0600), before SQLite opens it: it holds
+    key hashes, and SQLite gives the -wal and -shm files it makes later the main file's mode."""
+    with contextlib.suppress(OSError):  # it exists already, or its folder does not: SQLite decides
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def files_open_to_others(url: str) -> list[Path]:
+    """The files of an SQLite database (main, -wal, -shm) that its group or other users may read or
+    write; empty for PostgreSQL."""
+    path = sqlite_file(url)
+    if path is None:
+        return []
+    found = []
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                found.append(file)
+    return found
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

@@ -1,4 +1,5 @@
-"""``SqlStore`` (the unit of work, the hot reads, the outbox and health) and ``open_store``.
+"""``SqlStore`` (the unit of work, the hot reads, the outbox, health, dead letters and retention)
+and ``open_store``.
 
 The hot reads (``key_listing`` for ``/apikeys list``; ``verify_record`` and ``key_exists`` for
 verify) run outside any transaction on statements compiled once per store (``storage.fastpath``):
@@ -12,11 +13,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.model import KeyRecord, Notification, Scope, VerifyRecord
 from bot.domain.notices import Notice
+from bot.ports import OutboxEntry
 from storage.engine import make_engine, reader, single_statement, writer
 from storage.errors import translating
 from storage.fastpath import DriverStatement, SqliteReader
@@ -32,11 +34,11 @@ from storage.statements import (
     scope_from_row,
     scope_params,
 )
-from storage.tables import outbox
+from storage.tables import outbox, pending_deletions
 from storage.transaction import SqlTransaction
 
 if TYPE_CHECKING:
-    from bot.ports import Health, KeyListing, Outbox, UnitOfWork, VerifyReads
+    from bot.ports import DeadLetters, Health, KeyListing, Outbox, Retention, UnitOfWork, VerifyReads
 
 _ERROR_LIMIT = 500
 
@@ -145,16 +147,19 @@ class SqlStore:
 
     @translating
     async def claim_notifications(
-        self, *, limit: int, now: datetime, lease_seconds: float
+        self, *, limit: int, now: datetime, lease_seconds: float, origin: str | None = None
     ) -> Sequence[Notification]:
-        """Claim due, unsent outbox rows for ``lease_seconds`` (SKIP LOCKED on PostgreSQL)."""
+        """Claim due, unsent outbox rows of ``origin`` (None: Slack's; "shell": keybot shell's) for
+        ``lease_seconds`` (SKIP LOCKED on PostgreSQL)."""
         o = outbox.c
         due = (
             select(o.id)
             .where(
                 o.sent_at.is_(None),
+                o.dead_at.is_(None),
                 o.next_attempt_at <= now,
                 or_(o.claimed_until.is_(None), o.claimed_until <= now),
+                o.origin.is_(None) if origin is None else o.origin == origin,
             )
             .order_by(o.id)
             .limit(limit)
@@ -191,16 +196,103 @@ class SqlStore:
             notification_id, next_attempt_at=at, claimed_until=None, last_error=error[:_ERROR_LIMIT]
         )
 
+    @translating
+    async def bury(self, notification_id: int, *, at: datetime, error: str) -> None:
+        await self._update_outbox(
+            notification_id, dead_at=at, claimed_until=None, last_error=error[:_ERROR_LIMIT]
+        )
+
     async def _update_outbox(self, notification_id: int, **values: Any) -> None:
         async with self._single.connect() as conn:
             await conn.execute(update(outbox).where(outbox.c.id == notification_id).values(values))
             await conn.commit()
 
-    @translating
-    async def pending_notifications(self) -> int:
-        stmt = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+    async def _count_unsent(self, *, dead: bool) -> int:
+        o = outbox.c
+        stmt = (
+            select(func.count())
+            .select_from(outbox)
+            .where(o.sent_at.is_(None), o.dead_at.is_not(None) if dead else o.dead_at.is_(None))
+        )
         async with self._single.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
+
+    @translating
+    async def pending_notifications(self) -> int:
+        return await self._count_unsent(dead=False)
+
+    @translating
+    async def dead_notifications(self) -> int:
+        return await self._count_unsent(dead=True)
+
+    # -- dead letters (keybot outbox) ---------------------------------------------------------------
+
+    @translating
+    async def unsent_notifications(self, *, dead: bool, limit: int) -> list[OutboxEntry]:
+        o = outbox.c
+        stmt = (
+            select(
+                o.id, o.user_id, o.team_id, o.notice, o.attempts, o.last_error, o.created_at,
+                o.next_attempt_at, o.dead_at,
+            )
+            .where(o.sent_at.is_(None), o.dead_at.is_not(None) if dead else o.dead_at.is_(None))
+            .order_by(o.id)
+            .limit(limit)
+        )
+        async with self._single.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            OutboxEntry(
+                id=row.id,
+                user_id=row.user_id,
+                team_id=row.team_id,
+                kind=Notice.from_json(row.notice).kind.value if row.notice else None,
+                attempts=row.attempts,
+                last_error=row.last_error,
+                created_at=row.created_at,
+                next_attempt_at=row.next_attempt_at,
+                dead_at=row.dead_at,
+            )
+            for row in rows
+        ]
+
+    @translating
+    async def revive_notifications(self, ids: Sequence[int] | None, *, at: datetime) -> list[int]:
+        o = outbox.c
+        stmt = update(outbox).where(o.sent_at.is_(None), o.dead_at.is_not(None))
+        if ids is not None:
+            stmt = stmt.where(o.id.in_(list(ids)))
+        stmt = stmt.values(dead_at=None, claimed_until=None, next_attempt_at=at, attempts=0).returning(o.id)
+        async with self._single.connect() as conn:
+            revived = list((await conn.execute(stmt)).scalars())
+            await conn.commit()
+        return sorted(revived)
+
+    # -- retention -----------------------------------------------------------------------------------
+
+    async def _delete_batch(self, table: Any, key: Any, *conditions: Any, limit: int) -> int:
+        """Delete up to ``limit`` rows matching ``conditions`` in one statement (rows another
+        instance is deleting at the same moment are skipped on PostgreSQL)."""
+        batch = select(key).where(*conditions).order_by(key).limit(limit).with_for_update(skip_locked=True)
+        async with self._single.connect() as conn:
+            deleted = (await conn.execute(delete(table).where(key.in_(batch.scalar_subquery())))).rowcount
+            await conn.commit()
+        return int(deleted)
+
+    @translating
+    async def purge_sent_notifications(self, *, sent_before: datetime, limit: int) -> int:
+        return await self._delete_batch(outbox, outbox.c.id, outbox.c.sent_at < sent_before, limit=limit)
+
+    @translating
+    async def purge_dead_notifications(self, *, dead_before: datetime, limit: int) -> int:
+        o = outbox.c
+        return await self._delete_batch(outbox, o.id, o.sent_at.is_(None), o.dead_at < dead_before, limit=limit)
+
+    @translating
+    async def purge_pending_deletions(self, *, ended_before: datetime, limit: int) -> int:
+        p = pending_deletions.c
+        ended = or_(p.expires_at < ended_before, p.used_at < ended_before)
+        return await self._delete_batch(pending_deletions, p.token, ended, limit=limit)
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -226,5 +318,5 @@ if TYPE_CHECKING:  # mypy proves that SqlStore implements the ports
 
     def _implements_ports(
         store: SqlStore,
-    ) -> tuple["UnitOfWork", "KeyListing", "VerifyReads", "Outbox", "Health"]:
-        return store, store, store, store, store
+    ) -> tuple["UnitOfWork", "KeyListing", "VerifyReads", "Outbox", "Health", "DeadLetters", "Retention"]:
+        return store, store, store, store, store, store, store

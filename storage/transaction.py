@@ -64,6 +64,13 @@ class SqlTransaction:
         await self._conn.execute(select(orgs.c.id).where(orgs.c.id == org_id).with_for_update())
 
     @translating
+    async def lock_team(self, team_id: str, *, shared: bool = False) -> None:
+        if self._conn.dialect.name != "postgresql":
+            return  # BEGIN IMMEDIATE already holds the database's one write lock
+        stmt = select(orgs.c.id).where(orgs.c.team_id == team_id).with_for_update(read=shared)
+        await self._conn.execute(stmt)
+
+    @translating
     async def ensure_org(self, *, team_id: str, name: str, at: datetime) -> Org:
         values = {"team_id": team_id, "name": name, "created_at": at}
         await self._conn.execute(
@@ -297,6 +304,7 @@ class SqlTransaction:
                 target_user=event.target_user,
                 role=event.role,
                 at=event.at,
+                origin=event.origin,
             )
         )
 
@@ -320,6 +328,7 @@ class SqlTransaction:
                 created_at=notice.at,
                 next_attempt_at=notice.at,
                 attempts=0,
+                origin=notice.origin,
             )
         )
 

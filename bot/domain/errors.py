@@ -8,6 +8,8 @@
     ├── PermissionDenied        the actor's role does not allow the action; says which role is needed
     ├── ConfirmationRefused     a delete click that changes nothing: expired, used, someone else's
     └── Unavailable             the database (or another dependency) is down; try again
+        └── Busy                argon2's lane is full: refused at once instead of queued; retry in
+                                ``retry_after`` seconds (the verify API answers 503 + Retry-After)
 
 A message is made of parts: plain text and ``User`` references, which each front end shows its own
 way (Slack as a mention, ``str()`` as ``@U123``). No message may contain a key's secret; messages name
@@ -66,3 +68,9 @@ class ConfirmationRefused(KeybotError):
 
 class Unavailable(KeybotError):
     pass
+
+
+class Busy(Unavailable):
+    def __init__(self, *parts: str | User, retry_after: int = 1) -> None:
+        super().__init__(*parts)
+        self.retry_after = retry_after

@@ -14,11 +14,24 @@ def shown(raw: str, *, limit: int = 40) -> str:
     return text + ("…" if len(raw) > limit else "")
 
 
+ORG_NAME_MAX = 64
+
+
+def validate_org_name(raw: str) -> str:
+    """Return ``raw`` if it can name an organization (1–64 printable characters, not only spaces), else
+    raise InvalidInput. It is still shown through ``shown``: backticks and brackets are allowed."""
+    if not raw.strip() or len(raw) > ORG_NAME_MAX or not raw.isprintable():
+        raise InvalidInput(
+            f"`{shown(raw)}` is not a valid organization name. Use 1–{ORG_NAME_MAX} printable characters."
+        )
+    return raw
+
+
 def validate_name(raw: str, *, kind: str) -> str:
     """Return ``raw`` if it is a valid name, else raise InvalidInput saying what a name may contain."""
     if NAME_RE.fullmatch(raw) is None:
         raise InvalidInput(
-            f"`{shown(raw)}` is not a valid {kind} name. Use 1–64 letters, digits, `-`, `_` or `.`, "
+            f"`{shown(raw)}` is not a valid {kind} name. Use 1–64 ASCII letters (a–z, A–Z), digits, `-`, `_` or `.`, "
             "starting with a letter or digit."
         )
     return raw

@@ -9,6 +9,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 
+SHELL_ORIGIN = "shell"
+"""The origin of a change made in ``keybot shell`` (``Notice.origin``, ``AuditEvent.origin``); None is Slack."""
+
 
 class NoticeKind(StrEnum):
     KEY_CREATED = "key created"
@@ -32,6 +35,7 @@ class Notice:
     key_masked: str | None = None
     role: str | None = None
     enterprise_id: str | None = None
+    origin: str | None = None  # None: Slack; SHELL_ORIGIN: keybot shell, whose outbox worker alone sends it
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -23,12 +23,14 @@ def _nothing(*_: object) -> None:
 @dataclass(frozen=True)
 class Context:
     """The dependencies of a service. ``on_notify`` runs after a commit that queued DMs;
-    ``on_key_revoked`` after a commit that revoked a key (with its public key id)."""
+    ``on_key_revoked`` after a commit that revoked a key (with its public key id). ``origin`` is
+    stamped on every audit event and notice (None: Slack; ``SHELL_ORIGIN``: keybot shell)."""
 
     uow: UnitOfWork
     clock: Clock
     on_notify: Callable[[], None] = field(default=_nothing)
     on_key_revoked: Callable[[str], None] = field(default=_nothing)
+    origin: str | None = None
 
 
 def not_set_up(actor: Actor) -> NotSetUp:
@@ -62,6 +64,7 @@ class Service:
         self._clock = context.clock
         self._on_notify = context.on_notify
         self._on_key_revoked = context.on_key_revoked
+        self._origin = context.origin
 
     async def _scope(self, tx: Transaction, actor: Actor, project: str | None = None) -> Scope:
         scope = await tx.scope(team_id=actor.team_id, user_id=actor.user_id, project_name=project)
@@ -102,5 +105,6 @@ class Service:
                     project=project.name,
                     key_name=key_name,
                     key_masked=key_masked,
+                    origin=self._origin,
                 )
             )

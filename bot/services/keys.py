@@ -75,6 +75,7 @@ class KeyService(Service):
                 at=now,
                 key_name=name,
                 key_masked=new.masked,
+                origin=self._origin,
             )
         )
         await self._notify_owners(
@@ -92,6 +93,7 @@ class KeyService(Service):
                 raise key_name_taken(name, proj.name)
         key = await self._maker.new_key()
         async with self._uow.transaction() as tx:
+            await tx.lock_team(actor.team_id, shared=True)  # authority is read after it: see lock_team
             scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)
             created = await self.insert(tx, actor, scope, proj, name=name, key=key)
         self._on_notify()
@@ -177,6 +179,7 @@ class KeyService(Service):
     async def confirm_delete(self, actor: Actor, *, token: str) -> DeletedKey:
         """Step two: re-check everything, then delete the key and revoke it at once."""
         async with self._uow.transaction() as tx:
+            await tx.lock_team(actor.team_id, shared=True)  # authority is read after it: see lock_team
             pending = await self._claim_pending(tx, actor, token)
             scope = await self._scope(tx, actor)
             project_role = await tx.project_role(project_id=pending.project_id, user_id=actor.user_id)
@@ -198,6 +201,7 @@ class KeyService(Service):
                     at=self._clock(),
                     key_name=key.name,
                     key_masked=key.masked,
+                    origin=self._origin,
                 )
             )
             await self._notify_owners(

@@ -25,6 +25,7 @@ class OperatorService(Service):
                     at=now,
                     target_user=owner,
                     role=OrgRole.OWNER.value,
+                    origin=self._origin,
                 )
             )
         return True

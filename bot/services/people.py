@@ -2,7 +2,7 @@
 
 from bot.domain.errors import Conflict, NotFound, PermissionDenied, User
 from bot.domain.model import Actor, AuditEvent, Scope
-from bot.domain.names import validate_name
+from bot.domain.names import ORG_NAME_MAX, shown, validate_name
 from bot.domain.notices import Notice, NoticeKind
 from bot.domain.roles import Action, OrgRole, org_role_named, project_role_named
 from bot.ports import Transaction
@@ -15,7 +15,7 @@ class PeopleService(Service):
         async with self._uow.read() as tx:
             scope = await self._scope(tx, actor)
             grants = await tx.roles_of(org_id=scope.org.id, user_id=actor.user_id)
-        return Whoami(org=scope.org.name, user_id=actor.user_id, grants=grants)
+        return Whoami(org=shown_org(scope), user_id=actor.user_id, grants=grants)
 
     async def members(self, actor: Actor, *, project: str | None = None) -> Members:
         """Who holds which role, in the org or in one project."""
@@ -36,11 +36,11 @@ class PeopleService(Service):
     async def grant(self, actor: Actor, *, user_id: str, role: str, project: str | None = None) -> RoleChange:
         """Give ``user_id`` a role in the org (org owners) or in a project (its owners too)."""
         async with self._uow.transaction() as tx:
+            await tx.lock_team(actor.team_id)  # the actor's roles are read after the lock: see lock_team
             if project is None:
                 scope = await self._scope(tx, actor)
                 authorize(scope, Action.GRANT_ORG_ROLE)
                 org_role = org_role_named(role)
-                await tx.lock_org(scope.org.id)
                 current = await tx.org_role(org_id=scope.org.id, user_id=user_id)
                 if current is OrgRole.OWNER and org_role is not OrgRole.OWNER:
                     await _keep_an_owner(tx, scope.org.id)
@@ -61,10 +61,10 @@ class PeopleService(Service):
     async def revoke(self, actor: Actor, *, user_id: str, project: str | None = None) -> RoleChange:
         """Remove ``user_id``'s role in the org or in a project; the org always keeps an owner."""
         async with self._uow.transaction() as tx:
+            await tx.lock_team(actor.team_id)  # the actor's roles are read after the lock: see lock_team
             if project is None:
                 scope = await self._scope(tx, actor)
                 authorize(scope, Action.GRANT_ORG_ROLE)
-                await tx.lock_org(scope.org.id)
                 current = await tx.org_role(org_id=scope.org.id, user_id=user_id)
                 if current is None:
                     raise NotFound(User(user_id), " has no organization role.")
@@ -107,6 +107,7 @@ class PeopleService(Service):
                 at=now,
                 target_user=user_id,
                 role=role,
+                origin=self._origin,
             )
         )
         await tx.notify(
@@ -118,10 +119,16 @@ class PeopleService(Service):
                 actor=actor.user_id,
                 at=now,
                 project=project,
-                org=scope.org.name,
+                org=shown_org(scope),
                 role=role,
+                origin=self._origin,
             )
         )
+
+
+def shown_org(scope: Scope) -> str:
+    """The org's name as Slack may show it: an operator typed it (``keybot bootstrap --org``)."""
+    return shown(scope.org.name, limit=ORG_NAME_MAX)
 
 
 async def _keep_an_owner(tx: Transaction, org_id: int) -> None:

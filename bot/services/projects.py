@@ -24,6 +24,7 @@ class ProjectService(Service):
             authorize(await self._scope(tx, actor), Action.CREATE_PROJECT)
         key = await self._maker.new_key()
         async with self._uow.transaction() as tx:
+            await tx.lock_team(actor.team_id, shared=True)  # authority is read after it: see lock_team
             scope = await self._scope(tx, actor, name)
             authorize(scope, Action.CREATE_PROJECT)
             if scope.project is not None:
@@ -41,6 +42,7 @@ class ProjectService(Service):
                     actor=actor.user_id,
                     action="project created",
                     at=self._clock(),
+                    origin=self._origin,
                 )
             )
             created = await self._keys.insert(tx, actor, scope, project, name=DEFAULT_KEY_NAME, key=key)

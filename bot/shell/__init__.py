@@ -12,6 +12,11 @@ user would see in Slack (render.py)::
     DM to @ana:
       🔑 @ana created key `checkout` (`kb_7Hq2Lm9x_…a81Z`) in project `payments` on today at 14:05.
 
+- Database: a trial database of its own, ``keybot-shell.db`` in the working folder; ``DATABASE_URL`` is
+  ignored, and ``keybot serve`` never reads that file. ``--database-url`` names another database; one
+  holding a real workspace's organization (any team id but ``TSHELL0001``) is refused unless
+  ``--i-know-this-is-production`` is given (database.py). Audit rows and DMs of the shell are marked
+  ``origin = "shell"``; its outbox worker sends only those DMs, and only to the stand-in Slack.
 - Workspace: the team id of the database's organization when it has exactly one, else ``TSHELL0001``
   (``SHELL_TEAM_ID``). With no organization for it, the shell offers to bootstrap one, owned by you;
   that is the only direct service call (``keybot.operators.bootstrap``, as ``keybot bootstrap`` does),
@@ -27,7 +32,9 @@ user would see in Slack (render.py)::
 services of ``bot.runtime``.
 """
 
-from bot.shell.repl import SHELL_TEAM_ID, Shell, user_id_for
+from bot.shell.database import SHELL_DATABASE_URL, SHELL_TEAM_ID
+from bot.shell.repl import Shell
 from bot.shell.terminal import run_shell
+from bot.shell.users import user_id_for
 
-__all__ = ["SHELL_TEAM_ID", "Shell", "run_shell", "user_id_for"]
+__all__ = ["SHELL_DATABASE_URL", "SHELL_TEAM_ID", "Shell", "run_shell", "user_id_for"]

@@ -6,8 +6,7 @@ as Slack would, through ``SlackDriver``; ``FakeSlack`` stands in for the Slack W
 package docstring (bot/shell/__init__.py) describes what a session looks like.
 """
 
-import asyncio
-import getpass
+import contextlib
 import html
 import re
 import secrets
@@ -20,18 +19,19 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
-from bot.runtime import Runtime, build_runtime, redacted
+from bot.domain.errors import Unavailable
+from bot.domain.notices import SHELL_ORIGIN
+from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
+from bot.shell.database import SHELL_TEAM_ID, database_banner, guard, workspace
 from bot.shell.driver import SlackDriver
 from bot.shell.fakeslack import Call, FakeSlack, Response
 from bot.shell.render import message_buttons, mrkdwn, render_message
+from bot.shell.users import USER_ID_RE, login_name, user_id_for
 
-SHELL_TEAM_ID = "TSHELL0001"
 SHELL_ORG_NAME = "keybot shell"
-DM_WAIT_SECONDS = 2.0
-_POLL_SECONDS = 0.02
+_DRAIN_ROUNDS = 50  # batches of DMs sent after one command, at most
 
-_USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,20}")
 _AT_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)")
 _SPECIAL_MENTIONS = frozenset({"here", "channel", "everyone"})
 
@@ -44,16 +44,6 @@ Shell commands:
   /dms [@name]      every DM keybot sent in this session (or only those to @name)
   /help             this help
   /quit             leave (or Ctrl-D)"""
-
-
-def user_id_for(name: str) -> str:
-    """The Slack user id the shell uses for ``name``: ``ana`` → ``UANA``; a user id stays itself."""
-    if _USER_ID_RE.fullmatch(name):
-        return name
-    letters = re.sub(r"[^A-Za-z0-9]", "", name).upper()[:20]
-    if not letters:
-        raise ValueError(f"{name!r} has no letters or digits to make a user id from")
-    return "U" + letters.ljust(2, "0")
 
 
 @dataclass
@@ -100,8 +90,10 @@ class Shell:
         team_id: str,
         user: str,
         stack: AsyncExitStack,
+        real_workspaces: list[str] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.real_workspaces = real_workspaces or []
         self.slack = slack
         self.driver = driver
         self.team_id = team_id
@@ -118,8 +110,13 @@ class Shell:
         self._responses_seen = 0
 
     @classmethod
-    async def open(cls, settings: Settings, *, user: str | None = None) -> Self:
-        """Start keybot on 127.0.0.1 (a free port) against a new FakeSlack; close with ``aclose``."""
+    async def open(cls, settings: Settings, *, user: str | None = None, production: bool = False) -> Self:
+        """Start keybot on 127.0.0.1 (a free port) against a new FakeSlack; close with ``aclose``.
+
+        ``StartupError`` (before anything is migrated or written) when the database holds a real
+        workspace's organization, unless ``production``. Every change is stamped ``SHELL_ORIGIN``, and
+        the outbox worker sends only the DMs this shell queued (``_collect`` drains it)."""
+        real = await guard(settings, production=production)
         async with AsyncExitStack() as stack:
             slack = await stack.enter_async_context(FakeSlack(team_id=SHELL_TEAM_ID))
             session = await stack.enter_async_context(aiohttp.ClientSession())
@@ -131,7 +128,8 @@ class Shell:
                     slack_signing_secret=signing_secret,
                     slack_app_token=None,
                     slack_api_url=slack.api_url,
-                )
+                ),
+                origin=SHELL_ORIGIN,
             )
             stack.push_async_callback(runtime.aclose)
             runner = web.AppRunner(runtime.web_app, access_log=None)
@@ -139,8 +137,7 @@ class Shell:
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             port = runner.addresses[0][1]
-            runtime.worker.start()
-            team_id = await _workspace(runtime)
+            team_id = workspace(await runtime.keybot.operators.org_teams())
             slack.team_id = team_id
             driver = SlackDriver(
                 events_url=f"http://127.0.0.1:{port}/slack/events",
@@ -154,13 +151,16 @@ class Shell:
                 slack=slack,
                 driver=driver,
                 team_id=team_id,
-                user=user or _login_name(),
+                user=user or login_name(),
                 stack=stack.pop_all(),
+                real_workspaces=real,
             )
         return shell
 
     async def aclose(self) -> None:
-        """Stop keybot (its outbox worker sends what is queued), then the FakeSlack."""
+        """Send the DMs still queued, stop keybot, then the FakeSlack."""
+        with contextlib.suppress(Unavailable):
+            await self._drain()
         await self._stack.aclose()
 
     async def __aenter__(self) -> Self:
@@ -177,9 +177,10 @@ class Shell:
 
     async def start(self) -> str:
         """The greeting; asks to bootstrap when the workspace has no organization."""
+        database = database_banner(self.runtime.settings, real=self.real_workspaces)
         lines = [
             "keybot shell — the real keybot, driven exactly as Slack drives it, against a stand-in Slack.",
-            f"Workspace {self.team_id}, database {redacted(self.runtime.settings.database_url)}.",
+            f"Workspace {self.team_id}, {database}.",
             f"You are @{self._name(self.user)} ({self.user}). /help lists the shell commands.",
         ]
         teams = await self.runtime.keybot.operators.org_teams()
@@ -316,12 +317,15 @@ class Shell:
 
     # -- what Slack got ---------------------------------------------------------------------
 
+    async def _drain(self) -> None:
+        """Send the DMs this shell queued (never a server's: the worker claims shell rows only)."""
+        for _ in range(_DRAIN_ROUNDS):
+            if not await self.runtime.worker.drain_once():
+                return
+
     async def _collect(self) -> list[str]:
-        """Messages posted to response_urls and DMs sent since the last look; waits for the outbox."""
-        for _ in range(int(DM_WAIT_SECONDS / _POLL_SECONDS)):
-            if not await self.runtime.store.pending_notifications():
-                break
-            await asyncio.sleep(_POLL_SECONDS)
+        """Messages posted to response_urls and DMs sent since the last look; sends queued DMs first."""
+        await self._drain()
         lines: list[str] = []
         responses, self._responses_seen = (
             self.slack.responses[self._responses_seen :],
@@ -350,7 +354,7 @@ class Shell:
 
     def _on_dm(self, call: Call) -> str:
         channel = str(call.args.get("channel", ""))
-        to = channel[1:] if channel.startswith("D") and _USER_ID_RE.fullmatch(channel[1:]) else channel
+        to = channel[1:] if channel.startswith("D") and USER_ID_RE.fullmatch(channel[1:]) else channel
         message: dict[str, Any] = {key: call.args[key] for key in ("text", "blocks") if key in call.args}
         self.dms.append((to, message))
         return self._dm_text(to, message)
@@ -406,16 +410,3 @@ def _plain(obj: Any) -> str:
     if isinstance(obj, dict):
         return str(obj.get("text", ""))
     return str(obj) if obj else ""
-
-
-def _login_name() -> str:
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        return "you"
-    return name if re.search(r"[A-Za-z0-9]", name) else "you"
-
-
-async def _workspace(runtime: Runtime) -> str:
-    teams = await runtime.keybot.operators.org_teams()
-    return teams[0] if len(teams) == 1 else SHELL_TEAM_ID

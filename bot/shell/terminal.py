@@ -15,7 +15,8 @@ from typing import Any, TextIO, TypeVar
 
 from bot.runtime import StartupError
 from bot.settings import Settings
-from bot.shell.repl import Shell, user_id_for
+from bot.shell.repl import Shell
+from bot.shell.users import user_id_for
 
 T = TypeVar("T")
 
@@ -82,10 +83,12 @@ def run_shell(
     settings: Settings,
     *,
     user: str | None = None,
+    production: bool = False,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
 ) -> int:
-    """``keybot shell``: the line loop on stdin/stdout; returns the exit code (0 on /quit or Ctrl-D)."""
+    """``keybot shell``: the line loop on stdin/stdout; returns the exit code (0 on /quit or Ctrl-D,
+    1 when keybot cannot start or the database holds a real workspace and ``production`` is False)."""
     name = user.removeprefix("@") if user else None
     try:
         user_id_for(name or "you")
@@ -113,7 +116,7 @@ def run_shell(
 
     try:
         try:
-            shell = wait(Shell.open(settings, user=name))
+            shell = wait(Shell.open(settings, user=name, production=production))
         except StartupError as err:
             print(f"keybot: {err}", file=sys.stderr)
             return 1

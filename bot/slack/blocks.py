@@ -12,6 +12,7 @@ and checks it round-trips, so the shapes stay what slack-sdk (and Slack) accept.
 from typing import Any
 
 from bot.domain.model import AuditEvent, KeyRecord, Project, RoleGrant
+from bot.domain.notices import SHELL_ORIGIN
 from bot.services.results import (
     AuditPage,
     CreatedKey,
@@ -24,24 +25,12 @@ from bot.services.results import (
 )
 from bot.slack.codec import ActionId, PageCursor, encode_page
 from bot.slack.dates import slack_date
+from bot.slack.help import HELP_LINES, roles_text
 
 Message = dict[str, Any]
 Block = dict[str, Any]
 
 
-HELP_LINES = [
-    ("help", "this message"),
-    ("whoami", "your roles"),
-    ("projects", "projects you can see"),
-    ("project create <project>", "create a project and its `default` key (org owners)"),
-    ("create <project> <key-name>", "create a key; its secret is shown to you once"),
-    ("list <project>", "keys of a project, masked, newest first"),
-    ("delete <project> <key-name>", "delete a key, after you confirm"),
-    ("grant <@user> <role> [<project>]", "give a role in the org, or in a project"),
-    ("revoke <@user> [<project>]", "remove a role"),
-    ("members [<project>]", "who holds which role"),
-    ("audit <project>", "recent changes to a project"),
-]
 
 
 def _section(text: str) -> Block:
@@ -100,9 +89,15 @@ def help_message(*, intro: str | None = None) -> Message:
     text = f"{head}*keybot manages your projects' API keys.*\n{lines}"
     roles = (
         "Roles — organization: `owner`, `billing-admin`, `member`; project: `owner`, `admin`, "
-        "`read-write`, `read-only`. Only organization owners and project owners can see or change keys."
+        "`read-write`, `read-only`. Only organization owners and project owners can see or change keys. "
+        "`/apikeys help roles` explains each."
     )
     return message(text, [_section(text), _context(roles)])
+
+
+def roles_help() -> Message:
+    text = roles_text()
+    return message(text, [_section(text)])
 
 
 def working_message() -> Message:
@@ -250,7 +245,8 @@ def _audit_line(event: AuditEvent) -> str:
     if event.target_user:
         what += f" for <@{event.target_user}>" + (f" as *{event.role}*" if event.role else "")
     actor = f"<@{event.actor}>" if event.actor.startswith(("U", "W")) else event.actor
-    return f"{slack_date(event.at)} — {actor} {what}"
+    where = " (in keybot shell)" if event.origin == SHELL_ORIGIN else ""
+    return f"{slack_date(event.at)} — {actor} {what}{where}"
 
 
 def audit_page(page: AuditPage, *, number: int) -> Message:

@@ -1,19 +1,37 @@
 """``/apikeys`` subcommands: parse the words, call one service, build the reply."""
 
+import difflib
 from collections.abc import Awaitable, Callable
 
+from bot.domain.errors import InvalidInput
 from bot.domain.model import Actor
-from bot.domain.names import shown
+from bot.domain.names import NAME_RE, shown
 from bot.services import Keybot
 from bot.slack import blocks
 from bot.slack.blocks import Message
+from bot.slack.help import usage_of
 from bot.slack.parsing import expect, user_id, words
 
 Handler = Callable[[Keybot, Actor, list[str]], Awaitable[Message]]
 
 
 async def _help(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    (topic,) = expect(args, "help [roles]", required=0, optional=1)
+    if topic is not None and topic.lower() == "roles":
+        return blocks.roles_help()
+    if topic is not None:
+        raise InvalidInput(f"There is no help on `{shown(topic)}`. Try `/apikeys help` or `/apikeys help roles`.")
     return blocks.help_message()
+
+
+def _one_name(args: list[str], *, at: int, usage: str, kind: str) -> None:
+    """Refuse a name typed as several words, suggesting the name joined with dashes."""
+    if len(args) > at + 1:
+        joined = "-".join(args[at:])
+        if NAME_RE.fullmatch(joined):
+            raise InvalidInput(
+                f"{kind.capitalize()} names have no spaces: did you mean `{joined}`? Usage: `/apikeys {usage}`"
+            )
 
 
 async def _whoami(kb: Keybot, actor: Actor, args: list[str]) -> Message:
@@ -27,6 +45,8 @@ async def _projects(kb: Keybot, actor: Actor, args: list[str]) -> Message:
 
 
 async def _project(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    if args and args[0] == "create":
+        _one_name(args, at=1, usage="project create <project>", kind="project")
     sub, name = expect(args, "project create <project>", required=2)
     if sub != "create":
         return blocks.error_message(
@@ -36,6 +56,7 @@ async def _project(kb: Keybot, actor: Actor, args: list[str]) -> Message:
 
 
 async def _create(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    _one_name(args, at=1, usage="create <project> <key-name>", kind="key")
     project, name = expect(args, "create <project> <key-name>", required=2)
     return blocks.created_key(await kb.keys.create(actor, project=project or "", name=name or ""))
 
@@ -85,10 +106,19 @@ COMMANDS: dict[str, Handler] = {
 }
 
 
+def _unknown(verb: str) -> InvalidInput:
+    """An unknown subcommand: the nearest command and its usage in one line, not the whole help."""
+    nearest = difflib.get_close_matches(verb.lower(), COMMANDS, n=1, cutoff=0.6)
+    if nearest:
+        usage = usage_of(nearest[0])
+        return InvalidInput(f"I don't know `{shown(verb)}`. Did you mean `{nearest[0]}`? Usage: `/apikeys {usage}`")
+    return InvalidInput(f"I don't know `{shown(verb)}`. `/apikeys help` lists what I can do.")
+
+
 async def run_command(kb: Keybot, actor: Actor, text: str) -> Message:
-    """Dispatch one ``/apikeys`` line; empty or unknown text gets the usage."""
+    """Dispatch one ``/apikeys`` line; empty text gets the usage, an unknown word the nearest command."""
     verb, *args = words(text) or ["help"]
     handler = COMMANDS.get(verb.lower())
     if handler is None:
-        return blocks.help_message(intro=f"I don't know `{shown(verb)}`. Here is what I can do:")
+        raise _unknown(verb)
     return await handler(kb, actor, args)

@@ -4,7 +4,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
-from bot.domain.errors import KeybotError, Unavailable
+from bot.domain.errors import Busy, KeybotError, Unavailable
 from bot.slack import blocks
 from bot.slack.blocks import Message
 from bot.slack.dates import mention
@@ -16,6 +16,9 @@ async def guarded(work: Callable[[], Awaitable[Message]]) -> tuple[Message, bool
     """Run ``work``; return its message and True, or a private error message and False."""
     try:
         return await work(), True
+    except Busy as err:  # argon2's lane is full: refused at once, nothing changed; not an outage
+        log.info("refused a request: %s", err)
+        return blocks.error_message(err.render(mention)), False
     except Unavailable as err:
         log.warning("database unavailable: %s", err)
         return blocks.error_message(err.render(mention)), False

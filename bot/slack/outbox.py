@@ -6,6 +6,18 @@ row), posts each with ``chat.postMessage`` to the user's app DM, and marks it se
 answered ok. slack-sdk's own retry handlers retry a 429 (honouring Retry-After), 5xx and connection
 errors once inside the call; if Slack is still failing, the row is rescheduled (after Retry-After,
 or with exponential backoff) and survives restarts in the database.
+
+Slack's ``ok: false`` answers fall in three groups (``classify``):
+
+- the DM can never be delivered as it is (``DEAD_LETTER_ERRORS``: no such user or conversation, or
+  a message Slack refuses): after the first such answer the row becomes a dead letter, logged once,
+  never claimed again until an operator runs ``keybot outbox retry``;
+- Slack refuses keybot itself (``APP_ERRORS``: a revoked or wrong token, a missing scope): every DM
+  would fail alike, so rows stay queued and go out once the operator has fixed the app, with one
+  ERROR line per outage;
+- anything else is transient and retried with backoff.
+
+A DM's text is never logged.
 """
 
 import asyncio
@@ -13,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from enum import Enum
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -29,6 +42,53 @@ from bot.slack.notices import dm_text
 
 log = logging.getLogger("keybot.outbox")
 MAX_BACKOFF = timedelta(minutes=15)
+
+# chat.postMessage to a user id: answers that say this one DM can never be delivered as it is.
+# (A deactivated user's DM is accepted by Slack, so there is no error for it.)
+DEAD_LETTER_ERRORS = frozenset(
+    {
+        "channel_not_found",  # no such user or DM conversation: a made-up or mistyped id
+        "user_not_found",
+        "cannot_dm_bot",
+        "is_archived",
+        "not_in_channel",  # the conversation does not take the bot's messages
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "too_many_attachments",
+    }
+)
+# Answers about keybot's token or app, not about this DM: every DM would get the same answer.
+APP_ERRORS = frozenset(
+    {
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",  # "token is for a deleted user or workspace", per Slack's docs
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "ekm_access_denied",
+        "restricted_action",
+    }
+)
+
+
+class Verdict(Enum):
+    DEAD = "dead"  # this DM can never be delivered as it is
+    APP = "app"  # Slack refuses keybot's token or app: fix it, then every DM goes out
+    RETRY = "retry"  # transient: try again later
+
+
+def classify(status: int | None, error: str) -> Verdict:
+    """What a failed ``chat.postMessage`` means for the row (429 and 5xx are always transient)."""
+    if status == 429 or (status is not None and status >= 500):
+        return Verdict.RETRY
+    if error in DEAD_LETTER_ERRORS:
+        return Verdict.DEAD
+    if error in APP_ERRORS:
+        return Verdict.APP
+    return Verdict.RETRY
 
 
 def slack_client(*, token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
@@ -56,8 +116,11 @@ class OutboxWorker:
         batch: int = 20,
         lease_seconds: float = 60.0,
         base_backoff: float = 1.0,
+        origin: str | None = None,
     ) -> None:
+        """``origin``: the rows this worker sends, and no others (None: Slack's; "shell": keybot shell's)."""
         self._store = store
+        self._origin = origin
         self._client = client
         self._poll = poll_interval
         self._batch = batch
@@ -67,6 +130,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._app_refused: str | None = None  # the error while Slack refuses keybot's token or app
 
     def wake(self) -> None:
         """Tell the worker new rows are waiting (called after a commit that queued DMs)."""
@@ -106,7 +170,7 @@ class OutboxWorker:
     async def drain_once(self) -> int:
         """Claim and send one batch; return how many were sent."""
         rows = await self._store.claim_notifications(
-            limit=self._batch, now=self._clock(), lease_seconds=self._lease
+            limit=self._batch, now=self._clock(), lease_seconds=self._lease, origin=self._origin
         )
         results = await asyncio.gather(*(self._send(row) for row in rows))
         return sum(results)
@@ -117,11 +181,31 @@ class OutboxWorker:
             await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False)
         except SlackApiError as err:
             status, retry_after = _status_and_retry_after(err)
+            error = _slack_error(err)[:100]
+            verdict = classify(status, error)
+            if verdict is Verdict.DEAD:
+                await self._store.bury(row.id, at=self._clock(), error=f"{status} {error}"[:200])
+                log.warning(
+                    "outbox: DM %s to %s is dead: Slack answered %s, which no retry can change; "
+                    "`keybot outbox` lists it, `keybot outbox retry %s` sends it again",
+                    row.id,
+                    row.user_id,
+                    error,
+                    row.id,
+                )
+                return False
+            if verdict is Verdict.APP and self._app_refused != error:
+                self._app_refused = error
+                log.error(
+                    "outbox: Slack refuses keybot's bot token (%s): DMs stay queued until it is fixed. "
+                    "Check SLACK_BOT_TOKEN and that the app is installed with its scopes.",
+                    error,
+                )
             delay = retry_after if status == 429 and retry_after is not None else self._backoff(row.attempts)
             await self._store.reschedule(
                 row.id,
                 at=self._clock() + timedelta(seconds=delay),
-                error=f"{status} {_slack_error(err)}"[:200],
+                error=f"{status} {error}"[:200],
             )
             log.warning(
                 "outbox: DM %s not sent (HTTP %s, attempt %s); retry in %.1fs",
@@ -139,6 +223,9 @@ class OutboxWorker:
             log.warning("outbox: DM %s not sent (%s); retry in %.1fs", row.id, type(err).__name__, delay)
             return False
         await self._store.mark_sent(row.id, at=self._clock())
+        if self._app_refused is not None:
+            self._app_refused = None
+            log.info("outbox: Slack accepts keybot's bot token again; queued DMs are going out")
         return True
 
     def _backoff(self, attempts: int) -> float:

@@ -15,9 +15,16 @@ def words(text: str) -> list[str]:
     return TOKEN_RE.findall(text)[: MAX_WORDS + 1]
 
 
+SPECIAL_RE = re.compile(r"<!(here|channel|everyone)(?:\|[^<>]*)?>|@(here|channel|everyone)|<!subteam\^[^<>]*>|<#[^<>]*>")
+
+
 def user_id(raw: str) -> str:
     """The user id of an escaped mention; a clear error for anything else."""
     match = MENTION_RE.fullmatch(raw)
+    if match is None and SPECIAL_RE.fullmatch(raw):
+        raise InvalidInput(
+            f"`{shown(raw)}` is not a person; mention one person, like @ana, so Slack sends their id."
+        )
     if match is None:
         raise InvalidInput(
             f"`{shown(raw)}` is not a user. Mention them, like `@ana`, so Slack sends their id."

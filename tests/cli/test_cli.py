@@ -126,3 +126,66 @@ def test_db_upgrade_migrates_the_embedded_database(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "kb.db").exists()
     assert "latest schema" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://u:hunter2@host:notaport/db",
+        "postgresql+asyncpg://u:hunter2@host:99999/db",
+        "postgresql+asyncpg://u:hunter2@[::1/db",
+    ],
+)
+@pytest.mark.parametrize("command", [["serve"], ["db", "upgrade"]])
+def test_a_malformed_database_url_stops_with_one_clear_line_that_does_not_repeat_it(
+    tmp_path: Path, url: str, command: list[str]
+) -> None:
+    result = _run(command, _env(tmp_path, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", DATABASE_URL=url))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "DATABASE_URL is malformed" in lines[0]
+    assert "hunter2" not in result.stderr
+
+
+def test_serve_with_the_cheapest_argon2_profile_warns_once_that_it_is_for_tests_only(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        PORT=str(port),
+        KEYBOT_HOST="127.0.0.1",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+    )
+    assert env["KEYBOT_ARGON2_PROFILE"] == "cheapest"
+    proc = subprocess.Popen([*KEYBOT, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60  # a deadline, not a measure
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    warnings = [line for line in err.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, err
+    assert "KEYBOT_ARGON2_PROFILE=cheapest" in warnings[0] and "tests only" in warnings[0]
+
+
+@pytest.mark.parametrize("org", ["", "   ", "x" * 65, "Acme\nInc", "Acme\x1b[2J"])
+def test_bootstrap_refuses_an_org_name_that_is_empty_too_long_or_not_printable(tmp_path: Path, org: str) -> None:
+    result = _run(["bootstrap", "--team-id", "T0001", "--owner", "U0001", "--org", org], _env(tmp_path))
+    assert result.returncode == 2
+    assert "--org" in result.stderr and "printable" in result.stderr
+    assert "Traceback" not in result.stderr and "\x1b" not in result.stderr
+    assert not (tmp_path / "kb.db").exists()
+
+
+def test_bootstrap_accepts_an_org_name_with_spaces_and_punctuation(tmp_path: Path) -> None:
+    result = _run(["bootstrap", "--team-id", "T0001", "--owner", "U0001", "--org", "Acme Corp. (EU)"], _env(tmp_path))
+    assert result.returncode == 0, result.stderr

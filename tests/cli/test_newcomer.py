@@ -31,7 +31,7 @@ def _keybot(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 
 def _tracked_files_copied_to(target: Path) -> Path:
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, listed.decode().split("\0")):
         source = ROOT / name
         if source.is_file():

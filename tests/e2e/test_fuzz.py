@@ -31,11 +31,13 @@ from hypothesis import strategies as st
 
 from bot.domain.names import NAME_RE
 from bot.shell.driver import message_text
+from bot.shell.fakeslack import FakeSlack
 from bot.shell.wire import block_actions_body, post_signed
 from bot.slack.codec import ActionId
 from bot.slack.commands import COMMANDS
 from bot.slack.parsing import words
-from tests.e2e.conftest import OWNER, SIGNING_SECRET, TEAM, Harness
+from tests.e2e.conftest import OWNER, SIGNING_SECRET, TEAM, Harness, e2e_settings
+from tests.e2e.rawhttp import raw_post, serving
 
 EXAMPLES = int(os.environ.get("KEYBOT_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(
@@ -526,3 +528,72 @@ async def test_no_raw_body_to_the_verify_endpoint_gets_a_5xx(world: World, body:
         answer = await response.json()
     assert answer.get("valid") is not True
     assert world.state() == before
+
+
+# --- malformed authentication headers ----------------------------------------------------------------
+
+# Any header value HTTP can carry (no CR or LF), and the shapes that once made 500s: numbers too long
+# for a float, signs, non-ASCII digits, non-ASCII signatures, bearer tokens that are not UTF-8.
+HEADER_VALUES = st.one_of(
+    st.binary(max_size=120).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=60).map(str.encode),
+    st.integers(min_value=0, max_value=6000).map(lambda n: b"9" * n),
+    st.integers().map(lambda n: str(n).encode()),
+    st.floats().map(lambda x: str(x).encode()),
+    st.from_regex(r"v0=[0-9a-fA-F]{0,80}", fullmatch=True).map(str.encode),
+    st.sampled_from([b"", b" ", b"abc", b"-1", b"+1", b"1e400", "١٧٠٠٠٠٠٠٠٠".encode(), "v0=é".encode(),
+                     b"v0=\xe9", b"v0=\xff\xfe", b"Bearer \xff\xfe", b"Bearer", b"Bearer ", b"bearer x",
+                     b"\x00", b"\x7f", "Bearer é".encode()]),
+)
+SIGNED_HEADERS = st.sampled_from(["X-Slack-Request-Timestamp", "X-Slack-Signature"])
+
+
+def port_of(h: Harness) -> int:
+    return int(h.base_url.rsplit(":", 1)[1])
+
+
+@FUZZ
+@given(replaced=st.dictionaries(SIGNED_HEADERS, HEADER_VALUES, min_size=1))
+async def test_no_malformed_signature_header_gets_a_5xx_or_changes_anything(
+    world: World, replaced: dict[str, bytes]
+) -> None:
+    h = world.h
+    before = world.state()
+    calls_before = len(h.slack.calls)
+    body = f"command=%2Fapikeys&text=project+create+fuzz&team_id={TEAM}&user_id={OWNER}".encode()
+    signed = {name: value.encode() for name, value in sign_bytes(body).items()}
+    assume(any(signed[name] != value.strip(b" \t") for name, value in replaced.items()))
+    headers = {**signed, "Content-Type": FORM.encode(), **replaced}
+
+    status, rest = await raw_post(port_of(h), "/slack/events", list(headers.items()), body)
+
+    event(f"HTTP {status}")
+    assert status in (400, 401), (status, rest)
+    assert b"Traceback" not in rest
+    assert world.state() == before
+    assert h.slack.calls[calls_before:] == []
+
+
+@pytest.fixture
+async def verify_port(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[int]:
+    """A keybot whose verify API requires a bearer token."""
+    async with serving(e2e_settings(slack, tmp_path / "guarded.db", verify_token=VERIFY_TOKEN)) as port:
+        yield port
+
+
+VERIFY_TOKEN = "fuzz-verify-token"
+
+
+@FUZZ
+@given(authorization=HEADER_VALUES)
+async def test_no_malformed_bearer_header_gets_a_5xx_or_past_the_token_check(
+    verify_port: int, authorization: bytes
+) -> None:
+    assume(authorization.strip(b" \t") != f"Bearer {VERIFY_TOKEN}".encode())
+    headers = [("Authorization", authorization), ("Content-Type", b"application/json")]
+
+    status, rest = await raw_post(verify_port, "/v1/keys/verify", headers, b'{"key": "kb_x"}')
+
+    event(f"HTTP {status}")
+    assert status in (400, 401), (status, rest)
+    assert b"Traceback" not in rest

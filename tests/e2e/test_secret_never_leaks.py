@@ -1,16 +1,50 @@
 """The plaintext of a key exists only in the one ephemeral reply to its creator: not in the database
-file (WAL included), not in any log line at any level, not in any Web API call or DM."""
+file (WAL included), not in any log line at any level, not in any Web API call or DM. Nor do its
+argon2 hash or a pending deletion's token ever reach a log line, a DM or a later message, even with
+DEBUG logging on (database drivers log every statement's parameters at DEBUG)."""
 
 import json
 import logging
 import re
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
 
+import aiohttp
 import pytest
 
+from bot.domain.hashing import HashParams
+from bot.runtime import bootstrap
+from bot.settings import Settings
+from bot.shell.driver import Reply, SlackDriver
+from bot.shell.fakeslack import FakeSlack
 from bot.slack.codec import ActionId
-from tests.e2e.conftest import OWNER, Harness
+from tests.e2e.conftest import OWNER, TEAM, Harness
+from tests.procs import SIGNING_SECRET, running_keybot
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
+ARGON2 = "$argon2"  # the start of every argon2 hash string, whatever its variant and parameters
+
+
+def stored_hashes(db_path: Path) -> list[str]:
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        hashes = [row[0] for row in conn.execute("SELECT secret_hash FROM api_keys")]
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes), "no hashes to look for"
+    return hashes
+
+
+def leaks(
+    places: dict[str, str], *, secrets: list[str], hashes: Sequence[str] = (), tokens: Sequence[str] = ()
+) -> list[str]:
+    """Where each secret was found, named by kind and number, never by value (test output is scanned
+    too). With ``hashes``, any argon2 string at all is a leak."""
+    found = []
+    for where, blob in places.items():
+        found += [f"key {n} in {where}" for n, s in enumerate(secrets) if s in blob or s[-28:] in blob]
+        found += [f"hash {n} in {where}" for n, h in enumerate(hashes) if h in blob or h.rsplit("$", 1)[-1] in blob]
+        found += [f"token {n} in {where}" for n, t in enumerate(tokens) if t in blob]
+        found += [f"an argon2 string in {where}"] if hashes and ARGON2 in blob else []
+    return found
 
 
 async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
@@ -23,6 +57,9 @@ async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, c
         await harness.session.post(f"{harness.base_url}/v1/keys/verify", json={"key": secret})
     ask = await harness.as_owner("delete payments key0")
     await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
+    cancelled = await harness.as_owner("delete payments key1")
+    await harness.driver.click(OWNER, cancelled.button(ActionId.DELETE_CANCEL))
+    tokens = [ask.button(ActionId.DELETE_CONFIRM)["value"], cancelled.button(ActionId.DELETE_CANCEL)["value"]]
     await harness.as_owner("list payments")
     await harness.as_owner("audit payments")
     await harness.outbox_drained()
@@ -34,10 +71,40 @@ async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, c
     later_messages = json.dumps([r.body for r in harness.slack.responses])
     assert "created key" in slack_saw  # the DMs were really sent and scanned
     assert len(stored) > 0
-    places = {"database": stored.decode("latin-1"), "logs": caplog.text, "web api": slack_saw,
-              "later messages": later_messages}
-    # Report where a secret leaked, never the secret itself (test output is scanned too).
-    leaks = [(n, where) for n, secret in enumerate(secrets) for where, blob in places.items()
-             if secret in blob or secret[-28:] in blob]
-    assert leaks == []
+    places = {"logs": caplog.text, "web api": slack_saw, "later messages": later_messages}
+    assert leaks({"database": stored.decode("latin-1"), **places}, secrets=secrets) == []
+    hashes = stored_hashes(harness.db_path)
+    assert leaks(places, secrets=secrets, hashes=hashes, tokens=tokens) == []
     assert [sum(json.dumps(r.message).count(s) for r in replies) for s in secrets] == [1] * len(secrets)
+
+
+async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    db_path = tmp_path / "keybot.db"
+    url = f"sqlite+aiosqlite:///{db_path}"
+    await bootstrap(Settings(database_url=url, hash_params=HashParams.cheapest()), team_id=TEAM, owner=OWNER, org="Acme")
+    async with running_keybot(
+        database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "keybot.log", KEYBOT_LOG_LEVEL="DEBUG"
+    ) as kb, aiohttp.ClientSession() as session:
+        driver = SlackDriver(
+            events_url=kb.events_url, signing_secret=SIGNING_SECRET, slack=slack, team_id=TEAM, session=session
+        )
+        replies: list[Reply] = [await driver.command(OWNER, "project create web")]
+        replies += [await driver.command(OWNER, f"create web key{i}") for i in range(3)]
+        secrets = [m for r in replies for m in set(KEY_RE.findall(r.text))]
+        assert len(secrets) == 4, [r.text for r in replies]
+        for secret in secrets:
+            assert (await kb.verify(session, secret))["valid"] is True
+        ask = await driver.command(OWNER, "delete web key0")
+        await driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM))
+        cancelled = await driver.command(OWNER, "delete web key1")
+        await driver.click(OWNER, cancelled.button(ActionId.DELETE_CANCEL))
+        tokens = [ask.button(ActionId.DELETE_CONFIRM)["value"], cancelled.button(ActionId.DELETE_CANCEL)["value"]]
+        await driver.command(OWNER, "audit web")
+        code, log = await kb.stop()
+
+    assert code == 0, log
+    assert " DEBUG " in log  # DEBUG logging was really on
+    hashes = stored_hashes(db_path)
+    assert leaks({"the log": log}, secrets=secrets, hashes=hashes, tokens=tokens) == []

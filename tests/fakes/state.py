@@ -41,6 +41,8 @@ class OutboxRow:
     claimed_until: datetime | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
+    origin: str | None = None  # None: Slack; "shell": keybot shell
+    dead_at: datetime | None = None  # a dead letter: Slack refused it for good
 
 
 @dataclass(slots=True)

@@ -3,38 +3,44 @@
 - ``transaction()`` blocks are serialized by one ``asyncio.Lock``; each works on a copy of the committed
   state, which replaces it when the block ends normally and is thrown away on any exception (rollback).
 - ``read()`` blocks see the committed state as of their start and refuse writes.
-- the outbox is claimed with a lease; ``attempts`` counts claims; rows leave only through ``mark_sent``.
+- the outbox is claimed with a lease, by origin (a worker claims only rows of its own origin);
+  ``attempts`` counts claims; rows leave the queue through ``mark_sent``, or ``bury`` (a dead letter,
+  never claimed until revived); the retention purges delete rows in batches.
 
 Every port call is counted in ``store.calls`` (``store.calls["verify_record"]``), so a test can prove
-that some path costs no store call. Setting ``store.down = True`` makes every call raise ``Unavailable``.
+that some path costs no store call, and listed in ``store.call_order``. Setting ``store.down = True``
+makes every call raise ``Unavailable``.
 """
 
 import asyncio
 import copy
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 
 from bot.domain.errors import Unavailable
 from bot.domain.model import AuditEvent, KeyRecord, Notification, Scope, VerifyRecord
-from bot.ports import Transaction
+from bot.ports import OutboxEntry, Transaction
 from tests.fakes.state import OutboxRow, State, scalars
 from tests.fakes.transaction import MemoryTransaction
 
 
 class MemoryStore:
-    """``UnitOfWork``, ``KeyListing``, ``VerifyReads``, ``Outbox`` and ``Health``, in memory."""
+    """``UnitOfWork``, ``KeyListing``, ``VerifyReads``, ``Outbox``, ``Health``, ``DeadLetters`` and
+    ``Retention``, in memory."""
 
     def __init__(self) -> None:
         self.state = State()
         self.calls: Counter[str] = Counter()
+        self.call_order: list[str] = []  # every port call, in order (``calls`` counts them)
         self.down = False
         self._lock = asyncio.Lock()
         self._next_id: Counter[str] = Counter()
 
     def hit(self, method: str) -> None:
         self.calls[method] += 1
+        self.call_order.append(method)
         if self.down:
             raise Unavailable("the in-memory store is down")
 
@@ -123,14 +129,17 @@ class MemoryStore:
     # -- Outbox and Health --
 
     async def claim_notifications(
-        self, *, limit: int, now: datetime, lease_seconds: float
+        self, *, limit: int, now: datetime, lease_seconds: float, origin: str | None = None
     ) -> Sequence[Notification]:
         self.hit("claim_notifications")
         async with self._lock:
             due = [
                 r
                 for r in self.outbox(sent=False)
-                if r.next_attempt_at <= now and (r.claimed_until is None or r.claimed_until <= now)
+                if r.origin == origin
+                and r.dead_at is None
+                and r.next_attempt_at <= now
+                and (r.claimed_until is None or r.claimed_until <= now)
             ]
             for row in due[:limit]:
                 row.claimed_until = now + timedelta(seconds=lease_seconds)
@@ -149,9 +158,80 @@ class MemoryStore:
             row = self.state.outbox[notification_id]
             row.next_attempt_at, row.claimed_until, row.last_error = at, None, error[:500]
 
+    async def bury(self, notification_id: int, *, at: datetime, error: str) -> None:
+        self.hit("bury")
+        async with self._lock:
+            row = self.state.outbox[notification_id]
+            row.dead_at, row.claimed_until, row.last_error = at, None, error[:500]
+
     async def pending_notifications(self) -> int:
         self.hit("pending_notifications")
-        return len(self.outbox(sent=False))
+        return sum(r.dead_at is None for r in self.outbox(sent=False))
+
+    async def dead_notifications(self) -> int:
+        self.hit("dead_notifications")
+        return sum(r.dead_at is not None for r in self.outbox(sent=False))
+
+    # -- DeadLetters --
+
+    async def unsent_notifications(self, *, dead: bool, limit: int) -> list[OutboxEntry]:
+        self.hit("unsent_notifications")
+        rows = [r for r in self.outbox(sent=False) if (r.dead_at is not None) == dead][:limit]
+        return [
+            OutboxEntry(
+                id=r.id,
+                user_id=r.user_id,
+                team_id=r.notice.team_id if r.notice else None,
+                kind=r.notice.kind.value if r.notice else None,
+                attempts=r.attempts,
+                last_error=r.last_error,
+                created_at=r.notice.at if r.notice else r.next_attempt_at,
+                next_attempt_at=r.next_attempt_at,
+                dead_at=r.dead_at,
+            )
+            for r in rows
+        ]
+
+    async def revive_notifications(self, ids: Sequence[int] | None, *, at: datetime) -> list[int]:
+        self.hit("revive_notifications")
+        async with self._lock:
+            revived = [
+                r
+                for r in self.outbox(sent=False)
+                if r.dead_at is not None and (ids is None or r.id in ids)
+            ]
+            for row in revived:
+                row.dead_at, row.claimed_until, row.next_attempt_at, row.attempts = None, None, at, 0
+            return [r.id for r in revived]
+
+    # -- Retention --
+
+    async def purge_sent_notifications(self, *, sent_before: datetime, limit: int) -> int:
+        self.hit("purge_sent_notifications")
+        return self._purge_outbox(lambda r: r.sent_at is not None and r.sent_at < sent_before, limit)
+
+    async def purge_dead_notifications(self, *, dead_before: datetime, limit: int) -> int:
+        self.hit("purge_dead_notifications")
+        return self._purge_outbox(
+            lambda r: r.sent_at is None and r.dead_at is not None and r.dead_at < dead_before, limit
+        )
+
+    def _purge_outbox(self, old: Callable[[OutboxRow], bool], limit: int) -> int:
+        doomed = [r.id for r in self.outbox() if old(r)][:limit]
+        for row_id in doomed:
+            del self.state.outbox[row_id]
+        return len(doomed)
+
+    async def purge_pending_deletions(self, *, ended_before: datetime, limit: int) -> int:
+        self.hit("purge_pending_deletions")
+        doomed = [
+            token
+            for token, p in sorted(self.state.pending.items())
+            if p.expires_at < ended_before or (p.used_at is not None and p.used_at < ended_before)
+        ][:limit]
+        for token in doomed:
+            del self.state.pending[token]
+        return len(doomed)
 
     # -- test helpers (not ports; not counted) --
 

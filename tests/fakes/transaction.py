@@ -52,6 +52,9 @@ class MemoryTransaction:
     async def lock_org(self, org_id: int) -> None:
         self._hit("lock_org", write=True)
 
+    async def lock_team(self, team_id: str, *, shared: bool = False) -> None:
+        self._hit("lock_team shared" if shared else "lock_team", write=True)
+
     async def ensure_org(self, *, team_id: str, name: str, at: datetime) -> Org:
         self._hit("ensure_org", write=True)
         org = self._s.org_of_team(team_id)
@@ -229,5 +232,9 @@ class MemoryTransaction:
         self._hit("notify", write=True)
         row_id = self._store.next_id("outbox")
         self._s.outbox[row_id] = OutboxRow(
-            id=row_id, user_id=notice.recipient, notice=notice, next_attempt_at=notice.at
+            id=row_id,
+            user_id=notice.recipient,
+            notice=notice,
+            next_attempt_at=notice.at,
+            origin=notice.origin,
         )

@@ -242,11 +242,14 @@ async def in_process_keybot(
     base_backoff: float = 0.05,
     unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    ack_budget: float = 2.0,
 ) -> AsyncIterator[Instance]:
     """``build_runtime`` on ``url`` with an HTTP server, like ``keybot serve`` minus the process.
 
     ``base_backoff``: the outbox's first retry delay (tens of ms instead of seconds); ``unit_of_work``:
-    what the services change data through, e.g. ``TrippingStore``; ``clock``: keybot's wall clock."""
+    what the services change data through, e.g. ``TrippingStore``; ``clock``: keybot's wall clock;
+    ``ack_budget``: seconds before a slow command is acked "working on it" (raise it when a test
+    holds a command on purpose, so its reply is still the ack)."""
     settings = Settings(
         slack_bot_token="xoxb-in-process",
         slack_signing_secret=SIGNING_SECRET,
@@ -257,7 +260,12 @@ async def in_process_keybot(
         port=0,
     )
     runtime = await build_runtime(
-        settings, client=client, outbox_backoff=base_backoff, unit_of_work=unit_of_work, clock=clock
+        settings,
+        client=client,
+        outbox_backoff=base_backoff,
+        unit_of_work=unit_of_work,
+        clock=clock,
+        ack_budget=ack_budget,
     )
     runner = web.AppRunner(runtime.web_app, access_log=None)
     await runner.setup()
@@ -318,6 +326,89 @@ class TrippingStore:
     async def transaction(self) -> AsyncIterator[Any]:
         async with self._store.transaction() as tx:
             yield _Tripwire(tx, lambda step: self.trip(step))
+
+
+# --- a store that holds one transaction where it should take the org lock ------------------------
+
+# Where a transaction takes the lock that orders role changes and their use, and the writes an
+# authorised change makes (``PausingStore`` stops before the first of them).
+_LOCKS = frozenset({"lock_team", "lock_org"})
+_AUTHORISED_WRITES = frozenset(
+    {
+        "set_org_role",
+        "delete_org_role",
+        "set_project_role",
+        "delete_project_role",
+        "add_key",
+        "delete_key",
+        "add_project",
+    }
+)
+
+
+class _Pausing:
+    """A transaction that calls ``pause()`` once, just before it locks the org or, if it takes no
+    lock, just before its first authorised write after it read the actor's scope."""
+
+    def __init__(self, tx: Any, pause: Callable[[], Awaitable[None]]) -> None:
+        self._tx = tx
+        self._pause = pause
+        self._scope_read = False
+        self._paused = False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._tx, name)
+        if name != "scope" and name not in _LOCKS | _AUTHORISED_WRITES:
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if name == "scope":
+                self._scope_read = True
+            elif not self._paused and (name in _LOCKS or self._scope_read):
+                self._paused = True
+                await self._pause()
+            return await method(*args, **kwargs)
+
+        return call
+
+
+class PausingStore:
+    """The real SqlStore, except that the first write transaction opened after ``arm()`` stops just
+    before it takes the org lock — or, in code that takes none, just before its first authorised write
+    after reading the actor's roles, where the lock belongs — until the test calls ``resume()``.
+    ``paused`` is set while it waits. ``in_process_keybot(unit_of_work=pausing.around)``."""
+
+    def __init__(self) -> None:
+        self._store: SqlStore | None = None
+        self._armed = False
+        self.paused = asyncio.Event()
+        self._resume = asyncio.Event()
+
+    def around(self, store: SqlStore) -> "PausingStore":
+        self._store = store
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def arm(self) -> None:
+        self._armed = True
+        self.paused.clear()
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    async def _pause(self) -> None:
+        self.paused.set()
+        await self._resume.wait()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        assert self._store is not None, "give PausingStore.around to in_process_keybot"
+        armed, self._armed = self._armed, False
+        async with self._store.transaction() as tx:
+            yield _Pausing(tx, self._pause) if armed else tx
 
 
 # --- network ---------------------------------------------------------------------------------------

@@ -20,11 +20,15 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def transcript(settings: Settings, *lines: str, user: str = "ana") -> str:
+def transcript(settings: Settings, *lines: str, user: str = "ana", production: bool = False) -> str:
     """Run the shell on ``lines`` (then end of input); return everything it printed. Exit code must be 0."""
     out = io.StringIO()
     code = run_shell(
-        settings, user=user, stdin=io.StringIO("".join(f"{line}\n" for line in lines)), stdout=out
+        settings,
+        user=user,
+        production=production,
+        stdin=io.StringIO("".join(f"{line}\n" for line in lines)),
+        stdout=out,
     )
     assert code == 0, out.getvalue()
     return out.getvalue()

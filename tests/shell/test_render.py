@@ -123,5 +123,5 @@ def test_a_message_without_blocks_renders_its_text() -> None:
 
 def test_keybots_help_message_renders_without_any_json_or_markup() -> None:
     text = render_message(blocks.help_message(), now=NOW, tz=UTC)
-    assert text.startswith("keybot manages your projects' API keys.\n`/apikeys help` — this message")
+    assert text.startswith("keybot manages your projects' API keys.\n`/apikeys help [roles]` — this message")
     assert "{" not in text and '"type"' not in text and "*" not in text

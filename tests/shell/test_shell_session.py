@@ -43,9 +43,11 @@ def test_the_next_run_finds_the_organization_and_does_not_ask_again(settings: Se
     assert "with no role yet" in reply_to(text, "whoami")
 
 
-def test_a_database_with_one_organization_uses_its_workspace(settings: Settings) -> None:
+def test_a_database_with_one_organization_uses_its_workspace_when_told_it_is_production(
+    settings: Settings,
+) -> None:
     print(asyncio.run(bootstrap(settings, team_id="T0ACME", owner="UANA", org="Acme")))
-    text = transcript(settings, "whoami")
+    text = transcript(settings, "whoami", production=True)
     assert "Workspace T0ACME" in text
     assert "Create one" not in text
     assert "You are @ana in Acme" in reply_to(text, "whoami")
@@ -187,11 +189,10 @@ def test_lines_without_the_apikeys_prefix_are_keybot_commands_too(settings: Sett
     assert "You can't see any project yet" in reply_to(text, "projects")
 
 
-def test_an_unknown_keybot_word_gets_keybots_friendly_help(settings: Settings) -> None:
-    text = transcript(settings, "y", "frobnicate payments")
-    reply = reply_to(text, "frobnicate payments")
-    assert "I don't know `frobnicate`. Here is what I can do:" in reply
-    assert "`/apikeys create <project> <key-name>` — create a key" in reply
+def test_an_unknown_keybot_word_gets_the_nearest_command_or_a_pointer_to_help(settings: Settings) -> None:
+    text = transcript(settings, "y", "frobnicate payments", "lsit payments")
+    assert "I don't know `frobnicate`. `/apikeys help` lists what I can do." in reply_to(text, "frobnicate payments")
+    assert "Did you mean `list`? Usage: `/apikeys list <project>`" in reply_to(text, "lsit payments")
 
 
 def test_an_unknown_slash_command_gets_the_shell_help(settings: Settings) -> None:

@@ -1,18 +1,19 @@
-"""The DM outbox: leases, retries and exactly-once claiming, on SQLite and PostgreSQL."""
+"""The DM outbox: leases, retries, exactly-once claiming and claiming by origin, on SQLite and PostgreSQL."""
 
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, text
 
-from bot.domain.model import Notification
-from bot.domain.notices import NoticeKind
+from bot.domain.model import AuditEvent, Notification
+from bot.domain.notices import SHELL_ORIGIN, NoticeKind
 from storage import SqlStore, make_engine, upgrade
 from storage.engine import writer
-from storage.tables import outbox
-from tests.storage.helpers import T0, notice, reset_postgres
+from storage.tables import audit_events, outbox
+from tests.storage.helpers import T0, TEAM, World, notice, reset_postgres
 
 LEASE = 60.0
 
@@ -23,8 +24,10 @@ async def _queue(store: SqlStore, count: int, *, at: datetime = T0) -> None:
             await tx.notify(notice(n, at=at))
 
 
-async def _claim(store: SqlStore, now: datetime, *, limit: int = 100) -> Sequence[Notification]:
-    return await store.claim_notifications(limit=limit, now=now, lease_seconds=LEASE)
+async def _claim(
+    store: SqlStore, now: datetime, *, limit: int = 100, origin: str | None = None
+) -> Sequence[Notification]:
+    return await store.claim_notifications(limit=limit, now=now, lease_seconds=LEASE, origin=origin)
 
 
 async def test_claims_are_oldest_first_up_to_the_limit_and_count_attempts(store: SqlStore) -> None:
@@ -147,3 +150,132 @@ async def test_a_claimer_skips_rows_another_holds_instead_of_waiting_on_postgres
         assert [n.id for n in await _claim(store, T0)] == [1]
     finally:
         await store.close()
+
+
+async def test_a_worker_claims_only_the_rows_of_its_own_origin(store: SqlStore) -> None:
+    origins = [None, SHELL_ORIGIN, None, SHELL_ORIGIN, SHELL_ORIGIN, None]
+    async with store.transaction() as tx:
+        for n, origin in enumerate(origins):
+            await tx.notify(replace(notice(n), origin=origin))
+    shell = await _claim(store, T0, origin=SHELL_ORIGIN)
+    assert [n.user_id for n in shell] == ["U0001", "U0003", "U0004"]
+    assert all(n.notice is not None and n.notice.origin == SHELL_ORIGIN for n in shell)
+    async with store.engine.connect() as conn:
+        untouched = (
+            await conn.execute(
+                select(outbox.c.user_id, outbox.c.origin, outbox.c.attempts, outbox.c.claimed_until)
+                .where(outbox.c.origin.is_(None))
+                .order_by(outbox.c.id)
+            )
+        ).all()
+    assert untouched == [("U0000", None, 0, None), ("U0002", None, 0, None), ("U0005", None, 0, None)]
+    assert await _claim(store, T0 + timedelta(seconds=1), origin=SHELL_ORIGIN) == []  # leased: none left
+    server = await _claim(store, T0)
+    assert [n.user_id for n in server] == ["U0000", "U0002", "U0005"]
+    assert all(n.notice is not None and n.notice.origin is None for n in server)
+
+
+async def test_rows_of_an_unknown_origin_are_claimed_by_no_worker(store: SqlStore) -> None:
+    async with store.transaction() as tx:
+        await tx.notify(replace(notice(0), origin="elsewhere"))
+    assert await _claim(store, T0) == []
+    assert await _claim(store, T0, origin=SHELL_ORIGIN) == []
+    assert [n.user_id for n in await _claim(store, T0, origin="elsewhere")] == ["U0000"]
+
+
+async def test_an_audit_event_keeps_its_origin(store: SqlStore, world: World) -> None:
+    async with store.transaction() as tx:
+        for n, origin in enumerate([None, SHELL_ORIGIN]):
+            await tx.add_audit(
+                AuditEvent(
+                    org_id=world.org.id,
+                    project_id=world.project.id,
+                    actor="U0OWNER",
+                    action="key created",
+                    at=T0,
+                    key_name=f"k{n}",
+                    origin=origin,
+                )
+            )
+    async with store.read() as tx:
+        page = await tx.audit_page(project_id=world.project.id, before_id=None, limit=10)
+    assert [(e.key_name, e.origin) for e in page] == [("k1", SHELL_ORIGIN), ("k0", None)]
+    async with store.engine.connect() as conn:
+        stored = (await conn.execute(select(audit_events.c.origin).order_by(audit_events.c.id))).scalars()
+        assert list(stored) == [None, SHELL_ORIGIN]
+
+
+# -- dead letters ---------------------------------------------------------------------------------
+
+
+async def _outbox_row(store: SqlStore, row_id: int) -> Any:
+    async with store.engine.connect() as conn:
+        return (await conn.execute(select(outbox).where(outbox.c.id == row_id))).one()
+
+
+async def test_a_buried_row_is_never_claimed_again_and_counts_as_dead_not_pending(store: SqlStore) -> None:
+    await _queue(store, 2)
+    ghost, other = await _claim(store, T0)
+    await store.bury(ghost.id, at=T0 + timedelta(seconds=1), error="200 user_not_found " + "x" * 1000)
+    await store.reschedule(other.id, at=T0, error="503 ")
+    assert (await store.pending_notifications(), await store.dead_notifications()) == (1, 1)
+    later = await _claim(store, T0 + timedelta(days=365))
+    assert [n.id for n in later] == [other.id]
+    row = await _outbox_row(store, ghost.id)
+    assert (row.dead_at, row.claimed_until, row.sent_at) == (T0 + timedelta(seconds=1), None, None)
+    assert row.last_error.startswith("200 user_not_found") and len(row.last_error) == 500
+
+
+async def test_revived_rows_are_due_at_once_with_a_fresh_count_of_attempts(store: SqlStore) -> None:
+    await _queue(store, 3)
+    first, second, third = await _claim(store, T0)
+    for n in (first, second):
+        await store.bury(n.id, at=T0, error="200 channel_not_found")
+    await store.mark_sent(third.id, at=T0)
+    revive_at = T0 + timedelta(days=2)
+    assert await store.revive_notifications([second.id, third.id, 999], at=revive_at) == [second.id]
+    assert (await store.pending_notifications(), await store.dead_notifications()) == (1, 1)
+    row = await _outbox_row(store, second.id)
+    assert (row.dead_at, row.claimed_until, row.next_attempt_at, row.attempts) == (None, None, revive_at, 0)
+    assert row.last_error == "200 channel_not_found"  # kept until the next attempt says otherwise
+    [again] = await _claim(store, revive_at)
+    assert (again.id, again.attempts) == (second.id, 1)
+    assert await store.revive_notifications(None, at=revive_at) == [first.id]
+    assert await store.revive_notifications(None, at=revive_at) == []
+    assert await store.dead_notifications() == 0
+
+
+async def test_a_sent_row_is_never_revived(store: SqlStore) -> None:
+    await _queue(store, 1)
+    [claimed] = await _claim(store, T0)
+    await store.bury(claimed.id, at=T0, error="200 user_not_found")
+    await store.mark_sent(claimed.id, at=T0)  # a slow first attempt that Slack delivered after all
+    assert await store.revive_notifications([claimed.id], at=T0) == []
+    assert await store.revive_notifications(None, at=T0) == []
+    assert (await store.pending_notifications(), await store.dead_notifications()) == (0, 0)
+
+
+async def test_unsent_rows_are_listed_pending_or_dead_oldest_first_without_their_text(store: SqlStore) -> None:
+    await _queue(store, 4)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            outbox.insert().values(user_id="UTEXT", text="hello", created_at=T0, next_attempt_at=T0)
+        )
+    rows = await _claim(store, T0)
+    await store.bury(rows[1].id, at=T0 + timedelta(minutes=1), error="200 user_not_found")
+    await store.bury(rows[4].id, at=T0 + timedelta(minutes=2), error="200 is_archived")
+    await store.reschedule(rows[0].id, at=T0 + timedelta(minutes=5), error="503 ")
+    await store.mark_sent(rows[2].id, at=T0)
+    pending = await store.unsent_notifications(dead=False, limit=10)
+    dead = await store.unsent_notifications(dead=True, limit=10)
+    assert [(e.user_id, e.team_id, e.kind, e.attempts, e.last_error, e.next_attempt_at, e.dead_at)
+            for e in pending] == [
+        ("U0000", TEAM, "key created", 1, "503 ", T0 + timedelta(minutes=5), None),
+        ("U0003", TEAM, "key created", 1, None, T0, None),
+    ]
+    assert [(e.user_id, e.kind, e.last_error, e.dead_at) for e in dead] == [
+        ("U0001", "key created", "200 user_not_found", T0 + timedelta(minutes=1)),
+        ("UTEXT", None, "200 is_archived", T0 + timedelta(minutes=2)),
+    ]
+    assert all(e.created_at == T0 for e in pending + dead)
+    assert [e.user_id for e in await store.unsent_notifications(dead=False, limit=1)] == ["U0000"]

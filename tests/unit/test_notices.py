@@ -93,6 +93,7 @@ def test_a_notice_has_no_field_that_could_hold_a_secret() -> None:
         "key_masked",
         "role",
         "enterprise_id",
+        "origin",
     ]
 
 

@@ -3,7 +3,7 @@
 import asyncio
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,11 +11,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.domain.keys import KeyFormat
-from bot.domain.model import Actor
+from bot.domain.model import Actor, PendingDeletion
 from bot.domain.notices import Notice, NoticeKind
-from bot.services import Context, build_services
+from bot.services import Context, Keybot, build_services
+from bot.services.upkeep import DeadLetterService, Purged, Purger, RetentionPolicy, Revived, outbox_report
 from bot.slack.notices import dm_text
-from bot.slack.outbox import OutboxWorker
+from bot.slack.outbox import APP_ERRORS, DEAD_LETTER_ERRORS, OutboxWorker, Verdict, classify
 from tests.fakes import CountingHasher, FakeClock, MemoryStore, OutboxRow
 
 API = "https://slack.test/api/chat.postMessage"
@@ -45,7 +46,7 @@ def server_error(status: int = 500) -> SlackApiError:
     return SlackApiError("server error", slack_response(status, {"ok": False, "error": "internal_error"}))
 
 
-def not_ok(error: str = "channel_not_found") -> SlackApiError:
+def not_ok(error: str = "internal_error") -> SlackApiError:
     return SlackApiError(error, slack_response(200, {"ok": False, "error": error}))
 
 
@@ -131,11 +132,12 @@ async def test_a_row_is_marked_sent_only_after_slack_answers_ok(store: MemorySto
         server_error(500),
         server_error(503),
         not_ok(),
+        not_ok("an_error_slack_adds_one_day"),
         TimeoutError(),
         ConnectionResetError(),
         ValueError(),
     ],
-    ids=["429", "500", "503", "ok-false", "timeout", "reset", "unexpected"],
+    ids=["429", "500", "503", "ok-false", "ok-false-unknown", "timeout", "reset", "unexpected"],
 )
 async def test_a_failed_send_keeps_the_row_for_later(
     store: MemoryStore, clock: FakeClock, failure: BaseException
@@ -206,15 +208,16 @@ async def test_the_backoff_is_capped_at_15_minutes(store: MemoryStore, clock: Fa
     assert delays == [60, 120, 240, 480, 900, 900, 900, 900]
 
 
-async def test_an_ok_false_answer_is_retried_with_its_error_recorded(
+async def test_a_transient_ok_false_answer_is_retried_with_its_error_recorded(
     store: MemoryStore, clock: FakeClock
 ) -> None:
     await queue(store, "U1")
-    outbox = worker(store, FakeSlackClient(not_ok("channel_not_found")), clock, base_backoff=5.0)
+    outbox = worker(store, FakeSlackClient(not_ok("fatal_error")), clock, base_backoff=5.0)
     await outbox.drain_once()
     row = only_row(store)
-    assert row.last_error == "200 channel_not_found"
+    assert row.last_error == "200 fatal_error"
     assert row.next_attempt_at == clock() + timedelta(seconds=5)
+    assert row.dead_at is None
 
 
 async def test_a_timeout_is_retried_with_backoff(store: MemoryStore, clock: FakeClock) -> None:
@@ -386,3 +389,238 @@ async def test_a_row_queued_as_text_is_sent_as_it_is(store: MemoryStore, clock: 
     client = FakeSlackClient()
     assert await worker(store, client, clock).drain_once() == 2
     assert sorted(client.delivered) == [("U1", "hi there"), ("U2", hello("U2"))]
+
+
+# -- dead letters: Slack refused this DM for good ------------------------------------------------
+
+
+@pytest.mark.parametrize("error", sorted(DEAD_LETTER_ERRORS))
+async def test_a_dm_slack_refuses_for_good_is_dead_after_the_first_answer_and_never_claimed_again(
+    store: MemoryStore, clock: FakeClock, error: str
+) -> None:
+    await queue(store, "UGHOST")
+    client = FakeSlackClient(not_ok(error))
+    outbox = worker(store, client, clock, base_backoff=1.0)
+    assert await outbox.drain_once() == 0
+    row = only_row(store)
+    assert (row.dead_at, row.claimed_until, row.last_error) == (clock(), None, f"200 {error}")
+    assert (await store.pending_notifications(), await store.dead_notifications()) == (0, 1)
+    clock.advance(days=30)
+    assert await outbox.drain_once() == 0
+    assert len(client.calls) == 1
+    assert only_row(store).attempts == 1
+
+
+@pytest.mark.parametrize("error", ["user_not_found", "channel_not_found", "not_in_channel", "is_archived"])
+async def test_the_recipient_errors_named_in_the_finding_are_dead_letters(error: str) -> None:
+    assert classify(200, error) is Verdict.DEAD
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "account_inactive", "token_revoked", "not_authed"])
+async def test_errors_about_keybots_token_are_not_blamed_on_the_dm(error: str) -> None:
+    assert error in APP_ERRORS and error not in DEAD_LETTER_ERRORS
+    assert classify(200, error) is Verdict.APP
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_a_rate_limit_or_server_error_is_transient_whatever_its_body_says(status: int) -> None:
+    assert classify(status, "channel_not_found") is Verdict.RETRY
+
+
+async def test_burying_a_dm_logs_one_warning_naming_the_row_and_never_the_dm_text(
+    store: MemoryStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await queue(store, "UGHOST")
+    caplog.set_level("DEBUG")
+    await worker(store, FakeSlackClient(not_ok("user_not_found")), clock).drain_once()
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    line = warnings[0].getMessage()
+    row = only_row(store)
+    assert f"DM {row.id} to UGHOST is dead" in line and "user_not_found" in line
+    assert f"keybot outbox retry {row.id}" in line
+    assert hello("UGHOST") not in caplog.text
+    assert "Acme" not in caplog.text  # nothing of the DM's content either
+
+
+async def test_a_dead_dm_does_not_hold_up_the_others_in_its_batch(store: MemoryStore, clock: FakeClock) -> None:
+    await queue(store, "U1", "UGHOST", "U2")
+    client = FakeSlackClient()
+    client.before_answer = lambda call: (
+        client.script.append(not_ok("user_not_found")) if call["channel"] == "UGHOST" else None
+    )
+    assert await worker(store, client, clock).drain_once() == 2
+    assert sorted(user for user, _ in client.delivered) == ["U1", "U2"]
+    assert [r.user_id for r in store.outbox() if r.dead_at is not None] == ["UGHOST"]
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "account_inactive", "token_revoked"])
+async def test_while_slack_refuses_the_token_dms_stay_queued_and_go_out_once_it_is_fixed(
+    store: MemoryStore, clock: FakeClock, error: str
+) -> None:
+    await queue(store, "U1")
+    client = FakeSlackClient(not_ok(error), not_ok(error))
+    outbox = worker(store, client, clock, base_backoff=2.0)
+    for delay in (2, 4):
+        assert await outbox.drain_once() == 0
+        row = only_row(store)
+        assert row.dead_at is None and row.last_error == f"200 {error}"
+        assert row.next_attempt_at == clock() + timedelta(seconds=delay)
+        clock.now = row.next_attempt_at
+    assert await outbox.drain_once() == 1
+    assert client.delivered == [("U1", hello("U1"))]
+
+
+async def test_a_refused_token_is_logged_once_per_outage_as_an_error_and_its_end_once(
+    store: MemoryStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await queue(store, "U1", "U2", "U3")
+    caplog.set_level("INFO", logger="keybot.outbox")
+    client = FakeSlackClient(*(not_ok("invalid_auth") for _ in range(6)))
+    outbox = worker(store, client, clock, base_backoff=1.0)
+    await outbox.drain_once()
+    clock.advance(minutes=1)
+    await outbox.drain_once()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "invalid_auth" in errors[0] and "SLACK_BOT_TOKEN" in errors[0]
+    clock.advance(minutes=1)
+    assert await outbox.drain_once() == 3
+    recovered = [r.getMessage() for r in caplog.records if "accepts keybot's bot token again" in r.getMessage()]
+    assert len(recovered) == 1
+    assert all(r.dead_at is None and r.sent_at is not None for r in store.outbox())
+    assert "xoxb" not in caplog.text
+
+
+async def test_a_revived_dead_dm_is_sent_on_the_next_drain_with_a_fresh_count_of_attempts(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    await queue(store, "U1")
+    client = FakeSlackClient(not_ok("user_not_found"))
+    outbox = worker(store, client, clock)
+    await outbox.drain_once()
+    clock.advance(hours=2)
+    revived = await DeadLetterService(store, clock=clock).retry([only_row(store).id])
+    assert revived == Revived(ids=[only_row(store).id], not_dead=[])
+    assert only_row(store).next_attempt_at == clock()
+    assert await outbox.drain_once() == 1
+    assert client.delivered == [("U1", hello("U1"))]
+    assert only_row(store).attempts == 1
+
+
+async def test_retry_revives_only_dead_dms_and_names_the_ids_it_could_not(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    await queue(store, "UDEAD1", "UDEAD2", "UPENDING", "USENT")
+    dead1, dead2, pending, sent = (r.id for r in store.outbox())
+    await store.bury(dead1, at=clock(), error="200 user_not_found")
+    await store.bury(dead2, at=clock(), error="200 channel_not_found")
+    await store.mark_sent(sent, at=clock())
+    service = DeadLetterService(store, clock=clock)
+    assert await service.retry([dead1, pending, sent, 999]) == Revived(ids=[dead1], not_dead=[pending, sent, 999])
+    assert await service.retry(None) == Revived(ids=[dead2], not_dead=[])
+    assert await service.retry(None) == Revived(ids=[], not_dead=[])
+    assert (await store.pending_notifications(), await store.dead_notifications()) == (3, 0)
+
+
+async def test_the_outbox_listing_shows_who_what_and_why_but_never_a_dms_text(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    await queue(store, "UGHOST", "UWAITING")
+    ghost, waiting = (r.id for r in store.outbox())
+    await store.bury(ghost, at=clock(), error="200 user_not_found")
+    await store.reschedule(waiting, at=clock() + timedelta(minutes=5), error="503 ")
+    report = outbox_report(await DeadLetterService(store, clock=clock).overview())
+    pending_part, dead_part = report.split("Dead DMs")
+    assert "Pending DMs: 1" in pending_part and "UWAITING" in pending_part and "UGHOST" not in pending_part
+    assert ": 1" in dead_part and "UGHOST" in dead_part and "user_not_found" in dead_part
+    assert "role granted" in report and "T1" in report
+    assert "keybot outbox retry" in report
+    for user in ("UGHOST", "UWAITING"):
+        assert hello(user) not in report
+    assert "Acme" not in report
+
+
+async def test_the_outbox_listing_is_short_when_there_are_many_rows(store: MemoryStore, clock: FakeClock) -> None:
+    await queue(store, *(f"U{n:03}" for n in range(120)))
+    report = outbox_report(await DeadLetterService(store, clock=clock).overview(limit=50))
+    assert "Pending DMs: 120" in report and "… and 70 more" in report
+    assert "U049" in report and "U050" not in report
+    assert "Dead DMs: none" in report
+
+
+# -- retention: the periodic purge ------------------------------------------------------------------
+
+
+def pending_deletion(token: str, *, expires_at: datetime, used_at: datetime | None = None) -> PendingDeletion:
+    return PendingDeletion(token, key_row_id=1, project_id=1, user_id="U1", team_id="T1",
+                           expires_at=expires_at, used_at=used_at)
+
+
+async def test_the_purge_deletes_only_what_the_policy_no_longer_keeps_and_never_audit_events(
+    store: MemoryStore, clock: FakeClock, keybot: Keybot
+) -> None:
+    await keybot.operators.bootstrap(team_id="T1", owner="U1", org_name="Acme")
+    await queue(store, "UOLDSENT", "UNEWSENT", "UOLDDEAD", "UNEWDEAD", "UPENDING")
+    old_sent, new_sent, old_dead, new_dead, _ = (r.id for r in store.outbox())
+    await store.mark_sent(old_sent, at=clock() - timedelta(days=30, seconds=1))
+    await store.mark_sent(new_sent, at=clock() - timedelta(days=29))
+    await store.bury(old_dead, at=clock() - timedelta(days=91), error="200 user_not_found")
+    await store.bury(new_dead, at=clock() - timedelta(days=89), error="200 user_not_found")
+    store.state.outbox[old_dead].next_attempt_at = clock() - timedelta(days=365)  # queued long ago
+    day = timedelta(days=1)
+    store.state.pending.update(
+        {
+            p.token: p
+            for p in (
+                pending_deletion("expired-long-ago", expires_at=clock() - day - timedelta(seconds=1)),
+                pending_deletion("expired-lately", expires_at=clock() - day + timedelta(seconds=1)),
+                pending_deletion("used-long-ago", expires_at=clock() + day, used_at=clock() - 2 * day),
+                pending_deletion("used-lately", expires_at=clock() - timedelta(hours=1), used_at=clock() - day / 2),
+                pending_deletion("live", expires_at=clock() + timedelta(minutes=5)),
+            )
+        }
+    )
+    audit_before = store.audit_events()
+    purged = await Purger(store, clock=clock, policy=RetentionPolicy()).purge_once()
+    assert purged == Purged(sent_dms=1, dead_dms=1, pending_deletions=2)
+    assert [r.user_id for r in store.outbox()] == ["UNEWSENT", "UNEWDEAD", "UPENDING"]
+    assert sorted(store.state.pending) == ["expired-lately", "live", "used-lately"]
+    assert store.audit_events() == audit_before and audit_before
+    assert await Purger(store, clock=clock, policy=RetentionPolicy()).purge_once() == Purged()
+
+
+async def test_the_purge_deletes_in_batches_until_nothing_old_is_left(store: MemoryStore, clock: FakeClock) -> None:
+    await queue(store, *(f"U{n}" for n in range(5)))
+    for row in store.outbox():
+        await store.mark_sent(row.id, at=clock() - timedelta(days=31))
+    purger = Purger(store, clock=clock, policy=RetentionPolicy(), batch=2)
+    assert (await purger.purge_once()).sent_dms == 5
+    assert store.outbox() == []
+    assert store.calls["purge_sent_notifications"] == 3  # 2 + 2 + 1
+
+
+async def test_a_retention_of_forever_purges_nothing_of_that_kind(store: MemoryStore, clock: FakeClock) -> None:
+    await queue(store, "U1")
+    await store.mark_sent(only_row(store).id, at=clock() - timedelta(days=3650))
+    policy = RetentionPolicy(sent_dms=None, dead_dms=None, pending_deletions=None)
+    assert await Purger(store, clock=clock, policy=policy).purge_once() == Purged()
+    assert len(store.outbox()) == 1
+    assert store.calls["purge_sent_notifications"] == 0
+
+
+async def test_the_running_purger_purges_at_once_survives_an_outage_and_stops_cleanly(
+    store: MemoryStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await queue(store, "U1")
+    await store.mark_sent(only_row(store).id, at=clock() - timedelta(days=31))
+    store.down = True
+    purger = Purger(store, clock=clock, policy=RetentionPolicy(), interval=0.01)
+    purger.start()
+    await eventually(lambda: store.calls["purge_sent_notifications"] >= 2)
+    assert "database unavailable" in caplog.text
+    store.down = False
+    await eventually(lambda: store.outbox() == [])
+    await purger.stop(within=1.0)
+    calls = store.calls["purge_sent_notifications"]
+    await asyncio.sleep(0.05)
+    assert store.calls["purge_sent_notifications"] == calls

@@ -175,7 +175,7 @@ async def test_an_invalid_project_name_is_refused(world: World, name: str) -> No
     state = world.snapshot()
     with pytest.raises(InvalidInput) as err:
         await world.keybot.projects.create(OWNER, name=name)
-    assert "1–64 letters" in str(err.value)
+    assert "1–64 ASCII letters" in str(err.value)
     assert world.store.state == state
 
 

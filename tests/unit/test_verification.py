@@ -1,14 +1,19 @@
 """The Verifier (bot/services/verification.py) on the in-memory store: cost model, cache and revocation."""
 
+import asyncio
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import pytest
 
-from bot.domain.keys import KeyFormat, checksum
-from bot.domain.model import Actor
+from bot.domain.errors import Busy
+from bot.domain.hashing import Hasher
+from bot.domain.keys import BASE62, KEY_ID_LEN, SECRET_LEN, KeyFormat, checksum
+from bot.domain.model import Actor, VerifyRecord
 from bot.services import Keybot
 from bot.services.results import CreatedKey
-from bot.services.verification import MALFORMED, NOT_FOUND, Verifier
+from bot.services.verification import MALFORMED, NOT_FOUND, FailureBudget, Verifier
 from tests.fakes import CountingHasher, FakeClock, FakeMonotonic, MemoryStore
 
 
@@ -22,14 +27,15 @@ class Setup:
     owner: Actor
     key: CreatedKey
 
-    def verifier(self, *, recheck_after: float = 0.5) -> Verifier:
+    def verifier(self, *, recheck_after: float = 0.5, hasher: Hasher | None = None, **bounds: Any) -> Verifier:
         return Verifier(
             self.store,
-            hasher=self.hasher,
+            hasher=hasher or self.hasher,
             key_format=KeyFormat(),
             recheck_after=recheck_after,
             monotonic=self.monotonic,
             clock=self.clock,
+            **bounds,
         )
 
     async def delete(self, name: str = "default") -> None:
@@ -249,3 +255,241 @@ async def test_verdicts_never_carry_the_plaintext(setup: Setup) -> None:
     secret = setup.key.plaintext.split("_", 2)[2][:22]
     assert secret not in repr(verdict) and secret not in str(verdict.as_json())
     await verifier.aclose()
+
+
+# --- abuse: the per-key-id failure budget, the bounded refusal cache, a full argon2 lane -------------
+
+
+def guess(key_id: str, n: int) -> str:
+    """A well-formed key (right CRC) for ``key_id`` with the ``n``-th made-up secret."""
+    body = f"kb_{key_id}_{BASE62[n % 62]}{BASE62[n // 62 % 62]}{'G' * (SECRET_LEN - 2)}"
+    return body + checksum(body)
+
+
+def minted(n: int) -> str:
+    """A well-formed key whose key id no key has."""
+    body = f"kb_{'Z' * (KEY_ID_LEN - 2)}{BASE62[n % 62]}{BASE62[n // 62 % 62]}_{'Q' * SECRET_LEN}"
+    return body + checksum(body)
+
+
+class GatedHasher(CountingHasher):
+    """Counts argon2 verifies; each waits inside ``verify`` until the test opens ``gate``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def verify(self, digest: str, plaintext: str) -> bool:
+        self.waiting += 1
+        await self.gate.wait()
+        return await super().verify(digest, plaintext)
+
+
+class FullLane(CountingHasher):
+    """A verify lane that is full until ``full`` is set to False."""
+
+    full = True
+
+    async def verify(self, digest: str, plaintext: str) -> bool:
+        if self.full:
+            raise Busy("busy", retry_after=1)
+        return await super().verify(digest, plaintext)
+
+
+async def test_past_the_budget_a_wrong_secret_costs_no_argon2_and_no_query(setup: Setup) -> None:
+    verifier = setup.verifier(max_failures=3, failure_window=60)
+    key_id = key_id_of(setup.key.plaintext)
+    for n in range(3):
+        assert await verifier.verify(guess(key_id, n)) == NOT_FOUND
+    assert setup.hasher.verifications == 3
+    setup.store.calls.clear()
+
+    for n in range(3, 50):
+        assert await verifier.verify(guess(key_id, n)) == NOT_FOUND
+    assert setup.hasher.verifications == 3
+    assert sum(setup.store.calls.values()) == 0
+
+
+async def test_the_default_budget_is_twenty_wrong_secrets_a_minute(setup: Setup) -> None:
+    verifier = setup.verifier()
+    key_id = key_id_of(setup.key.plaintext)
+    for n in range(40):
+        assert await verifier.verify(guess(key_id, n)) == NOT_FOUND
+    assert setup.hasher.verifications == 20
+    setup.monotonic.advance(59.9)
+    assert await verifier.verify(guess(key_id, 40)) == NOT_FOUND
+    assert setup.hasher.verifications == 20
+    setup.monotonic.advance(0.2)
+    assert await verifier.verify(guess(key_id, 41)) == NOT_FOUND
+    assert setup.hasher.verifications == 21
+
+
+async def test_a_cached_valid_key_keeps_verifying_with_no_argon2_and_no_query_when_its_id_is_over_budget(
+    setup: Setup,
+) -> None:
+    verifier = setup.verifier(max_failures=2)
+    assert (await verifier.verify(setup.key.plaintext)).valid
+    key_id = key_id_of(setup.key.plaintext)
+    for n in range(10):
+        assert await verifier.verify(guess(key_id, n)) == NOT_FOUND
+    setup.store.calls.clear()
+    hashed = setup.hasher.verifications
+    for _ in range(5):
+        assert (await verifier.verify(setup.key.plaintext)).valid
+    assert setup.hasher.verifications == hashed
+    assert sum(setup.store.calls.values()) == 0
+    await verifier.aclose()
+
+
+async def test_a_key_id_over_budget_leaves_other_key_ids_alone(setup: Setup) -> None:
+    other = await setup.keybot.keys.create(setup.owner, project="payments", name="ci")
+    verifier = setup.verifier(max_failures=2)
+    for n in range(10):
+        assert await verifier.verify(guess(key_id_of(setup.key.plaintext), n)) == NOT_FOUND
+    assert (await verifier.verify(other.plaintext)).valid  # first time here: pays its argon2
+    assert setup.hasher.verifications == 3
+    assert await verifier.verify(guess(key_id_of(other.plaintext), 0)) == NOT_FOUND
+    assert setup.hasher.verifications == 4
+    await verifier.aclose()
+
+
+async def test_a_key_first_seen_while_its_id_is_over_budget_is_refused_until_the_window_passes(
+    setup: Setup,
+) -> None:
+    """The price of the budget, stated: a key not yet cached on this instance is refused like a guess
+    while its key id is under attack, and verifies again once the failures leave the window."""
+    verifier = setup.verifier(max_failures=2, failure_window=60)
+    for n in range(2):
+        assert await verifier.verify(guess(key_id_of(setup.key.plaintext), n)) == NOT_FOUND
+    assert await verifier.verify(setup.key.plaintext) == NOT_FOUND
+    setup.monotonic.advance(61)
+    assert (await verifier.verify(setup.key.plaintext)).valid
+    await verifier.aclose()
+
+
+async def test_checks_in_flight_count_against_the_budget(setup: Setup) -> None:
+    """Many guesses at once for one key id: only ``max_failures`` reach argon2 even before any fails."""
+    hasher = GatedHasher()
+    verifier = setup.verifier(hasher=hasher, max_failures=3)
+    key_id = key_id_of(setup.key.plaintext)
+    guesses = [asyncio.create_task(verifier.verify(guess(key_id, n))) for n in range(30)]
+    await asyncio.sleep(0)  # let every guess run up to its first real wait
+    async with asyncio.timeout(5):
+        while hasher.waiting < 3 or sum(t.done() for t in guesses) < 27:
+            await asyncio.sleep(0)
+    assert hasher.waiting == 3
+    hasher.gate.set()
+    assert await asyncio.gather(*guesses) == [NOT_FOUND] * 30
+    assert hasher.verifications == 3
+
+
+class SlowLookups:
+    """The verifier's reads, with every key lookup held until ``gate`` opens (as a database would)."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def verify_record(self, key_id: str) -> VerifyRecord | None:
+        self.waiting += 1
+        await self.gate.wait()
+        return await self.inner.verify_record(key_id)
+
+    async def key_exists(self, row_id: int) -> bool:
+        return await self.inner.key_exists(row_id)
+
+    async def touch_key(self, row_id: int, *, at: datetime) -> None:
+        await self.inner.touch_key(row_id, at=at)
+
+
+async def test_guesses_that_were_all_looking_up_their_key_at_once_still_get_only_the_budget(
+    setup: Setup,
+) -> None:
+    store = SlowLookups(setup.store)
+    verifier = Verifier(store, hasher=setup.hasher, key_format=KeyFormat(), clock=setup.clock,
+                        monotonic=setup.monotonic, max_failures=3)
+    key_id = key_id_of(setup.key.plaintext)
+    guesses = [asyncio.create_task(verifier.verify(guess(key_id, n))) for n in range(30)]
+    async with asyncio.timeout(5):
+        while store.waiting < 30:  # every guess passed the budget check before any lookup returned
+            await asyncio.sleep(0)
+    store.gate.set()
+    assert await asyncio.gather(*guesses) == [NOT_FOUND] * 30
+    assert setup.hasher.verifications == 3
+
+
+async def test_a_full_argon2_lane_raises_busy_and_uses_no_budget(setup: Setup) -> None:
+    verifier = setup.verifier(hasher=FullLane(), max_failures=2)
+    for _ in range(5):
+        with pytest.raises(Busy):
+            await verifier.verify(setup.key.plaintext)
+    working = setup.verifier(max_failures=2)  # same key id, a lane with room: nothing was used up
+    assert (await working.verify(setup.key.plaintext)).valid
+    await working.aclose()
+
+
+async def test_a_busy_answer_is_not_remembered_as_a_refusal(setup: Setup) -> None:
+    lane = FullLane()
+    verifier = setup.verifier(hasher=lane)
+    with pytest.raises(Busy):
+        await verifier.verify(setup.key.plaintext)
+    lane.full = False  # the lane has room again
+    assert (await verifier.verify(setup.key.plaintext)).valid
+    assert lane.verifications == 1
+    await verifier.aclose()
+
+
+async def test_the_refusal_cache_is_bounded_and_evicts_the_oldest_refusal_first(setup: Setup) -> None:
+    verifier = setup.verifier(max_refused=2)
+    first, second, third = minted(1), minted(2), minted(3)
+    for key in (first, second, third):
+        assert await verifier.verify(key) == NOT_FOUND
+    assert setup.store.calls["verify_record"] == 3
+
+    assert await verifier.verify(third) == NOT_FOUND  # the newest survived: no lookup
+    assert await verifier.verify(second) == NOT_FOUND
+    assert setup.store.calls["verify_record"] == 3
+    assert await verifier.verify(first) == NOT_FOUND  # the oldest was evicted: looked up again
+    assert setup.store.calls["verify_record"] == 4
+
+
+async def test_minted_keys_never_grow_the_refusal_cache_past_its_bound(setup: Setup) -> None:
+    verifier = setup.verifier(max_refused=50)
+    for n in range(500):
+        assert await verifier.verify(minted(n)) == NOT_FOUND
+    assert len(verifier._invalid) == 50
+    assert len(verifier._budget) == 0  # key ids without a row never get a budget
+
+
+def test_the_budget_tracks_a_bounded_number_of_key_ids_evicting_the_least_recently_failed() -> None:
+    clock = FakeMonotonic()
+    budget = FailureBudget(limit=1, window=60, max_key_ids=2, monotonic=clock)
+    for key_id in ("a", "b", "c"):
+        budget.begin(key_id)
+        budget.end(key_id, failed=True)
+    assert len(budget) == 2
+    assert not budget.exhausted("a")  # evicted: the oldest
+    assert budget.exhausted("b") and budget.exhausted("c")  # the newest survive
+
+    budget.begin("b")
+    budget.end("b", failed=True)  # b failed again: now c is the least recent
+    budget.begin("d")
+    budget.end("d", failed=True)
+    assert budget.exhausted("b") and budget.exhausted("d") and not budget.exhausted("c")
+
+
+def test_a_success_leaves_no_budget_behind_and_failures_age_out() -> None:
+    clock = FakeMonotonic()
+    budget = FailureBudget(limit=2, window=60, max_key_ids=10, monotonic=clock)
+    budget.begin("a")
+    assert len(budget) == 1
+    budget.end("a", failed=False)
+    assert len(budget) == 0
+    for _ in range(2):
+        budget.begin("a")
+        budget.end("a", failed=True)
+    assert budget.exhausted("a")
+    clock.advance(60)
+    assert not budget.exhausted("a")
