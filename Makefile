@@ -43,6 +43,13 @@ test: $(TESTING)
 fuzz: $(TESTING)
 	KEYBOT_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/e2e/test_fuzz.py
 
+## Mutation testing of the security core with tests/unit (mutmut, ~15 minutes on 2 cores): per-file scores
+## against tests/mutation/EQUIVALENTS.md. Not part of `make test`.
+mutate: $(TESTING)
+	rm -rf mutants && mkdir mutants
+	$(BIN)/mutmut run --max-children $$(nproc) >mutants/run.log 2>&1 || { tail -40 mutants/run.log; exit 1; }
+	$(BIN)/python -m tests.mutation.scores
+
 ## Benchmark keybot against bare Bolt and bare aiohttp (DB=postgres for PostgreSQL).
 bench: $(TESTING)
 	$(BIN)/python -m bench --db $(DB)

@@ -37,6 +37,7 @@ settings, from the environment:
   KEYBOT_RETAIN_SENT_DMS  keep sent DMs this long: 36h, 30d (default), 2w, … or forever
   KEYBOT_RETAIN_DEAD_DMS  keep dead DMs (refused by Slack for good) this long (default 90d)
   KEYBOT_RETAIN_PENDING_DELETIONS  keep used or expired delete confirmations this long (default 1d)
+  KEYBOT_DM_MERGE_SECONDS  changes for one person within this many seconds make one DM (default 3, 0–60)
 The README's Settings section describes every setting."""
 
 

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bot.domain.lifecycle import Policy
 from bot.domain.model import (
     AuditEvent,
     KeyRecord,
+    KeyState,
     NewKeyRecord,
     Notification,
     Org,
@@ -110,7 +112,11 @@ class PendingRows(Protocol):
 class AuditRows(Protocol):
     async def add_audit(self, event: AuditEvent) -> None: ...
 
-    async def audit_page(self, *, project_id: int, before_id: int | None, limit: int) -> list[AuditEvent]: ...
+    async def audit_page(
+        self, *, project_id: int, before_id: int | None, limit: int, after_id: int | None = None
+    ) -> list[AuditEvent]:
+        """Newest first: the newest ``limit``, those older than ``before_id``, or those just newer than
+        ``after_id``."""
 
 
 class NoticeRows(Protocol):
@@ -118,7 +124,36 @@ class NoticeRows(Protocol):
         """Queue a DM in the outbox, in this transaction."""
 
 
-class Transaction(OrgRows, ProjectRows, KeyRows, RoleRows, PendingRows, AuditRows, NoticeRows, Protocol):
+class LifecycleRows(Protocol):
+    async def org_policy(self, org_id: int) -> Policy:
+        """The org's key policy (defaults for what it never set)."""
+
+    async def set_org_policy(self, org_id: int, policy: Policy) -> None: ...
+
+    async def set_key_expiry(self, row_id: int, *, expires_at: datetime | None, at: datetime, by: str) -> None:
+        """Set the key's expiry (None: never) and record the change (``at``, ``by``)."""
+
+    async def set_key_disabled(self, row_id: int, *, disabled: bool, at: datetime, by: str) -> None:
+        """Disable the key (``disabled_at = at``) or enable it, and record the change."""
+
+    async def roll_key(
+        self,
+        row_id: int,
+        *,
+        key_id: str,
+        masked: str,
+        secret_hash: str,
+        retiring_at: datetime,
+        at: datetime,
+        by: str,
+    ) -> None:
+        """Retire the key's current key id, hash and masked form (the old secret verifies until
+        ``retiring_at``), give the key the new ones, and record the change."""
+
+
+class Transaction(
+    OrgRows, ProjectRows, KeyRows, RoleRows, PendingRows, AuditRows, NoticeRows, LifecycleRows, Protocol
+):
     """One database transaction: every area's rows."""
 
 
@@ -148,11 +183,18 @@ class KeyListing(Protocol):
         older than it; ``after_id``: rows newer than it) in one cheap round trip. The caller
         authorizes before using the keys."""
 
+    async def key_counts(self, *, project_id: int, above: int | None) -> tuple[int, int]:
+        """How many keys the project has, and how many of them have a row id above ``above``."""
+
 
 class VerifyReads(Protocol):
-    async def verify_record(self, key_id: str) -> VerifyRecord | None: ...
+    async def verify_record(self, key_id: str) -> VerifyRecord | None:
+        """The key with ``key_id``, or else the rolled key whose old secret had it (looked up only when
+        no key has it now), with its state."""
 
-    async def key_exists(self, row_id: int) -> bool: ...
+    async def key_state(self, row_id: int, *, key_id: str) -> KeyState | None:
+        """The key's state for re-checking a cached verification of ``key_id`` (one indexed query);
+        None once the key is deleted."""
 
     async def touch_key(self, row_id: int, *, at: datetime) -> None: ...
 
@@ -162,10 +204,17 @@ class VerifyReads(Protocol):
 
 class Outbox(Protocol):
     async def claim_notifications(
-        self, *, limit: int, now: datetime, lease_seconds: float, origin: str | None = None
+        self,
+        *,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        origin: str | None = None,
+        settle_seconds: float = 0.0,
     ) -> Sequence[Notification]:
-        """Claim due, unsent outbox rows of ``origin`` for this worker (SKIP LOCKED on PostgreSQL):
-        ``None``, the server's (Slack) rows only; ``"shell"``, only those keybot shell queued."""
+        """Claim due, unsent outbox rows of ``origin`` for this worker (SKIP LOCKED on PostgreSQL).
+        A row is due ``settle_seconds`` after it was queued; with it come the other due rows for the
+        same recipient, so several changes within a few seconds make one DM."""
 
     async def mark_sent(self, notification_id: int, *, at: datetime) -> None: ...
 

@@ -7,6 +7,7 @@
 import asyncio
 import contextlib
 import ctypes
+import gc
 import ipaddress
 import logging
 import signal
@@ -207,11 +208,23 @@ async def build_runtime(
     )
     token = settings.slack_bot_token or "xoxb-not-configured"
     client = client or slack_client(token=token, base_url=settings.slack_api_url)
-    worker = OutboxWorker(store, client, clock=clock, base_backoff=outbox_backoff, origin=origin)
+    worker = OutboxWorker(
+        store,
+        client,
+        clock=clock,
+        base_backoff=outbox_backoff,
+        origin=origin,
+        merge_seconds=settings.dm_merge_seconds,
+    )
     verifier = Verifier(store, hasher=verify_hasher, key_format=key_format, clock=clock)
     uow = unit_of_work(store) if unit_of_work is not None else store
     context = Context(
-        uow=uow, clock=clock, on_notify=worker.wake, on_key_revoked=verifier.forget, origin=origin
+        uow=uow,
+        clock=clock,
+        on_notify=worker.wake,
+        on_key_revoked=verifier.forget,
+        on_key_changed=verifier.forget_row,
+        origin=origin,
     )
     keybot = services_for(store, settings, hasher=hasher, context=context)
     late_replies: set[asyncio.Task[None]] = set()
@@ -268,6 +281,10 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Everything built so far (modules, Bolt, compiled statements) lives as long as the process: move it
+    # out of the collector's sight, so a full collection under load walks only what requests create.
+    gc.collect()
+    gc.freeze()
     runner = web.AppRunner(runtime.web_app, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
     try:

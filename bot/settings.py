@@ -42,6 +42,7 @@ class Settings:
     retain_sent_dms: timedelta | None = timedelta(days=30)
     retain_dead_dms: timedelta | None = timedelta(days=90)
     retain_pending_deletions: timedelta | None = timedelta(days=1)  # after they expired or were used
+    dm_merge_seconds: int = 3  # changes for one person within this many seconds make one DM
 
     def __repr__(self) -> str:
         """The dataclass repr, minus the secrets (``repr=False``) and the URLs' passwords."""
@@ -204,4 +205,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retain_pending_deletions=_retention(
             env, "KEYBOT_RETAIN_PENDING_DELETIONS", Settings.retain_pending_deletions
         ),
+        dm_merge_seconds=_int(env, "KEYBOT_DM_MERGE_SECONDS", Settings.dm_merge_seconds, low=0, high=60),
     )

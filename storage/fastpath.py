@@ -2,7 +2,7 @@
 
 ``DriverStatement`` skips SQLAlchemy's execution layer; ``SqliteReader`` runs such statements
 synchronously on SQLite. ``storage.store.SqlStore`` uses both for ``key_listing``, ``verify_record``,
-``key_exists`` and ``touch_key``.
+``key_state`` and ``touch_key``.
 """
 
 import sqlite3

@@ -3,11 +3,17 @@ always hits (and ``storage.fastpath`` can compile them once per store), with the
 
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, bindparam, or_, select, update
+from sqlalchemy import Integer, String, and_, bindparam, case, func, null, or_, select, update
 
 from bot.domain.model import Org, Project, Scope
 from bot.domain.roles import OrgRole, ProjectRole
-from storage.tables import api_keys, org_roles, orgs, project_roles, projects
+from storage.tables import api_keys, org_roles, orgs, project_roles, projects, retired_secrets
+
+_retiring_at = (
+    select(func.max(retired_secrets.c.retiring_at))
+    .where(retired_secrets.c.key_row_id == api_keys.c.id)
+    .scalar_subquery()
+)  # one index probe per key: retired_secrets (key_row_id, retiring_at)
 
 KEY_COLUMNS = (
     api_keys.c.id,
@@ -18,6 +24,12 @@ KEY_COLUMNS = (
     api_keys.c.created_by,
     api_keys.c.created_at,
     api_keys.c.last_used_at,
+    api_keys.c.expires_at,
+    api_keys.c.disabled_at,
+    api_keys.c.note,
+    api_keys.c.changed_at,
+    api_keys.c.changed_by,
+    _retiring_at.label("retiring_at"),
 )  # in KeyRecord's field order
 
 _user = bindparam("user_id", type_=String)
@@ -52,8 +64,15 @@ KEYS_BEFORE = KEYS_NEWEST.where(api_keys.c.id < bindparam("cursor"))
 KEYS_AFTER = (
     _keys_of_project.where(api_keys.c.id > bindparam("cursor")).order_by(api_keys.c.id).limit(_limit)
 )  # oldest first: the caller reverses the page
+# How many keys the project has, and how many of them are newer than a row id (one index range scan).
+KEY_COUNTS = select(
+    func.count(), func.coalesce(func.sum(case((api_keys.c.id > bindparam("above", type_=Integer), 1), else_=0)), 0)
+).where(api_keys.c.project_id == bindparam("project_id"))
 KEY_NAMED = _keys_of_project.where(api_keys.c.name_lower == bindparam("name_lower"))
 
+_key_project_org = api_keys.join(projects, projects.c.id == api_keys.c.project_id).join(
+    orgs, orgs.c.id == projects.c.org_id
+)
 VERIFY = (
     select(
         api_keys.c.id,
@@ -63,15 +82,50 @@ VERIFY = (
         projects.c.name,
         orgs.c.name,
         api_keys.c.last_used_at,
+        api_keys.c.disabled_at,
+        api_keys.c.expires_at,
+        null().label("retiring_at"),
     )  # in VerifyRecord's field order
-    .select_from(
-        api_keys.join(projects, projects.c.id == api_keys.c.project_id).join(
-            orgs, orgs.c.id == projects.c.org_id
-        )
-    )
+    .select_from(_key_project_org)
     .where(api_keys.c.key_id == bindparam("key_id"))
 )
-KEY_EXISTS = select(api_keys.c.id).where(api_keys.c.id == bindparam("row_id"))
+# Only when VERIFY finds nothing: the key id may be a rolled key's old secret.
+VERIFY_RETIRED = (
+    select(
+        api_keys.c.id,
+        retired_secrets.c.key_id,
+        api_keys.c.name,
+        retired_secrets.c.secret_hash,
+        projects.c.name,
+        orgs.c.name,
+        api_keys.c.last_used_at,
+        api_keys.c.disabled_at,
+        api_keys.c.expires_at,
+        retired_secrets.c.retiring_at,
+    )  # in VerifyRecord's field order
+    .select_from(retired_secrets.join(_key_project_org, api_keys.c.id == retired_secrets.c.key_row_id))
+    .where(retired_secrets.c.key_id == bindparam("key_id"))
+)
+# The re-check of a cached verification: one primary-key probe of the key, and of the secret's retired
+# row if it was rolled away (None when the key is gone).
+KEY_STATE = (
+    select(
+        api_keys.c.key_id,
+        api_keys.c.disabled_at,
+        api_keys.c.expires_at,
+        retired_secrets.c.retiring_at,
+    )  # in KeyState's field order
+    .select_from(
+        api_keys.outerjoin(
+            retired_secrets,
+            and_(
+                retired_secrets.c.key_id == bindparam("key_id", type_=String),
+                retired_secrets.c.key_row_id == api_keys.c.id,
+            ),
+        )
+    )
+    .where(api_keys.c.id == bindparam("row_id"))
+)
 TOUCH = (
     update(api_keys)
     .where(

@@ -1,7 +1,7 @@
 """``SqlStore`` (the unit of work, the hot reads, the outbox, health, dead letters and retention)
 and ``open_store``.
 
-The hot reads (``key_listing`` for ``/apikeys list``; ``verify_record`` and ``key_exists`` for
+The hot reads (``key_listing`` for ``/apikeys list``; ``verify_record`` and ``key_state`` for
 verify) run outside any transaction on statements compiled once per store (``storage.fastpath``):
 synchronously on SQLite, on a pooled driver connection on PostgreSQL. The other one-statement
 methods skip BEGIN/COMMIT (``storage.engine.single_statement``). Every entry point translates
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain.model import KeyRecord, Notification, Scope, VerifyRecord
+from bot.domain.model import KeyRecord, KeyState, Notification, Scope, VerifyRecord
 from bot.domain.notices import Notice
 from bot.ports import OutboxEntry
 from storage.engine import make_engine, reader, single_statement, writer
@@ -24,13 +24,15 @@ from storage.errors import translating
 from storage.fastpath import DriverStatement, SqliteReader
 from storage.migrations import upgrade
 from storage.statements import (
-    KEY_EXISTS,
+    KEY_COUNTS,
+    KEY_STATE,
     KEYS_AFTER,
     KEYS_BEFORE,
     KEYS_NEWEST,
     SCOPE,
     TOUCH,
     VERIFY,
+    VERIFY_RETIRED,
     scope_from_row,
     scope_params,
 )
@@ -60,7 +62,8 @@ class SqlStore:
         self._single = single_statement(engine)
         self._postgres = engine.dialect.name == "postgresql"
         self._verify = DriverStatement(VERIFY, engine.dialect)
-        self._key_exists = DriverStatement(KEY_EXISTS, engine.dialect)
+        self._verify_retired = DriverStatement(VERIFY_RETIRED, engine.dialect)
+        self._key_state = DriverStatement(KEY_STATE, engine.dialect)
         self._touch = DriverStatement(TOUCH, engine.dialect)
         self._scope = DriverStatement(SCOPE, engine.dialect)
         database = engine.url.database
@@ -70,6 +73,7 @@ class SqlStore:
         self._keys_newest = DriverStatement(KEYS_NEWEST, engine.dialect)
         self._keys_before = DriverStatement(KEYS_BEFORE, engine.dialect)
         self._keys_after = DriverStatement(KEYS_AFTER, engine.dialect)
+        self._key_counts = DriverStatement(KEY_COUNTS, engine.dialect)
 
     # -- the unit of work ------------------------------------------------------------------------
 
@@ -131,13 +135,23 @@ class SqlStore:
         return scope, [KeyRecord(*row) for row in keys]
 
     @translating
+    async def key_counts(self, *, project_id: int, above: int | None) -> tuple[int, int]:
+        """How many keys ``project_id`` has, and how many have a row id above ``above`` (newer)."""
+        params = {"project_id": project_id, "above": 2**31 - 1 if above is None else above}
+        [(total, newer)] = await self._read(self._key_counts, params)
+        return int(total), int(newer)
+
+    @translating
     async def verify_record(self, key_id: str) -> VerifyRecord | None:
         rows = await self._read(self._verify, {"key_id": key_id})
+        if not rows:  # perhaps the old secret of a rolled key
+            rows = await self._read(self._verify_retired, {"key_id": key_id})
         return VerifyRecord(*rows[0]) if rows else None
 
     @translating
-    async def key_exists(self, row_id: int) -> bool:
-        return bool(await self._read(self._key_exists, {"row_id": row_id}))
+    async def key_state(self, row_id: int, *, key_id: str) -> KeyState | None:
+        rows = await self._read(self._key_state, {"row_id": row_id, "key_id": key_id})
+        return KeyState(*rows[0]) if rows else None
 
     @translating
     async def touch_key(self, row_id: int, *, at: datetime) -> None:
@@ -147,20 +161,30 @@ class SqlStore:
 
     @translating
     async def claim_notifications(
-        self, *, limit: int, now: datetime, lease_seconds: float, origin: str | None = None
+        self,
+        *,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        origin: str | None = None,
+        settle_seconds: float = 0.0,
     ) -> Sequence[Notification]:
         """Claim due, unsent outbox rows of ``origin`` (None: Slack's; "shell": keybot shell's) for
-        ``lease_seconds`` (SKIP LOCKED on PostgreSQL)."""
+        ``lease_seconds`` (SKIP LOCKED on PostgreSQL). A row is due once it is ``settle_seconds`` old;
+        then every other due row for the same recipient comes along, so they can go out as one DM."""
         o = outbox.c
+        waiting = (
+            o.sent_at.is_(None),
+            o.dead_at.is_(None),
+            o.next_attempt_at <= now,
+            or_(o.claimed_until.is_(None), o.claimed_until <= now),
+            o.origin.is_(None) if origin is None else o.origin == origin,
+        )
+        settled = o.created_at <= now - timedelta(seconds=settle_seconds)
+        recipients = select(o.user_id).where(*waiting, settled)
         due = (
             select(o.id)
-            .where(
-                o.sent_at.is_(None),
-                o.dead_at.is_(None),
-                o.next_attempt_at <= now,
-                or_(o.claimed_until.is_(None), o.claimed_until <= now),
-                o.origin.is_(None) if origin is None else o.origin == origin,
-            )
+            .where(*waiting, or_(settled, o.user_id.in_(recipients.scalar_subquery())))
             .order_by(o.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -65,6 +65,11 @@ orgs = Table(
     Column("team_id", ID, nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The key policy (bot/domain/lifecycle.py Policy); NULL means the default.
+    Column("max_lifetime_s", Integer, nullable=True),  # NULL: no maximum
+    Column("default_lifetime_s", Integer, nullable=True),  # NULL: keys never expire unless asked
+    Column("stale_after_s", Integer, nullable=True),  # NULL: 90 days
+    Column("leak_action", String(16), nullable=True),  # NULL: "disable"
 )
 
 org_roles = Table(
@@ -112,10 +117,30 @@ api_keys = Table(
     Column("created_by", ID, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),  # NULL: never
+    Column("disabled_at", UTCDateTime, nullable=True),  # NULL: enabled
+    Column("note", String(500), nullable=True),
+    Column("changed_at", UTCDateTime, nullable=True),  # the last change after creation, and by whom
+    Column("changed_by", ID, nullable=True),
     UniqueConstraint("project_id", "name_lower"),
     Index(None, "key_id", unique=True),
     Index(None, "project_id", "id"),
+    Index(None, "expires_at"),  # for scheduled work on keys about to expire
     sqlite_autoincrement=True,
+)
+
+# The old secret of a rolled key: it verifies until ``retiring_at``, then answers EXPIRED. The key
+# row itself carries the new key id and hash; these rows go with it when it is deleted.
+retired_secrets = Table(
+    "retired_secrets",
+    metadata,
+    Column("key_id", ID, primary_key=True),
+    Column("key_row_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("masked", String(128), nullable=False),
+    Column("retiring_at", UTCDateTime, nullable=False),
+    Column("rolled_at", UTCDateTime, nullable=False),
+    Index(None, "key_row_id", "retiring_at"),
 )
 
 pending_deletions = Table(
@@ -144,6 +169,7 @@ audit_events = Table(
     Column("role", String(32), nullable=True),
     Column("at", UTCDateTime, nullable=False),
     Column("origin", String(16), nullable=True),  # NULL: Slack; "shell": keybot shell
+    Column("detail", String(200), nullable=True),  # what changed: a new expiry, a grace, a policy value
     Index(None, "project_id", "id"),
     sqlite_autoincrement=True,
 )

@@ -27,6 +27,7 @@ from bot.domain.model import (
 from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
 from storage.errors import is_unique_violation, translating
+from storage.lifecycle import SqlLifecycleRows
 from storage.statements import KEY_COLUMNS, KEY_NAMED, SCOPE, scope_from_row, scope_params
 from storage.tables import (
     api_keys,
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
     from bot.ports import Transaction
 
 
-class SqlTransaction:
-    """One database transaction (see ``bot.ports.Transaction``)."""
+class SqlTransaction(SqlLifecycleRows):
+    """One database transaction (see ``bot.ports.Transaction``); the key lifecycle's rows are in
+    ``storage.lifecycle``."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -123,6 +125,8 @@ class SqlTransaction:
                 secret_hash=key.secret_hash,
                 created_by=key.created_by,
                 created_at=key.created_at,
+                expires_at=key.expires_at,
+                note=key.note,
             )
             .returning(api_keys.c.id)
         )
@@ -136,6 +140,8 @@ class SqlTransaction:
             created_by=key.created_by,
             created_at=key.created_at,
             last_used_at=None,
+            expires_at=key.expires_at,
+            note=key.note,
         )
 
     async def _insert_once(self, stmt: Insert, conflict: str) -> int:
@@ -305,13 +311,19 @@ class SqlTransaction:
                 role=event.role,
                 at=event.at,
                 origin=event.origin,
+                detail=event.detail,
             )
         )
 
     @translating
-    async def audit_page(self, *, project_id: int, before_id: int | None, limit: int) -> list[AuditEvent]:
+    async def audit_page(
+        self, *, project_id: int, before_id: int | None, limit: int, after_id: int | None = None
+    ) -> list[AuditEvent]:
         a = audit_events.c
         stmt = select(audit_events).where(a.project_id == project_id)
+        if after_id is not None:  # the events just newer than after_id, returned newest first
+            stmt = stmt.where(a.id > after_id).order_by(a.id).limit(limit)
+            return [AuditEvent(**row._mapping) for row in reversed((await self._conn.execute(stmt)).all())]
         if before_id is not None:
             stmt = stmt.where(a.id < before_id)
         stmt = stmt.order_by(a.id.desc()).limit(limit)

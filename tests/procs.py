@@ -63,6 +63,7 @@ def keybot_env(
         PORT=str(port),
         KEYBOT_HOST="127.0.0.1",
         KEYBOT_ARGON2_PROFILE="cheapest",
+        KEYBOT_DM_MERGE_SECONDS="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -47,6 +47,16 @@ def format_duration(value: timedelta) -> str:
     return f"{hours}h"
 
 
+def format_span(value: timedelta) -> str:
+    """Roughly how long ``value`` is, in words: ``3 days``, ``1 hour``, ``12 minutes``, ``less than a minute``."""
+    seconds = int(value.total_seconds())
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "less than a minute"
+
+
 def parse_when(raw: str, *, now: datetime) -> datetime | None:
     """The moment ``raw`` names (None for ``never``); InvalidInput if malformed or not in the future."""
     text = raw.strip().lower()

@@ -30,9 +30,12 @@ class User:
 class KeybotError(Exception):
     """Base of every error a user can be told about."""
 
-    def __init__(self, *parts: str | User) -> None:
+    def __init__(self, *parts: str | User, final: bool = False) -> None:
+        """``final``: the prompt the user answered (a confirmation) can never be used now, so a front
+        end shows the refusal in its place instead of leaving its buttons live."""
         super().__init__(*parts)
         self.parts = parts
+        self.final = final
 
     def render(self, user: Callable[[str], str]) -> str:
         """The message, with each ``User`` shown by ``user(user_id)``."""

@@ -27,9 +27,10 @@ from bot.domain.errors import Busy
 
 T = TypeVar("T")
 
-CREATE_LANE_DEPTH = 64
-"""Key creations queued or running at most; creators are authenticated owners (50 racing for one
-name still all get an answer about the name), and 64 at ~25 ms a hash on 2 cores is ~0.8 s of work."""
+CREATE_LANE_DEPTH = 256
+"""Key creations queued or running at most: a few seconds of work on 2 cores. Creators are
+authenticated owners; a create that waits past Slack's ack budget is acked "working on it" and its
+key follows on the response_url, so a burst is served rather than refused, up to this bound."""
 VERIFY_LANE_DEPTH = 32
 """First-time verifications queued or running at most: ~0.4 s of work on 2 cores; beyond it the
 verify API answers 503 with Retry-After instead of making every caller wait longer."""

@@ -2,20 +2,23 @@
 
 Status, in order of precedence: ``disabled`` (an owner switched it off), ``expired`` (now is past its
 expiry), ``expiring`` (it expires within ``EXPIRING_SOON``), ``active``. A rolled key's old secret is
-``retiring`` until its grace ends, then ``expired``.
+``retiring`` until its grace ends (``retiring_at``, the first moment it no longer works), then
+``expired``; it is also refused while its key is disabled or expired (``secret_status``).
 """
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.domain.durations import format_duration
+from bot.domain.durations import DURATION_HELP, format_duration, parse_duration
 from bot.domain.errors import InvalidInput
+from bot.domain.names import shown
 
 EXPIRING_SOON = timedelta(days=14)
 DEFAULT_STALE_AFTER = timedelta(days=90)
 DEFAULT_GRACE = timedelta(hours=24)
 MAX_GRACE = timedelta(days=7)
+NOTE_MAX = 200
 
 
 class LeakAction(StrEnum):
@@ -60,6 +63,12 @@ class Policy:
                     f"{format_duration(self.max_lifetime)}` or less."
                 )
         return expires_at
+
+    def default_expiry(self, *, now: datetime) -> datetime | None:
+        """The expiry of a key made where nobody could ask for one (a new project's ``default`` key):
+        the default lifetime, else the maximum, else never."""
+        lifetime = self.default_lifetime or self.max_lifetime
+        return now + lifetime if lifetime else None
 
     def with_field(self, field: PolicyField, value: timedelta | LeakAction | None) -> "Policy":
         """This policy with one field changed; InvalidInput if the result is inconsistent."""
@@ -107,8 +116,85 @@ def status_of(*, disabled: bool, expires_at: datetime | None, now: datetime) -> 
 
 
 def retiring_status(*, retiring_at: datetime, now: datetime) -> KeyStatus:
-    """The status of a rolled key's old secret."""
-    return KeyStatus.EXPIRED if now > retiring_at else KeyStatus.RETIRING
+    """A rolled key's old secret works until ``retiring_at`` (so a grace of 0 ends it at once)."""
+    return KeyStatus.EXPIRED if now >= retiring_at else KeyStatus.RETIRING
+
+
+def secret_status(
+    *, disabled: bool, expires_at: datetime | None, retiring_at: datetime | None, now: datetime
+) -> KeyStatus:
+    """What a secret presented to the verify API is at ``now``: its key's status, or for the old secret
+    of a rolled key (``retiring_at`` set) ``retiring`` until its grace ends, and never more than its key."""
+    status = status_of(disabled=disabled, expires_at=expires_at, now=now)
+    if retiring_at is None or status in (KeyStatus.DISABLED, KeyStatus.EXPIRED):
+        return status
+    return retiring_status(retiring_at=retiring_at, now=now)
+
+
+def policy_field_named(raw: str) -> PolicyField:
+    """Resolve a policy field word; InvalidInput lists the fields, with an example."""
+    for field in PolicyField:
+        if raw.lower() == field.value:
+            return field
+    raise InvalidInput(
+        f"`{shown(raw)}` is not a policy setting. Settings: `max-lifetime`, `default-lifetime`, "
+        "`stale-after`, `leak-action`. Example: `/apikeys policy max-lifetime 90d`."
+    )
+
+
+def policy_value(field: PolicyField, raw: str) -> timedelta | LeakAction | None:
+    """The value ``raw`` sets ``field`` to; InvalidInput says what the field takes, with an example."""
+    text = raw.strip().lower()
+    match field:
+        case PolicyField.LEAK_ACTION:
+            for action in LeakAction:
+                if text == action.value:
+                    return action
+            raise InvalidInput(
+                f"`{shown(raw)}` is not a leak action. Use `disable` (switch a leaked key off) or `alert` "
+                "(only tell its owners). Example: `/apikeys policy leak-action alert`."
+            )
+        case PolicyField.STALE_AFTER:
+            if text == "none":
+                raise InvalidInput(
+                    f"`stale-after` needs a duration: {DURATION_HELP}. "
+                    "Example: `/apikeys policy stale-after 90d`."
+                )
+            return parse_duration(raw)
+        case PolicyField.MAX_LIFETIME | PolicyField.DEFAULT_LIFETIME:
+            if text == "none":
+                return None
+            try:
+                return parse_duration(raw)
+            except InvalidInput:
+                raise InvalidInput(
+                    f"`{shown(raw)}` is not a lifetime. Use {DURATION_HELP}, or `none`. "
+                    f"Example: `/apikeys policy {field.value} 90d`."
+                ) from None
+
+
+def policy_text(policy: Policy, field: PolicyField) -> str:
+    """A policy setting's value as one would type it: ``90d``, ``none``, ``disable``."""
+    match field:
+        case PolicyField.MAX_LIFETIME:
+            value = policy.max_lifetime
+        case PolicyField.DEFAULT_LIFETIME:
+            value = policy.default_lifetime
+        case PolicyField.STALE_AFTER:
+            value = policy.stale_after
+        case PolicyField.LEAK_ACTION:
+            return policy.leak_action.value
+    return "none" if value is None else format_duration(value)
+
+
+def clean_note(raw: str) -> str:
+    """A note as stored: whitespace runs made single spaces; 1–200 characters, else InvalidInput."""
+    note = " ".join(raw.split())
+    if not note:
+        raise InvalidInput("A note needs some text, like `note deploys the web app`.")
+    if len(note) > NOTE_MAX:
+        raise InvalidInput(f"A note is at most {NOTE_MAX} characters; yours has {len(note)}. Shorten it.")
+    return note
 
 
 def grace_period(value: timedelta | None) -> timedelta:

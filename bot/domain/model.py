@@ -52,6 +52,12 @@ class KeyRecord:
     created_by: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = None  # None: never
+    disabled_at: datetime | None = None  # None: enabled
+    note: str | None = None
+    changed_at: datetime | None = None  # the last change after creation (expiry, disable, roll…)
+    changed_by: str | None = None
+    retiring_at: datetime | None = None  # when the last rolled-away secret stops (or stopped) working
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +69,15 @@ class NewKeyRecord:
     secret_hash: str
     created_by: str
     created_at: datetime
+    expires_at: datetime | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyRecord:
-    """What verification needs about a key id: its hash and where it belongs."""
+    """What verification needs about a key id: its hash, where it belongs and its state. For the old
+    secret of a rolled key, ``key_id`` and ``secret_hash`` are the old ones, ``id`` is the key's row and
+    ``retiring_at`` says when the old secret stops working."""
 
     id: int
     key_id: str
@@ -76,6 +86,21 @@ class VerifyRecord:
     project: str
     org: str
     last_used_at: datetime | None
+    disabled_at: datetime | None = None
+    expires_at: datetime | None = None
+    retiring_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """A key's state as a cached verification re-checks it: its current key id (another one once it was
+    rolled), whether it is disabled, its expiry, and ``retiring_at`` of the secret asked about if that
+    secret was rolled away."""
+
+    key_id: str
+    disabled_at: datetime | None
+    expires_at: datetime | None
+    retiring_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +127,7 @@ class AuditEvent:
     role: str | None = None
     id: int | None = None
     origin: str | None = None  # None: Slack; "shell": keybot shell
+    detail: str | None = None  # what a lifecycle change set: a new expiry, a grace period, a policy value
 
 
 @dataclass(frozen=True, slots=True)

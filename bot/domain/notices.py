@@ -5,7 +5,7 @@ outbox worker renders it when it sends it. A notice names keys by name and maske
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -18,6 +18,18 @@ class NoticeKind(StrEnum):
     KEY_DELETED = "key deleted"
     ROLE_GRANTED = "role granted"
     ROLE_REVOKED = "role revoked"
+    KEY_DISABLED = "key disabled"
+    KEY_ENABLED = "key enabled"
+    KEY_ROLLED = "key rolled"
+    EXPIRY_CHANGED = "expiry changed"
+    POLICY_CHANGED = "policy changed"
+    EXPIRY_NUDGE = "expiry nudge"  # a reminder with buttons (bot/domain/jobs.py), sent alone
+    STALE_NUDGE = "stale nudge"
+    GRACE_ENDED = "grace ended"
+    NUDGE_DECIDED = "nudge decided"  # not a new DM: the reminder ``nudge`` sent this person is updated
+
+
+NUDGE_KINDS = frozenset({NoticeKind.EXPIRY_NUDGE, NoticeKind.STALE_NUDGE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +46,28 @@ class Notice:
     key_name: str | None = None
     key_masked: str | None = None
     role: str | None = None
+    previous_role: str | None = None
     enterprise_id: str | None = None
     origin: str | None = None  # None: Slack; SHELL_ORIGIN: keybot shell, whose outbox worker alone sends it
+    until: datetime | None = None  # a new expiry (None: never), or when a rolled key's old secret stops
+    setting: str | None = None  # a policy setting that changed, and its new value
+    value: str | None = None
+    nudge: int | None = None  # a reminder's job id (its buttons, and the DM a decision updates)
+    token: str | None = field(default=None, repr=False)  # the reminder's buttons' token, not a key's secret
+    decision: str | None = None  # what an owner decided on a reminder (bot/domain/jobs.py Decision)
+    since: datetime | None = None  # a stale key's last use (or creation)
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["at"] = self.at.isoformat()
+        for name in ("at", "until", "since"):
+            data[name] = None if data[name] is None else data[name].isoformat()
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> "Notice":
         data = json.loads(raw)
         data["kind"] = NoticeKind(data["kind"])
-        data["at"] = datetime.fromisoformat(data["at"])
+        for name in ("at", "until", "since"):
+            if data.get(name) is not None:
+                data[name] = datetime.fromisoformat(data[name])
         return cls(**data)

@@ -24,16 +24,26 @@ class Action(StrEnum):
     SEE_PROJECT = "see this project"
     CREATE_KEY = "create keys"
     LIST_KEYS = "list keys"
+    MANAGE_KEYS = "manage keys (disable, enable, roll, expiry)"
     DELETE_KEY = "delete keys"
     SEE_MEMBERS = "see members"
     GRANT_ORG_ROLE = "grant or revoke organization roles"
     GRANT_PROJECT_ROLE = "grant or revoke project roles"
     READ_AUDIT = "read the audit log"
+    SEE_POLICY = "see the key policy"
+    SET_POLICY = "change the key policy"
 
 
-_KEY_ACTIONS = frozenset({Action.CREATE_KEY, Action.LIST_KEYS, Action.DELETE_KEY, Action.READ_AUDIT})
+_KEY_ACTIONS = frozenset(
+    {Action.CREATE_KEY, Action.LIST_KEYS, Action.MANAGE_KEYS, Action.DELETE_KEY, Action.READ_AUDIT}
+)
 _ORG_OWNER = frozenset(Action)
-_PROJECT_OWNER = _KEY_ACTIONS | {Action.SEE_PROJECT, Action.SEE_MEMBERS, Action.GRANT_PROJECT_ROLE}
+_PROJECT_OWNER = _KEY_ACTIONS | {
+    Action.SEE_PROJECT,
+    Action.SEE_MEMBERS,
+    Action.GRANT_PROJECT_ROLE,
+    Action.SEE_POLICY,
+}
 _PROJECT_VIEWER = frozenset({Action.SEE_PROJECT, Action.SEE_MEMBERS})
 
 # What each role allows within one project's scope. Org roles apply to every project of the org.
@@ -50,7 +60,9 @@ PROJECT_PERMISSIONS: dict[ProjectRole, frozenset[Action]] = {
 }
 
 # Actions that make sense without a project (org scope).
-ORG_SCOPED = frozenset({Action.CREATE_PROJECT, Action.GRANT_ORG_ROLE})
+ORG_SCOPED = frozenset({Action.CREATE_PROJECT, Action.GRANT_ORG_ROLE, Action.SET_POLICY})
+# Actions about the whole org that a project role may also allow (an owner of any project sees the policy).
+ANY_PROJECT = frozenset({Action.SEE_POLICY})
 
 
 def allowed(action: Action, *, org_role: OrgRole | None, project_role: ProjectRole | None) -> bool:
@@ -66,6 +78,8 @@ def required_roles(action: Action) -> str:
     """Human description of who may do ``action``, for refusals."""
     if action in ORG_SCOPED:
         return "an organization owner"
+    if action in ANY_PROJECT:
+        return "an organization owner or an owner of a project"
     if action in (Action.SEE_PROJECT, Action.SEE_MEMBERS):
         return "an organization owner or a role in this project"
     return "an organization owner or an owner of this project"

@@ -12,6 +12,7 @@ from bot.ports import KeyListing
 from bot.services.audit import AuditService
 from bot.services.base import PAGE_SIZE, Context
 from bot.services.keys import KeyMaker, KeyService
+from bot.services.lifecycle import LifecycleService
 from bot.services.operators import OperatorService
 from bot.services.people import PeopleService
 from bot.services.projects import DEFAULT_KEY_NAME, ProjectService
@@ -24,6 +25,7 @@ class Keybot:
     """Every service, by area."""
 
     keys: KeyService
+    lifecycle: LifecycleService
     projects: ProjectService
     people: PeopleService
     audit: AuditService
@@ -36,6 +38,7 @@ def build_services(context: Context, *, listing: KeyListing, hasher: Hasher, key
     keys = KeyService(context, maker=maker, listing=listing)
     return Keybot(
         keys=keys,
+        lifecycle=LifecycleService(context, maker=maker),
         projects=ProjectService(context, maker=maker, keys=keys),
         people=PeopleService(context),
         audit=AuditService(context),

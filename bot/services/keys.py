@@ -1,17 +1,19 @@
 """Keys: create (the secret returned once), list (masked, paged), and the two-step delete."""
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from bot.domain.durations import parse_when
 from bot.domain.errors import ConfirmationRefused, Conflict, NotFound, PermissionDenied, User
 from bot.domain.hashing import Hasher
 from bot.domain.keys import KeyFormat, NewKey
+from bot.domain.lifecycle import Policy, clean_note
 from bot.domain.model import Actor, AuditEvent, NewKeyRecord, PendingDeletion, Project, Scope
 from bot.domain.names import validate_name
 from bot.domain.notices import NoticeKind
 from bot.domain.roles import Action, allowed, required_roles
 from bot.ports import KeyListing, Transaction
-from bot.services.base import PAGE_SIZE, Context, Service, authorize, not_set_up
+from bot.services.base import PAGE_SIZE, Context, Service, authorize, not_set_up, who_can
 from bot.services.results import CreatedKey, DeletedKey, DeleteRequest, KeyPage
 
 PENDING_TTL = timedelta(minutes=10)
@@ -48,10 +50,16 @@ class KeyService(Service):
         *,
         name: str,
         key: tuple[str, NewKey],
+        expires_at: datetime | None = None,
+        note: str | None = None,
+        by_policy: bool = True,
     ) -> CreatedKey:
-        """Insert a hashed key, audit it and notify the project's owners, in ``tx``."""
+        """Insert a hashed key, audit it and notify the project's owners, in ``tx``. ``by_policy``: the
+        org's policy sets the expiry (``Policy.default_expiry``), else ``expires_at`` does."""
         digest, new = key
         now = self._clock()
+        if by_policy:
+            expires_at = (await tx.org_policy(scope.org.id)).default_expiry(now=now)
         try:  # the unique index decides, also between two owners racing for one name
             await tx.add_key(
                 NewKeyRecord(
@@ -62,6 +70,8 @@ class KeyService(Service):
                     secret_hash=digest,
                     created_by=actor.user_id,
                     created_at=now,
+                    expires_at=expires_at,
+                    note=note,
                 )
             )
         except Conflict:
@@ -76,26 +86,38 @@ class KeyService(Service):
                 key_name=name,
                 key_masked=new.masked,
                 origin=self._origin,
+                detail=None if expires_at is None else expires_at.isoformat(),
             )
         )
         await self._notify_owners(
             tx, actor, scope, project, kind=NoticeKind.KEY_CREATED, key_name=name, key_masked=new.masked
         )
-        return CreatedKey(project=project.name, name=name, masked=new.masked, plaintext=new.plaintext)
+        return CreatedKey(
+            project=project.name, name=name, masked=new.masked, plaintext=new.plaintext, expires_at=expires_at
+        )
 
-    async def create(self, actor: Actor, *, project: str, name: str) -> CreatedKey:
-        """Create a key; its plaintext is returned once and stored only as an argon2id hash."""
+    async def create(
+        self, actor: Actor, *, project: str, name: str, expires: str | None = None, note: str | None = None
+    ) -> CreatedKey:
+        """Create a key; its plaintext is returned once and stored only as an argon2id hash. ``expires``
+        is a ``<when>`` (bot/domain/durations.py); without it the org's default lifetime applies. An
+        expiry beyond the policy's maximum is refused before any hashing."""
         validate_name(project, kind="project")
         validate_name(name, kind="key")
+        noted = None if note is None else clean_note(note)
         async with self._uow.read() as tx:
             scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)
             if await tx.key_named(project_id=proj.id, name=name) is not None:  # before paying argon2
                 raise key_name_taken(name, proj.name)
+            _expiry(await tx.org_policy(scope.org.id), expires, now=self._clock())  # refuse before argon2
         key = await self._maker.new_key()
         async with self._uow.transaction() as tx:
             await tx.lock_team(actor.team_id, shared=True)  # authority is read after it: see lock_team
             scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)
-            created = await self.insert(tx, actor, scope, proj, name=name, key=key)
+            expires_at = _expiry(await tx.org_policy(scope.org.id), expires, now=self._clock())
+            created = await self.insert(
+                tx, actor, scope, proj, name=name, key=key, expires_at=expires_at, note=noted, by_policy=False
+            )
         self._on_notify()
         return created
 
@@ -114,18 +136,20 @@ class KeyService(Service):
         )
         if scope is None:
             raise not_set_up(actor)
-        authorize(scope, Action.LIST_KEYS, project=project)
+        try:
+            authorize(scope, Action.LIST_KEYS, project=project)
+        except PermissionDenied:  # off the hot path: name who can help
+            async with self._uow.read() as tx:
+                raise await who_can(tx, scope, Action.LIST_KEYS) from None
         assert scope.project is not None
-        name = scope.project.name
-        if after_id is not None:
-            more = len(rows) > PAGE_SIZE
-            return KeyPage(
-                project=name, keys=rows[-PAGE_SIZE:] if more else rows, has_newer=more, has_older=True
-            )
-        keys = rows[:PAGE_SIZE]
-        return KeyPage(
-            project=name, keys=keys, has_newer=before_id is not None, has_older=len(rows) > PAGE_SIZE
+        keys = rows[-PAGE_SIZE:] if after_id is not None else rows[:PAGE_SIZE]
+        short = after_id is not None and len(keys) < PAGE_SIZE  # fewer than a page newer: the newest page
+        if short or (not keys and before_id is not None):  # …or the keys it led to are gone
+            return await self.page(actor, project=project)
+        total, newer = await self._listing.key_counts(
+            project_id=scope.project.id, above=keys[0].id if keys else None
         )
+        return KeyPage(project=scope.project.name, keys=keys, total=total, first=newer + 1, now=self._clock())
 
     async def request_delete(self, actor: Actor, *, project: str, name: str) -> DeleteRequest:
         """Step one of a delete: a single-use pending deletion bound to ``actor``, valid 10 minutes."""
@@ -167,13 +191,15 @@ class KeyService(Service):
                 "Nothing changed."
             )
         if pending.used_at is not None:
-            raise ConfirmationRefused("This confirmation was already used. Nothing changed.")
+            raise ConfirmationRefused("This confirmation was already used. Nothing changed.", final=True)
         if self._clock() >= pending.expires_at:
+            again = await _delete_command(tx, pending)
             raise ConfirmationRefused(
-                "This confirmation expired (they last 10 minutes). Nothing changed; run the delete again."
+                f"This confirmation expired (they last 10 minutes). Nothing changed; run {again} again.",
+                final=True,
             )
         if not await tx.use_pending(token, at=self._clock()):
-            raise ConfirmationRefused("This confirmation was already used. Nothing changed.")
+            raise ConfirmationRefused("This confirmation was already used. Nothing changed.", final=True)
         return pending
 
     async def confirm_delete(self, actor: Actor, *, token: str) -> DeletedKey:
@@ -185,11 +211,12 @@ class KeyService(Service):
             project_role = await tx.project_role(project_id=pending.project_id, user_id=actor.user_id)
             if not allowed(Action.DELETE_KEY, org_role=scope.org_role, project_role=project_role):
                 raise PermissionDenied(
-                    f"You are no longer {required_roles(Action.DELETE_KEY)}, so the key was not deleted."
+                    f"You are no longer {required_roles(Action.DELETE_KEY)}, so the key was not deleted.",
+                    final=True,
                 )
             key = await tx.key_by_row_id(pending.key_row_id)
             if key is None:
-                raise ConfirmationRefused("That key was already deleted. Nothing changed.")
+                raise ConfirmationRefused("That key was already deleted. Nothing changed.", final=True)
             project = await _project_of(tx, scope, pending.project_id)
             await tx.delete_key(key.id)
             await tx.add_audit(
@@ -208,6 +235,7 @@ class KeyService(Service):
                 tx, actor, scope, project, kind=NoticeKind.KEY_DELETED, key_name=key.name, key_masked=key.masked
             )
         self._on_key_revoked(key.key_id)
+        self._on_key_changed(key.id)  # its rolled-away secrets too
         self._on_notify()
         return DeletedKey(project=project.name, name=key.name, masked=key.masked)
 
@@ -221,6 +249,20 @@ class KeyService(Service):
         return DeletedKey(
             project=project.name, name=key.name if key else "?", masked=key.masked if key else "?"
         )
+
+
+async def _delete_command(tx: Transaction, pending: PendingDeletion) -> str:
+    """The exact command that asks for this deletion again (or its usage, if the key is gone)."""
+    key, project = await tx.key_by_row_id(pending.key_row_id), await tx.project_by_id(pending.project_id)
+    if key is None or project is None:
+        return "`/apikeys delete <project> <key-name>`"
+    return f"`/apikeys delete {project.name} {key.name}`"
+
+
+def _expiry(policy: Policy, expires: str | None, *, now: datetime) -> datetime | None:
+    """The expiry of a key created ``now`` with ``expires`` typed (or not), within ``policy``."""
+    requested = None if expires is None else parse_when(expires, now=now)
+    return policy.expiry(requested, asked=expires is not None, now=now)
 
 
 async def _project_of(tx: Transaction, scope: Scope, project_id: int) -> Project:

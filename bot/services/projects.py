@@ -1,12 +1,13 @@
 """Projects: create one (with its ``default`` key) and list those the actor can see."""
 
 from bot.domain.errors import Conflict
-from bot.domain.model import Actor, AuditEvent, Project
+from bot.domain.model import Actor, AuditEvent
 from bot.domain.names import validate_name
 from bot.domain.roles import Action, OrgRole
-from bot.services.base import Context, Service, authorize
+from bot.services.base import Context, Service
 from bot.services.keys import KeyMaker, KeyService
-from bot.services.results import CreatedKey
+from bot.services.people import org_owners
+from bot.services.results import CreatedKey, VisibleProjects
 
 DEFAULT_KEY_NAME = "default"
 
@@ -21,12 +22,12 @@ class ProjectService(Service):
         """Create a project and its ``default`` key; the key's secret goes back to the creator only."""
         validate_name(name, kind="project")
         async with self._uow.read() as tx:
-            authorize(await self._scope(tx, actor), Action.CREATE_PROJECT)
+            await self._authorize(tx, await self._scope(tx, actor), Action.CREATE_PROJECT)
         key = await self._maker.new_key()
         async with self._uow.transaction() as tx:
             await tx.lock_team(actor.team_id, shared=True)  # authority is read after it: see lock_team
             scope = await self._scope(tx, actor, name)
-            authorize(scope, Action.CREATE_PROJECT)
+            await self._authorize(tx, scope, Action.CREATE_PROJECT)
             if scope.project is not None:
                 raise Conflict(f"A project named `{scope.project.name}` already exists.")
             try:
@@ -49,10 +50,13 @@ class ProjectService(Service):
         self._on_notify()
         return created
 
-    async def visible(self, actor: Actor) -> list[Project]:
+    async def visible(self, actor: Actor) -> VisibleProjects:
         """Projects the actor can see: all of them for org owners, else those it has a role in."""
         async with self._uow.read() as tx:
             scope = await self._scope(tx, actor)
-            return await tx.visible_projects(
+            found = await tx.visible_projects(
                 org_id=scope.org.id, user_id=actor.user_id, all_projects=scope.org_role is OrgRole.OWNER
             )
+            owners = [] if found else await org_owners(tx, scope)
+        role = None if scope.org_role is None else scope.org_role.value
+        return VisibleProjects(projects=found, org_role=role, org_owners=owners)

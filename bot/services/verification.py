@@ -1,12 +1,18 @@
 """Key verification for the services that receive keys (``POST /v1/keys/verify``).
 
 Cost model: a malformed key (wrong prefix, length, charset or CRC) is refused without any I/O.
-A well-formed key is looked up by its public key id (one indexed query) and checked with argon2id
-in a worker thread. Once a key verifies, a process-local cache keyed by SHA-256(key) remembers it,
-so warm verifications skip argon2. Revocation still wins: the instance that deletes a key drops it
-from its cache at once (``forget``), and every cached entry is re-checked against the database
-(one indexed existence query, no argon2) when it is older than ``recheck_after`` seconds — 0.5 s by
-default, well inside DESIGN.md's 1-second bound for other instances.
+A well-formed key is looked up by its public key id (one indexed query; a second one, in
+``retired_secrets``, only when no key has that id: it may be a rolled key's old secret) and checked
+with argon2id in a worker thread. Once a secret matches, a process-local cache keyed by SHA-256(key)
+remembers it with its key's state (disabled, expiry, and for an old secret when its grace ends), so
+warm verifications skip argon2 and the database: expiry is checked against the injected clock.
+
+Revocation wins in both directions: the instance that changes a key (delete, disable, enable, roll,
+expiry) drops its cached entries at once (``forget``, ``forget_row``), and every cached entry — valid
+or refused as DISABLED or EXPIRED alike — is re-checked against the database (one indexed state query,
+no argon2) when it is older than ``recheck_after`` seconds: 0.5 s by default, well inside DESIGN.md's
+1-second bound for other instances. A secret that matched is never put in the refusal cache and never
+counts against the failure budget, so a key enabled again verifies again everywhere within that bound.
 
 Abuse model: key ids are public (every masked key shows one), so anyone can send well-formed keys
 with a real key id and a guessed secret, each of which would cost an argon2 verify. Three bounds keep
@@ -30,12 +36,14 @@ import hashlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.domain.errors import InvalidInput
 from bot.domain.hashing import Hasher
 from bot.domain.keys import KeyFormat
+from bot.domain.lifecycle import KeyStatus, secret_status
+from bot.domain.model import KeyState, VerifyRecord
 from bot.ports import VerifyReads
 
 TOUCH_EVERY = timedelta(minutes=1)
@@ -49,29 +57,97 @@ class Verdict:
     project: str | None = None
     org: str | None = None
     name: str | None = None
+    expires_at: datetime | None = None
+    retiring_at: datetime | None = None  # only for a rolled key's old secret, in its grace period
 
     def as_json(self) -> dict[str, object]:
         if self.valid:
-            return {
+            body: dict[str, object] = {
                 "valid": True,
                 "key_id": self.key_id,
                 "project": self.project,
                 "org": self.org,
                 "name": self.name,
+                "expires_at": None if self.expires_at is None else self.expires_at.isoformat(),
             }
+            if self.retiring_at is not None:
+                body["retiring_at"] = self.retiring_at.isoformat()
+            return body
         return {"valid": False, "code": self.code}
 
 
 MALFORMED = Verdict(valid=False, code="MALFORMED")
 NOT_FOUND = Verdict(valid=False, code="NOT_FOUND")
+EXPIRED = Verdict(valid=False, code="EXPIRED")
+DISABLED = Verdict(valid=False, code="DISABLED")
 
 
 @dataclass(slots=True)
 class _Entry:
+    """A secret that matched its hash, with its key's state as last read. ``key_id`` is the secret's
+    own (an old secret keeps its old key id); ``retiring_at`` is set once the secret was rolled away."""
+
     row_id: int
-    verdict: Verdict
+    key_id: str
+    valid: Verdict  # the answer while the secret is usable
+    disabled: bool
+    expires_at: datetime | None
+    retiring_at: datetime | None
     checked_at: float
     touched_at: datetime | None
+    timeless: bool = True  # enabled, no expiry, not retiring: valid whatever the clock says
+
+    @classmethod
+    def of(cls, record: VerifyRecord, *, checked_at: float) -> "_Entry":
+        valid = Verdict(
+            valid=True, key_id=record.key_id, project=record.project, org=record.org, name=record.name
+        )
+        entry = cls(
+            row_id=record.id,
+            key_id=record.key_id,
+            valid=valid,
+            disabled=False,
+            expires_at=None,
+            retiring_at=None,
+            checked_at=checked_at,
+            touched_at=record.last_used_at,
+        )
+        entry.set_state(
+            disabled=record.disabled_at is not None,
+            expires_at=record.expires_at,
+            retiring_at=record.retiring_at,
+        )
+        return entry
+
+    def set_state(self, *, disabled: bool, expires_at: datetime | None, retiring_at: datetime | None) -> None:
+        self.disabled, self.expires_at, self.retiring_at = disabled, expires_at, retiring_at
+        self.timeless = not disabled and expires_at is None and retiring_at is None
+        self.valid = replace(self.valid, expires_at=expires_at, retiring_at=retiring_at)
+
+    def apply(self, state: KeyState) -> bool:
+        """Take the key's current state; False if this secret no longer belongs to it."""
+        if state.key_id == self.key_id:
+            retiring_at = None
+        elif state.retiring_at is not None:
+            retiring_at = state.retiring_at  # rolled away (on another instance): in or past its grace
+        else:
+            return False
+        self.set_state(
+            disabled=state.disabled_at is not None, expires_at=state.expires_at, retiring_at=retiring_at
+        )
+        return True
+
+    def verdict(self, now: datetime) -> Verdict:
+        if self.timeless:
+            return self.valid
+        status = secret_status(
+            disabled=self.disabled, expires_at=self.expires_at, retiring_at=self.retiring_at, now=now
+        )
+        if status is KeyStatus.DISABLED:
+            return DISABLED
+        if status is KeyStatus.EXPIRED:
+            return EXPIRED
+        return self.valid
 
 
 @dataclass(slots=True)
@@ -143,7 +219,7 @@ class Verifier:
         max_budgets: int = 10_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``max_entries`` bounds the cache of valid keys, ``max_refused`` the refusal cache;
+        """``max_entries`` bounds the cache of matched secrets, ``max_refused`` the refusal cache;
         ``max_failures`` wrong secrets per key id within ``failure_window`` seconds may cost argon2
         (see the module docstring), tracked for at most ``max_budgets`` key ids."""
         self._store = store
@@ -156,6 +232,7 @@ class Verifier:
         self._clock = clock
         self._valid: OrderedDict[bytes, _Entry] = OrderedDict()
         self._by_key_id: dict[str, bytes] = {}
+        self._by_row: dict[int, set[bytes]] = {}
         self._invalid: OrderedDict[bytes, None] = OrderedDict()
         self._budget = FailureBudget(
             limit=max_failures, window=failure_window, max_key_ids=max_budgets, monotonic=monotonic
@@ -166,9 +243,16 @@ class Verifier:
     def forget(self, key_id: str) -> None:
         """Drop a deleted key from the cache, so it fails on this instance at once."""
         self._forgotten += 1
-        digest = self._by_key_id.pop(key_id, None)
+        digest = self._by_key_id.get(key_id)
         if digest is not None:
-            self._valid.pop(digest, None)
+            self._drop(digest)
+
+    def forget_row(self, row_id: int) -> None:
+        """Drop every cached secret of the key with this row id (its current and rolled-away secrets)
+        after a change to it on this instance, so the next verification reads its new state."""
+        self._forgotten += 1
+        for digest in list(self._by_row.get(row_id, ())):
+            self._drop(digest)
 
     async def verify(self, text: str) -> Verdict:
         try:
@@ -179,18 +263,15 @@ class Verifier:
         if digest in self._invalid:
             return NOT_FOUND
         entry = self._valid.get(digest)
-        now = self._monotonic()
         if entry is not None:
-            if now - entry.checked_at < self._recheck_after:
-                self._maybe_touch(entry)
-                return entry.verdict
-            if await self._store.key_exists(entry.row_id):
+            if self._monotonic() - entry.checked_at >= self._recheck_after:
+                state = await self._store.key_state(entry.row_id, key_id=entry.key_id)
+                if state is None or not entry.apply(state):
+                    self._drop(digest)
+                    self._remember_invalid(digest)
+                    return NOT_FOUND
                 entry.checked_at = self._monotonic()
-                self._maybe_touch(entry)
-                return entry.verdict
-            self.forget(parsed.key_id)
-            self._remember_invalid(digest)
-            return NOT_FOUND
+            return self._answer(entry)
         if self._budget.exhausted(parsed.key_id):
             return NOT_FOUND  # too many wrong secrets for this key id lately: no query, no argon2
         generation = self._forgotten
@@ -209,33 +290,46 @@ class Verifier:
         if not matched:
             self._remember_invalid(digest)
             return NOT_FOUND
-        if generation != self._forgotten and not await self._store.key_exists(record.id):
-            return NOT_FOUND  # deleted on this instance while we were hashing: do not revive it
-        verdict = Verdict(
-            valid=True, key_id=record.key_id, project=record.project, org=record.org, name=record.name
-        )
-        entry = _Entry(
-            row_id=record.id, verdict=verdict, checked_at=self._monotonic(), touched_at=record.last_used_at
-        )
-        self._remember_valid(digest, parsed.key_id, entry)
-        self._maybe_touch(entry)
+        entry = _Entry.of(record, checked_at=self._monotonic())
+        if generation != self._forgotten:  # changed on this instance while we were hashing: read it again
+            state = await self._store.key_state(record.id, key_id=record.key_id)
+            if state is None or not entry.apply(state):
+                return NOT_FOUND  # deleted meanwhile: do not revive it
+        self._remember_valid(digest, entry)
+        return self._answer(entry)
+
+    def _answer(self, entry: _Entry) -> Verdict:
+        now = self._clock()
+        verdict = entry.verdict(now)
+        if verdict.valid:
+            self._maybe_touch(entry, now)
         return verdict
 
-    def _remember_valid(self, digest: bytes, key_id: str, entry: _Entry) -> None:
+    def _remember_valid(self, digest: bytes, entry: _Entry) -> None:
         self._valid[digest] = entry
-        self._by_key_id[key_id] = digest
+        self._by_key_id[entry.key_id] = digest
+        self._by_row.setdefault(entry.row_id, set()).add(digest)
         while len(self._valid) > self._max:
-            _, old = self._valid.popitem(last=False)
-            if old.verdict.key_id is not None:
-                self._by_key_id.pop(old.verdict.key_id, None)
+            self._drop(next(iter(self._valid)))  # the oldest
+
+    def _drop(self, digest: bytes) -> None:
+        entry = self._valid.pop(digest, None)
+        if entry is None:
+            return
+        if self._by_key_id.get(entry.key_id) == digest:
+            del self._by_key_id[entry.key_id]
+        digests = self._by_row.get(entry.row_id)
+        if digests is not None:
+            digests.discard(digest)
+            if not digests:
+                del self._by_row[entry.row_id]
 
     def _remember_invalid(self, digest: bytes) -> None:
         self._invalid[digest] = None
         while len(self._invalid) > self._max_refused:
             self._invalid.popitem(last=False)  # the oldest refusal goes first
 
-    def _maybe_touch(self, entry: _Entry) -> None:
-        now = self._clock()
+    def _maybe_touch(self, entry: _Entry, now: datetime) -> None:
         if entry.touched_at is not None and now - entry.touched_at < TOUCH_EVERY:
             return
         entry.touched_at = now

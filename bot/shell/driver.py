@@ -37,6 +37,15 @@ class Reply:
             for element in block.get("elements", [])
         ]
 
+    def menu_choice(self, label: str) -> dict[str, Any]:
+        """The overflow-menu option labelled ``label`` of the first row that has one, as a clickable."""
+        for block in self.message.get("blocks", []):
+            menu = block.get("accessory") or {}
+            for option in menu.get("options", []) if menu.get("type") == "overflow" else []:
+                if option.get("text", {}).get("text") == label:
+                    return {"action_id": menu["action_id"], "selected_option": option}
+        raise LookupError(f"no menu option {label!r} in this message")
+
     def button(self, action_id: str) -> dict[str, Any]:
         for element in self.buttons():
             if element.get("action_id") == action_id:
@@ -107,6 +116,7 @@ class SlackDriver:
             action_id=str(button.get("action_id", "")),
             value=str(button.get("value", "")),
             response_url=url,
+            selected_option=button.get("selected_option"),
         )
         status, _ = await post_signed(self.session, self.events_url, body, signing_secret=self.signing_secret)
         posted: list[Response] = self.slack.responses_to(name)[before:]

@@ -159,7 +159,20 @@ def message_buttons(message: Mapping[str, Any]) -> list[dict[str, Any]]:
             found += [e for e in block.get("elements") or [] if _is_button(e)]
         elif _is_button(block.get("accessory")):
             found.append(block["accessory"])
+        else:
+            found += _menu_choices(block.get("accessory"))
     return found
+
+
+def _menu_choices(element: Any) -> list[dict[str, Any]]:
+    """An overflow menu's options, each as a button the shell can number and click."""
+    if not (isinstance(element, dict) and element.get("type") == "overflow"):
+        return []
+    return [
+        {"type": "button", "text": option.get("text"), "action_id": element.get("action_id"), "selected_option": option}
+        for option in element.get("options") or []
+        if isinstance(option, dict)
+    ]
 
 
 def button_label(button: Mapping[str, Any], number: int) -> str:
@@ -221,7 +234,7 @@ def render_message(
             lines += [_text(field, names, now, tz) for field in block.get("fields") or []]
             accessory = block.get("accessory")
             if accessory:
-                lines.append(buttons([accessory]))
+                lines.append(buttons(_menu_choices(accessory) or [accessory]))
         elif kind == "header":
             lines.append(_text(block.get("text"), names, now, tz).upper())
         elif kind == "context":

@@ -128,6 +128,7 @@ class Shell:
                     slack_signing_secret=signing_secret,
                     slack_app_token=None,
                     slack_api_url=slack.api_url,
+                    dm_merge_seconds=0,  # the shell shows each command's DMs right after its reply
                 ),
                 origin=SHELL_ORIGIN,
             )
@@ -305,6 +306,8 @@ class Shell:
 
     async def _show_dms(self, who: str) -> str:
         lines = await self._collect()
+        if len(who.split()) > 1:
+            return "\n".join([*lines, "/dms takes one name: /dms (every DM) or /dms @name (that person's DMs)."])
         try:
             user = self._register(who.removeprefix("@")) if who else None
         except ValueError:

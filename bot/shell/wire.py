@@ -70,8 +70,10 @@ def block_actions_body(
     is_ephemeral: bool = True,
     channel_id: str = "C0123",
     message: dict[str, Any] | None = None,
+    selected_option: dict[str, Any] | None = None,
 ) -> bytes:
-    """The `payload=<json>` body of a button click; ephemeral messages carry no `message` field."""
+    """The `payload=<json>` body of a button click (or, with ``selected_option``, of a choice in an
+    overflow menu); ephemeral messages carry no `message` field."""
     now = f"{time.time():.6f}"
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -102,6 +104,14 @@ def block_actions_body(
                 "block_id": block_id,
                 "value": value,
                 "type": "button",
+                "action_ts": now,
+            }
+            if selected_option is None
+            else {
+                "action_id": action_id,
+                "block_id": block_id,
+                "selected_option": selected_option,
+                "type": "overflow",
                 "action_ts": now,
             }
         ],

@@ -5,9 +5,9 @@ from collections.abc import Awaitable, Callable
 
 from bot.domain.model import Actor
 from bot.services import Keybot
-from bot.slack import blocks
+from bot.slack import blocks, lifecycle_blocks
 from bot.slack.blocks import Message
-from bot.slack.codec import ActionId, decode_page
+from bot.slack.codec import ActionId, MenuChoice, decode_choice, decode_page
 
 Click = Callable[[Keybot, Actor, str], Awaitable[Message]]
 
@@ -22,14 +22,12 @@ async def cancel_delete(kb: Keybot, actor: Actor, value: str) -> Message:
 
 async def keys_older(kb: Keybot, actor: Actor, value: str) -> Message:
     cursor = decode_page(value)
-    page = await kb.keys.page(actor, project=cursor.project, before_id=cursor.row_id)
-    return blocks.key_page(page, number=cursor.page)
+    return blocks.key_page(await kb.keys.page(actor, project=cursor.project, before_id=cursor.row_id))
 
 
 async def keys_newer(kb: Keybot, actor: Actor, value: str) -> Message:
     cursor = decode_page(value)
-    page = await kb.keys.page(actor, project=cursor.project, after_id=cursor.row_id)
-    return blocks.key_page(page, number=cursor.page)
+    return blocks.key_page(await kb.keys.page(actor, project=cursor.project, after_id=cursor.row_id))
 
 
 async def audit_older(kb: Keybot, actor: Actor, value: str) -> Message:
@@ -38,10 +36,42 @@ async def audit_older(kb: Keybot, actor: Actor, value: str) -> Message:
     return blocks.audit_page(page, number=cursor.page)
 
 
+async def audit_newer(kb: Keybot, actor: Actor, value: str) -> Message:
+    cursor = decode_page(value)
+    page = await kb.audit.page(actor, project=cursor.project, after_id=cursor.row_id)
+    return blocks.audit_page(page, number=cursor.page if page.has_newer else 1)
+
+
+async def key_menu(kb: Keybot, actor: Actor, value: str) -> Message:
+    """A choice in a key row's overflow menu; its answer comes below the list, which stays."""
+    choice = decode_choice(value)
+    project, name = choice.project, choice.key
+    match choice.choice:
+        case MenuChoice.SHOW:
+            return lifecycle_blocks.key_details(await kb.lifecycle.show(actor, project=project, name=name))
+        case MenuChoice.ROLL:
+            return lifecycle_blocks.rolled_key(await kb.lifecycle.roll(actor, project=project, name=name))
+        case MenuChoice.DISABLE:
+            return lifecycle_blocks.key_changed(await kb.lifecycle.disable(actor, project=project, name=name))
+        case MenuChoice.ENABLE:
+            return lifecycle_blocks.key_changed(await kb.lifecycle.enable(actor, project=project, name=name))
+        case MenuChoice.DELETE:
+            return blocks.confirm_delete(
+                await kb.keys.request_delete(actor, project=choice.project, name=choice.key)
+            )
+        case MenuChoice.AUDIT:
+            return blocks.audit_page(await kb.audit.page(actor, project=choice.project), number=1)
+
+
+# Clicks whose answer is a new message rather than a replacement of the one clicked.
+ANSWER_BELOW = frozenset({ActionId.KEY_MENU})
+
 ACTIONS: dict[ActionId, Click] = {
     ActionId.DELETE_CONFIRM: confirm_delete,
     ActionId.DELETE_CANCEL: cancel_delete,
     ActionId.KEYS_OLDER: keys_older,
     ActionId.KEYS_NEWER: keys_newer,
     ActionId.AUDIT_OLDER: audit_older,
+    ActionId.AUDIT_NEWER: audit_newer,
+    ActionId.KEY_MENU: key_menu,
 }

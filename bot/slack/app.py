@@ -24,12 +24,13 @@ from bot.domain.errors import InvalidInput
 from bot.domain.model import Actor
 from bot.services import Keybot
 from bot.slack import blocks
-from bot.slack.actions import ACTIONS
-from bot.slack.codec import STALE, action_id_named
-from bot.slack.commands import run_command
+from bot.slack.actions import ACTIONS, ANSWER_BELOW
+from bot.slack.codec import STALE, ActionId, action_id_named
+from bot.slack.commands import reads_only, run_command
 from bot.slack.errors import guarded
 
 COMMAND = "/apikeys"
+SLOW_READ = "The key database is slow to answer right now, so nothing was shown. Try again in a moment."
 
 
 def _actor(context: AsyncBoltContext) -> Actor:
@@ -55,6 +56,9 @@ def _action_value(body: dict[str, Any]) -> tuple[str, str]:
     actions = body.get("actions")
     action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
     action_id, value = action.get("action_id"), action.get("value")
+    selected = action.get("selected_option")  # an overflow menu's choice carries the value
+    if value is None and isinstance(selected, dict):
+        value = selected.get("value")
     if not isinstance(action_id, str) or not isinstance(value, str):
         raise InvalidInput(STALE)
     return action_id, value
@@ -90,7 +94,8 @@ def create_bolt_app(
         bolt_logger.addFilter(_TokenFromEnvironmentIsExpected())
     app = AsyncApp(
         signing_secret=signing_secret,
-        request_verification_enabled=signing_secret is not None,
+        # bot/web.py checks Slack's signature on the raw body before it parses it; Bolt need not again.
+        request_verification_enabled=False,
         authorize=authorize,
         client=client,
         process_before_response=True,
@@ -108,10 +113,17 @@ def create_bolt_app(
     async def apikeys(
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond | None
     ) -> None:
-        text = body.get("text")
-        work = asyncio.ensure_future(
-            guarded(lambda: run_command(keybot, _actor(context), text if isinstance(text, str) else ""))
-        )
+        raw = body.get("text")
+        text = raw if isinstance(raw, str) else ""
+        if reads_only(text):  # the hot path: no task; a read cut short changes nothing
+            try:
+                async with asyncio.timeout(ack_budget):
+                    reply, _ = await guarded(lambda: run_command(keybot, _actor(context), text))
+            except TimeoutError:
+                reply = blocks.error_message(SLOW_READ)
+            await ack(**reply)
+            return
+        work = asyncio.ensure_future(guarded(lambda: run_command(keybot, _actor(context), text)))
         done, _ = await asyncio.wait({work}, timeout=ack_budget)
         if work in done or respond is None:
             reply, _ = await work
@@ -128,15 +140,18 @@ def create_bolt_app(
     ) -> None:
         await ack()
 
+        chosen: list[ActionId] = []
+
         async def work() -> blocks.Message:
             action_id, value = _action_value(body)
-            return await ACTIONS[action_id_named(action_id)](keybot, _actor(context), value)
+            chosen.append(action_id_named(action_id))
+            return await ACTIONS[chosen[0]](keybot, _actor(context), value)
 
-        reply, ok = await guarded(work)
+        reply, replace = await guarded(work)
         if respond is None:
             return
         try:
-            await respond(**reply, replace_original=ok)
+            await respond(**reply, replace_original=replace and not (chosen and chosen[0] in ANSWER_BELOW))
         except Exception as err:  # Slack unreachable: the change (if any) is committed; DMs still go out
             bolt_logger.warning("could not answer a click on its response_url: %s", type(err).__name__)
 

@@ -9,9 +9,10 @@ tests/unit/test_blocks.py parses every message here with ``slack_sdk.models.bloc
 and checks it round-trips, so the shapes stay what slack-sdk (and Slack) accept.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
-from bot.domain.model import AuditEvent, KeyRecord, Project, RoleGrant
+from bot.domain.model import AuditEvent, KeyRecord, RoleGrant
 from bot.domain.notices import SHELL_ORIGIN
 from bot.services.results import (
     AuditPage,
@@ -21,11 +22,13 @@ from bot.services.results import (
     KeyPage,
     Members,
     RoleChange,
+    VisibleProjects,
     Whoami,
 )
-from bot.slack.codec import ActionId, PageCursor, encode_page
+from bot.slack.codec import ActionId, KeyChoice, MenuChoice, PageCursor, encode_choice, encode_page
 from bot.slack.dates import slack_date
-from bot.slack.help import HELP_LINES, roles_text
+from bot.slack.help import HELP_LINES, role_allows, role_phrase, roles_text
+from bot.slack.status import key_status, moment, old_secret
 
 Message = dict[str, Any]
 Block = dict[str, Any]
@@ -109,52 +112,86 @@ def error_message(text: str) -> Message:
     return message(f":warning: {text}")
 
 
-def created_key(created: CreatedKey) -> Message:
-    intro = (
-        f":key: New key `{created.name}` in `{created.project}`. Copy it now — *it will not be shown again*:"
-    )
+def created_key(created: CreatedKey, *, new_project: bool = False) -> Message:
+    """The one reply that shows a secret. ``new_project``: the key is a new project's ``default``."""
+    if new_project:
+        intro = (
+            f":sparkles: Created project `{created.project}`; its `{created.name}` key is below. "
+            "Copy it now — *it will not be shown again*:"
+        )
+        fallback = f"Created project {created.project}; its {created.name} key is shown once, only to you"
+    else:
+        intro = (
+            f":key: New key `{created.name}` in `{created.project}`. Copy it now — *it will not be shown again*:"
+        )
+        fallback = f"New key {created.name} in {created.project} (shown once, only to you)"
     return message(
-        f"New key {created.name} in {created.project} (shown once, only to you)",
+        fallback,
         [
             _section(intro),
             _section(f"```{created.plaintext}```"),
             _context(
                 f"Only you can see this message. keybot keeps only a hash; from now on the key shows as "
-                f"`{created.masked}`. If you lose it, create a new key and delete this one."
+                f"`{created.masked}`. If you lose it, roll it (`/apikeys roll {created.project} {created.name}`)."
+                + (f" It expires {slack_date(created.expires_at)}." if created.expires_at else "")
             ),
         ],
     )
 
 
-def _key_line(key: KeyRecord) -> str:
+def _key_line(key: KeyRecord, now: datetime | None = None) -> str:
+    """A key of a list: name, masked key, status (expired and disabled keys marked), creator, last use.
+    ``now`` is when the page was read (the service's clock); without it, the wall clock."""
     used = slack_date(key.last_used_at) if key.last_used_at else "never"
     return (
         f"*{key.name}*   `{key.masked}`\n"
-        f"created by <@{key.created_by}> {slack_date(key.created_at)} · last used {used}"
+        f"created by <@{key.created_by}> {slack_date(key.created_at)} · last used {used}\n"
+        f"{key_status(key, now or datetime.now(UTC))}"
     )
 
 
-def key_page(page: KeyPage, *, number: int) -> Message:
+def _option(text: str, value: str) -> Block:
+    return {"text": {"type": "plain_text", "text": text, "emoji": True}, "value": value}
+
+
+def _key_row(project: str, key: KeyRecord, now: datetime | None = None) -> Block:
+    """One key of a list, with its menu of what an owner can do to it."""
+    switch = (MenuChoice.ENABLE, "Enable") if key.disabled_at is not None else (MenuChoice.DISABLE, "Disable")
+    choices = [
+        (MenuChoice.SHOW, "Show details"),
+        (MenuChoice.ROLL, "Roll (new secret)"),
+        switch,
+        (MenuChoice.DELETE, "Delete…"),
+        (MenuChoice.AUDIT, "Audit log"),
+    ]
+    menu = {
+        "type": "overflow",
+        "action_id": ActionId.KEY_MENU.value,
+        "options": [_option(label, encode_choice(KeyChoice(c, project, key.name))) for c, label in choices],
+    }
+    return {**_section(_key_line(key, now)), "accessory": menu}
+
+
+def key_page(page: KeyPage) -> Message:
     if not page.keys:
-        text = f"No keys in `{page.project}`" + (
-            " on this page."
-            if number > 1
-            else f". Create one with `/apikeys create {page.project} <key-name>`."
-        )
+        text = f"No keys in `{page.project}`. Create one with `/apikeys create {page.project} <key-name>`."
         return message(text, [_section(text)])
-    title = f"*Keys in `{page.project}`* — page {number}, newest first"
+    last = page.first + len(page.keys) - 1
+    span = f"{page.first}" if last == page.first else f"{page.first}–{last}"
+    where = f"{span} of {page.total}" if page.total > len(page.keys) else f"all {page.total}"
+    title = f"*Keys in `{page.project}`* — {where}, newest first"
     blocks: list[Block] = [_section(title), DIVIDER]
-    blocks += [_section(_key_line(key)) for key in page.keys]
+    blocks += [_key_row(page.project, key, page.now) for key in page.keys]
     buttons = []
     if page.has_newer:
-        value = encode_page(PageCursor(page.project, page.keys[0].id, number - 1))
+        value = encode_page(PageCursor(page.project, page.keys[0].id, page.first))
         buttons.append(_button("◀ Newer", action_id=ActionId.KEYS_NEWER, value=value))
     if page.has_older:
-        value = encode_page(PageCursor(page.project, page.keys[-1].id, number + 1))
+        value = encode_page(PageCursor(page.project, page.keys[-1].id, last + 1))
         buttons.append(_button("Older ▶", action_id=ActionId.KEYS_OLDER, value=value))
     if buttons:
         blocks.append(_actions(*buttons))
-    return message(f"Keys in {page.project}, page {number}", blocks)
+    return message(f"Keys in {page.project}, {where}", blocks)
 
 
 def confirm_delete(request: DeleteRequest) -> Message:
@@ -193,31 +230,44 @@ def cancelled(key: DeletedKey) -> Message:
     return message(text, [_section(text)])
 
 
-def _grant_line(grant: RoleGrant) -> str:
-    where = f" of `{grant.project}`" if grant.project else " of the organization"
+def _grant_line(grant: RoleGrant, *, project: str | None = None) -> str:
+    if grant.project is None and project is not None:  # an org owner, in a project's member list
+        return f"<@{grant.user_id}> — *owner* of the organization (controls this project's keys)"
+    where = f" in `{grant.project}`" if grant.project else " of the organization"
     return f"<@{grant.user_id}> — *{grant.role}*{where}"
+
+
+def _mentions(user_ids: list[str]) -> str:
+    return ", ".join(f"<@{u}>" for u in user_ids) or "nobody yet"
 
 
 def whoami(info: Whoami) -> Message:
     if not info.grants:
         text = (
-            f"You are <@{info.user_id}> in *{info.org}*, with no role yet. Ask an organization owner for one."
+            f"You are <@{info.user_id}> in *{info.org}*, with no role yet, so you can see no project or key. "
+            f"Ask an organization owner for one: {_mentions(info.org_owners)}."
         )
     else:
-        text = f"You are <@{info.user_id}> in *{info.org}*:\n" + "\n".join(
-            f"• *{g.role}*" + (f" of `{g.project}`" if g.project else " of the organization")
+        lines = [
+            f"• {role_phrase(g.role, project=g.project)} — you may "
+            f"{role_allows(g.role, project=g.project is not None)}"
             for g in info.grants
-        )
+        ]
+        text = f"You are <@{info.user_id}> in *{info.org}*:\n" + "\n".join(lines)
     return message(text, [_section(text)])
 
 
-def projects(items: list[Project]) -> Message:
-    if not items:
-        text = (
-            "You can't see any project yet. Org owners create them with `/apikeys project create <project>`."
-        )
+def projects(visible: VisibleProjects) -> Message:
+    if visible.projects:
+        text = "*Projects you can see:*\n" + "\n".join(f"• `{p.name}`" for p in visible.projects)
+    elif visible.org_role == "owner":
+        text = "There is no project yet. Create one with `/apikeys project create <project>`."
     else:
-        text = "*Projects you can see:*\n" + "\n".join(f"• `{p.name}`" for p in items)
+        held = f"Your organization role, *{visible.org_role}*, lets you see" if visible.org_role else "You see"
+        text = (
+            f"You can't see any project yet. {held} only the projects where you hold a project role. "
+            f"An organization owner can give you one: {_mentions(visible.org_owners)}."
+        )
     return message(text, [_section(text)])
 
 
@@ -225,28 +275,70 @@ def members(info: Members) -> Message:
     if not info.grants:
         text = f"Nobody holds a role in `{info.scope}` yet."
     else:
-        text = f"*Members of `{info.scope}`:*\n" + "\n".join(_grant_line(g) for g in info.grants)
+        text = f"*Members of `{info.scope}`:*\n" + "\n".join(
+            _grant_line(g, project=info.project) for g in info.grants
+        )
     return message(text, [_section(text)])
 
 
-def role_changed(change: RoleChange) -> Message:
-    where = f"project `{change.project}`" if change.project else "the organization"
+def role_changed(change: RoleChange, *, actor: str) -> Message:
+    """The reply to a grant or revoke: the role in words, what it allows, what it was before."""
+    who = "You" if change.user_id == actor else f"<@{change.user_id}>"
+    told = "" if change.user_id == actor else " They got a DM."
     if change.role is None:
-        text = f"Removed <@{change.user_id}>'s role in {where}. They got a DM."
+        where = f"`{change.project}`" if change.project else "the organization"
+        verb = "are" if who == "You" else "is"
+        text = f"{who} {verb} no longer *{change.previous}* in {where}.{told}"
+    elif change.previous == change.role:
+        verb = "are" if who == "You" else "is"
+        text = f"{who} {verb} already {role_phrase(change.role, project=change.project)}. Nothing changed."
     else:
-        text = f"<@{change.user_id}> is now *{change.role}* of {where}. They got a DM."
+        verb = "are" if who == "You" else "is"
+        was = f" (was {change.previous})" if change.previous else ""
+        allows = role_allows(change.role, project=change.project is not None)
+        text = (
+            f"{who} {verb} now {role_phrase(change.role, project=change.project)}{was}. "
+            f"That lets {'you' if who == 'You' else 'them'} {allows}.{told}"
+        )
     return message(text, [_section(text)])
 
 
-def _audit_line(event: AuditEvent) -> str:
-    what = event.action
-    if event.key_name:
-        what += f" `{event.key_name}` (`{event.key_masked}`)"
-    if event.target_user:
-        what += f" for <@{event.target_user}>" + (f" as *{event.role}*" if event.role else "")
+def _audit_sentence(event: AuditEvent, project: str) -> str:
+    """What happened, as a sentence after the actor: "made @ana owner of `web`"."""
+    key = f"`{event.key_name}` (`{event.key_masked}`)"
+    target = f"<@{event.target_user}>" if event.target_user else "someone"
+    match event.action:
+        case "key created":
+            return f"created key {key}" + (f", expiring {moment(event.detail)}" if event.detail else "")
+        case "key deleted":
+            return f"deleted key {key}"
+        case "key disabled":
+            return f"disabled key {key}"
+        case "key enabled":
+            return f"enabled key {key} again"
+        case "key rolled":
+            return f"rolled key {key}; {old_secret(event.detail, rolled_at=event.at)}"
+        case "expiry changed" if event.detail == "never":
+            return f"removed the expiry of key {key}"
+        case "expiry changed":
+            return f"set key {key} to expire {moment(event.detail)}"
+        case "policy changed":
+            return f"changed the key policy: `{event.detail}`"
+        case "project created":
+            return f"created the project `{project}`"
+        case "role granted":
+            return f"made {target} *{event.role}* in `{project}`"
+        case "role revoked":
+            removed = f" *{event.role}*" if event.role else ""
+            return f"removed {target}'s role{removed} in `{project}`"
+    what = event.action + (f" {key}" if event.key_name else "")
+    return what + (f" for {target}" if event.target_user else "")
+
+
+def _audit_line(event: AuditEvent, project: str) -> str:
     actor = f"<@{event.actor}>" if event.actor.startswith(("U", "W")) else event.actor
     where = " (in keybot shell)" if event.origin == SHELL_ORIGIN else ""
-    return f"{slack_date(event.at)} — {actor} {what}{where}"
+    return f"{slack_date(event.at)} — {actor} {_audit_sentence(event, project)}{where}"
 
 
 def audit_page(page: AuditPage, *, number: int) -> Message:
@@ -257,10 +349,16 @@ def audit_page(page: AuditPage, *, number: int) -> Message:
         _section(f"*Audit log of `{page.project}`* — page {number}, newest first"),
         DIVIDER,
     ]
-    lines = [_audit_line(e) for e in page.events]
+    lines = [_audit_line(e, page.project) for e in page.events]
     for start in range(0, len(lines), 10):
         blocks.append(_section("\n".join(lines[start : start + 10])))
+    buttons = []
+    if page.has_newer and page.events[0].id is not None:
+        value = encode_page(PageCursor(page.project, page.events[0].id, max(number - 1, 1)))
+        buttons.append(_button("◀ Newer", action_id=ActionId.AUDIT_NEWER, value=value))
     if page.has_older and page.events[-1].id is not None:
         value = encode_page(PageCursor(page.project, page.events[-1].id, number + 1))
-        blocks.append(_actions(_button("Older ▶", action_id=ActionId.AUDIT_OLDER, value=value)))
+        buttons.append(_button("Older ▶", action_id=ActionId.AUDIT_OLDER, value=value))
+    if buttons:
+        blocks.append(_actions(*buttons))
     return message(f"Audit log of {page.project}, page {number}", blocks)

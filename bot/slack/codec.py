@@ -25,11 +25,14 @@ class ActionId(StrEnum):
     KEYS_OLDER = "keys_older"
     KEYS_NEWER = "keys_newer"
     AUDIT_OLDER = "audit_older"
+    AUDIT_NEWER = "audit_newer"
+    KEY_MENU = "key_menu"
 
 
 @dataclass(frozen=True, slots=True)
 class PageCursor:
-    """Where a paging button leads: the project, the row id to page from, the page number shown."""
+    """Where a paging button leads: the project, the row id to page from, and where the page it was
+    on started (for the reader of a value; the server counts positions afresh)."""
 
     project: str
     row_id: int
@@ -46,6 +49,42 @@ def decode_page(value: str) -> PageCursor:
     if match is None or int(match[2]) > MAX_ROW_ID:
         raise InvalidInput(STALE)
     return PageCursor(project=match[1], row_id=int(match[2]), page=max(int(match[3]), 1))
+
+
+class MenuChoice(StrEnum):
+    """What a key row's overflow menu offers."""
+
+    SHOW = "show"
+    ROLL = "roll"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    DELETE = "delete"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChoice:
+    """A choice made in the overflow menu of one key's row."""
+
+    choice: MenuChoice
+    project: str
+    key: str
+
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
+_CHOICE_RE = re.compile(rf"([a-z]+)\|({_NAME})\|({_NAME})")
+
+
+def encode_choice(choice: KeyChoice) -> str:
+    return f"{choice.choice.value}|{choice.project}|{choice.key}"
+
+
+def decode_choice(value: str) -> KeyChoice:
+    """Parse an overflow menu's value; InvalidInput (stale) for anything the encoder could not write."""
+    match = _CHOICE_RE.fullmatch(value)
+    if match is None or match[1] not in MenuChoice.__members__.values():
+        raise InvalidInput(STALE)
+    return KeyChoice(choice=MenuChoice(match[1]), project=match[2], key=match[3])
 
 
 def action_id_named(raw: str) -> ActionId:

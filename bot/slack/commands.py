@@ -7,7 +7,7 @@ from bot.domain.errors import InvalidInput
 from bot.domain.model import Actor
 from bot.domain.names import NAME_RE, shown
 from bot.services import Keybot
-from bot.slack import blocks
+from bot.slack import blocks, lifecycle_commands
 from bot.slack.blocks import Message
 from bot.slack.help import usage_of
 from bot.slack.parsing import expect, user_id, words
@@ -52,18 +52,17 @@ async def _project(kb: Keybot, actor: Actor, args: list[str]) -> Message:
         return blocks.error_message(
             f"`project {shown(sub or '')}` is not a command. Usage: `/apikeys project create <project>`"
         )
-    return blocks.created_key(await kb.projects.create(actor, name=name or ""))
+    return blocks.created_key(await kb.projects.create(actor, name=name or ""), new_project=True)
 
 
 async def _create(kb: Keybot, actor: Actor, args: list[str]) -> Message:
-    _one_name(args, at=1, usage="create <project> <key-name>", kind="key")
-    project, name = expect(args, "create <project> <key-name>", required=2)
-    return blocks.created_key(await kb.keys.create(actor, project=project or "", name=name or ""))
+    """For callers with words only; ``run_command`` hands ``create`` its raw text (``TEXT_COMMANDS``)."""
+    return await lifecycle_commands.create(kb, actor, " ".join(args))
 
 
 async def _list(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     (project,) = expect(args, "list <project>", required=1)
-    return blocks.key_page(await kb.keys.page(actor, project=project or ""), number=1)
+    return blocks.key_page(await kb.keys.page(actor, project=project or ""))
 
 
 async def _delete(kb: Keybot, actor: Actor, args: list[str]) -> Message:
@@ -73,12 +72,14 @@ async def _delete(kb: Keybot, actor: Actor, args: list[str]) -> Message:
 
 async def _grant(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     user, role, project = expect(args, "grant <@user> <role> [<project>]", required=2, optional=1)
-    return blocks.role_changed(await kb.people.grant(actor, user_id=user_id(user or ""), role=role or "", project=project))
+    change = await kb.people.grant(actor, user_id=user_id(user or ""), role=role or "", project=project)
+    return blocks.role_changed(change, actor=actor.user_id)
 
 
 async def _revoke(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     user, project = expect(args, "revoke <@user> [<project>]", required=1, optional=1)
-    return blocks.role_changed(await kb.people.revoke(actor, user_id=user_id(user or ""), project=project))
+    change = await kb.people.revoke(actor, user_id=user_id(user or ""), project=project)
+    return blocks.role_changed(change, actor=actor.user_id)
 
 
 async def _members(kb: Keybot, actor: Actor, args: list[str]) -> Message:
@@ -103,6 +104,16 @@ COMMANDS: dict[str, Handler] = {
     "revoke": _revoke,
     "members": _members,
     "audit": _audit,
+    "show": lifecycle_commands.show,
+    "expiry": lifecycle_commands.expiry,
+    "disable": lifecycle_commands.disable,
+    "enable": lifecycle_commands.enable,
+    "roll": lifecycle_commands.roll,
+    "policy": lifecycle_commands.policy,
+}
+# Commands that end in free text (a note) get the text after their verb as typed, not its words.
+TEXT_COMMANDS: dict[str, Callable[[Keybot, Actor, str], Awaitable[Message]]] = {
+    "create": lifecycle_commands.create,
 }
 
 
@@ -115,9 +126,22 @@ def _unknown(verb: str) -> InvalidInput:
     return InvalidInput(f"I don't know `{shown(verb)}`. `/apikeys help` lists what I can do.")
 
 
+# Commands that change nothing and never run argon2: answered inline, without a task to time them.
+READ_ONLY = frozenset({"help", "whoami", "projects", "list", "members", "audit", "show"})
+
+
+def reads_only(text: str) -> bool:
+    """Whether ``text`` is a command that only reads (so it may be cut short safely)."""
+    found = words(text)
+    return not found or found[0].lower() in READ_ONLY
+
+
 async def run_command(kb: Keybot, actor: Actor, text: str) -> Message:
     """Dispatch one ``/apikeys`` line; empty text gets the usage, an unknown word the nearest command."""
     verb, *args = words(text) or ["help"]
+    text_handler = TEXT_COMMANDS.get(verb.lower())
+    if text_handler is not None:
+        return await text_handler(kb, actor, text.lstrip()[len(verb) :])
     handler = COMMANDS.get(verb.lower())
     if handler is None:
         raise _unknown(verb)

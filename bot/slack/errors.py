@@ -13,7 +13,8 @@ log = logging.getLogger("keybot.slack")
 
 
 async def guarded(work: Callable[[], Awaitable[Message]]) -> tuple[Message, bool]:
-    """Run ``work``; return its message and True, or a private error message and False."""
+    """Run ``work``; return its message and True, or a private error message and whether it takes the
+    place of the message it answers (a refusal that ends a confirmation does; others come as new)."""
     try:
         return await work(), True
     except Busy as err:  # argon2's lane is full: refused at once, nothing changed; not an outage
@@ -23,7 +24,7 @@ async def guarded(work: Callable[[], Awaitable[Message]]) -> tuple[Message, bool
         log.warning("database unavailable: %s", err)
         return blocks.error_message(err.render(mention)), False
     except KeybotError as err:
-        return blocks.error_message(err.render(mention)), False
+        return blocks.error_message(err.render(mention)), err.final
     except Exception:
         ref = secrets.token_hex(3).upper()
         log.exception("unexpected error (ref %s)", ref)

@@ -8,9 +8,15 @@ HELP_LINES = [
     ("whoami", "your roles, and what each lets you do"),
     ("projects", "projects you can see"),
     ("project create <project>", "create a project and its `default` key (org owners)"),
-    ("create <project> <key-name>", "create a key; its secret is shown to you once"),
+    ("create <project> <key-name> [expires <when>] [note <text…>]", "create a key; its secret is shown to you once"),
     ("list <project>", "keys of a project, masked, newest first"),
+    ("show <project> <key-name>", "one key: status, note, expiry, creator, last use"),
+    ("expiry <project> <key-name> <when>", "when a key expires: `30d`, `2027-03-01` or `never`"),
+    ("disable <project> <key-name>", "switch a key off at once (it is refused until enabled)"),
+    ("enable <project> <key-name>", "switch a disabled key back on"),
+    ("roll <project> <key-name> [grace <dur>]", "a new secret; the old one works for the grace (24h; `0`: no grace)"),
     ("delete <project> <key-name>", "delete a key, after you confirm"),
+    ("policy [<setting> <value>]", "the organization's key policy (org owners change it)"),
     ("grant <@user> <role> [<project>]", "give a role in the org, or in a project"),
     ("revoke <@user> [<project>]", "remove a role"),
     ("members [<project>]", "who holds which role"),
@@ -21,15 +27,18 @@ HELP_LINES = [
 _ORDER = [
     Action.CREATE_KEY,
     Action.LIST_KEYS,
+    Action.MANAGE_KEYS,
     Action.DELETE_KEY,
     Action.READ_AUDIT,
+    Action.SEE_POLICY,
+    Action.SET_POLICY,
     Action.CREATE_PROJECT,
     Action.GRANT_ORG_ROLE,
     Action.GRANT_PROJECT_ROLE,
     Action.SEE_PROJECT,
     Action.SEE_MEMBERS,
 ]
-_KEY_ACTIONS = {Action.CREATE_KEY, Action.LIST_KEYS, Action.DELETE_KEY}
+_KEY_ACTIONS = {Action.CREATE_KEY, Action.LIST_KEYS, Action.MANAGE_KEYS, Action.DELETE_KEY}
 
 
 def usage_of(verb: str) -> str:
@@ -45,7 +54,7 @@ def _phrase(actions: frozenset[Action], *, everywhere: bool) -> str:
     if everywhere:
         shown = [s.replace("this project", "every project") for s in shown]
     if not shown:
-        return "nothing about keys or projects"
+        return "see no project or key (the role is for billing only)"
     text = ", ".join(shown)
     if not actions & _KEY_ACTIONS:
         text += " — but not see or change its keys"
@@ -55,9 +64,9 @@ def _phrase(actions: frozenset[Action], *, everywhere: bool) -> str:
 def org_role_allows(role: OrgRole) -> str:
     """What an organization role lets its holder do, in words."""
     if role is OrgRole.OWNER:
-        return "everything in every project: " + _phrase(ORG_PERMISSIONS[role], everywhere=True)
+        return "do everything in every project: " + _phrase(ORG_PERMISSIONS[role], everywhere=True)
     if role is OrgRole.MEMBER:
-        return "see the projects where they also hold a project role — but no keys"
+        return "see a project only with a project role in it — and no keys"
     return _phrase(ORG_PERMISSIONS[role], everywhere=True)
 
 
@@ -78,3 +87,12 @@ def roles_text() -> str:
         f"*Organization roles* (`/apikeys grant @user <role>`):\n{org}\n"
         f"*Project roles* (`/apikeys grant @user <role> <project>`), within that project:\n{proj}"
     )
+
+
+def role_phrase(role: str, *, project: str | None) -> str:
+    """How a held role reads in a sentence: "a member of the organization", "read-only in `web`"."""
+    if project is not None:
+        return f"*{role}* in `{project}`"
+    article = "an" if role[0] in "aeiou" else "a"
+    return f"{article} *{role}* of the organization"
+

@@ -1,13 +1,9 @@
-"""DM text for each kind of notice the services queue (the outbox worker sends it)."""
+"""DM text for each kind of notice the services queue (the outbox worker sends it), and the one DM
+that several notices to one person within a few seconds are merged into."""
 
 from bot.domain.notices import Notice, NoticeKind
 from bot.slack.dates import mention, slack_date
-
-
-def _where(notice: Notice) -> str:
-    if notice.project is not None:
-        return f"project `{notice.project}`"
-    return f"the organization `{notice.org}`"
+from bot.slack.help import role_allows, role_phrase
 
 
 def dm_text(notice: Notice) -> str:
@@ -17,14 +13,61 @@ def dm_text(notice: Notice) -> str:
         case NoticeKind.KEY_CREATED:
             return (
                 f":key: {who} created key `{notice.key_name}` (`{notice.key_masked}`) in project "
-                f"`{notice.project}` on {when}."
+                f"`{notice.project}`, {when}."
             )
         case NoticeKind.KEY_DELETED:
             return (
                 f":wastebasket: {who} deleted key `{notice.key_name}` (`{notice.key_masked}`) in project "
-                f"`{notice.project}` on {when}. It no longer verifies."
+                f"`{notice.project}`, {when}. It no longer verifies."
             )
         case NoticeKind.ROLE_GRANTED:
-            return f":bust_in_silhouette: {who} made you *{notice.role}* of {_where(notice)} on {when}."
+            assert notice.role is not None
+            held = role_phrase(notice.role, project=notice.project)
+            was = f" (you were {notice.previous_role})" if notice.previous_role else ""
+            where = "" if notice.project else f" `{notice.org}`"
+            text = f":bust_in_silhouette: {who} made you {held}{where}{was}, {when}."
+            try:
+                return f"{text} That lets you {role_allows(notice.role, project=notice.project is not None)}."
+            except ValueError:  # a role this version does not know (a row queued by another version)
+                return text
         case NoticeKind.ROLE_REVOKED:
-            return f":bust_in_silhouette: {who} removed your role in {_where(notice)} on {when}."
+            removed = f" *{notice.previous_role}*" if notice.previous_role else ""
+            where = f"`{notice.project}`" if notice.project else f"the organization `{notice.org}`"
+            return f":bust_in_silhouette: {who} removed your role{removed} in {where}, {when}."
+        case _:
+            return _lifecycle_dm(notice, who=who, when=when)
+
+
+def _lifecycle_dm(notice: Notice, *, who: str, when: str) -> str:
+    key = f"key `{notice.key_name}` (`{notice.key_masked}`) in project `{notice.project}`"
+    match notice.kind:
+        case NoticeKind.KEY_DISABLED:
+            return f":no_entry: {who} disabled {key}, {when}. It is refused until an owner enables it again."
+        case NoticeKind.KEY_ENABLED:
+            return f":white_check_mark: {who} enabled {key} again, {when}. It verifies again."
+        case NoticeKind.KEY_ROLLED:
+            old = (
+                f"the old secret works until {slack_date(notice.until)}"
+                if notice.until is not None and notice.until > notice.at
+                else "the old secret stopped working at once"
+            )
+            return (
+                f":arrows_counterclockwise: {who} rolled key `{notice.key_name}` in project `{notice.project}`, "
+                f"{when}: it now shows as `{notice.key_masked}`, and {old}."
+            )
+        case NoticeKind.EXPIRY_CHANGED:
+            until = f"expires {slack_date(notice.until)}" if notice.until is not None else "never expires"
+            return f":hourglass: {who} changed the expiry of {key}, {when}: it now {until}."
+        case _:  # NoticeKind.POLICY_CHANGED
+            return (
+                f":scroll: {who} changed the key policy of the organization `{notice.org}`, {when}: "
+                f"`{notice.setting}` is now `{notice.value}`."
+            )
+
+
+def merged_dm_text(notices: list[Notice]) -> str:
+    """One DM for several notices to the same person, oldest first."""
+    if len(notices) == 1:
+        return dm_text(notices[0])
+    lines = "\n".join(f"• {dm_text(notice)}" for notice in notices)
+    return f"{len(notices)} changes in keybot:\n{lines}"

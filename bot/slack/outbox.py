@@ -23,7 +23,7 @@ A DM's text is never logged.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -38,7 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.errors import Unavailable
 from bot.domain.model import Notification
 from bot.ports import Outbox
-from bot.slack.notices import dm_text
+from bot.slack.notices import merged_dm_text
 
 log = logging.getLogger("keybot.outbox")
 MAX_BACKOFF = timedelta(minutes=15)
@@ -117,9 +117,12 @@ class OutboxWorker:
         lease_seconds: float = 60.0,
         base_backoff: float = 1.0,
         origin: str | None = None,
+        merge_seconds: float = 0.0,
     ) -> None:
-        """``origin``: the rows this worker sends, and no others (None: Slack's; "shell": keybot shell's)."""
+        """``origin``: the rows this worker sends, and no others (None: Slack's; "shell": keybot shell's).
+        ``merge_seconds``: a DM waits that long for more changes to the same person, then goes out as one."""
         self._store = store
+        self._merge = merge_seconds
         self._origin = origin
         self._client = client
         self._poll = poll_interval
@@ -170,14 +173,28 @@ class OutboxWorker:
     async def drain_once(self) -> int:
         """Claim and send one batch; return how many were sent."""
         rows = await self._store.claim_notifications(
-            limit=self._batch, now=self._clock(), lease_seconds=self._lease, origin=self._origin
+            limit=self._batch,
+            now=self._clock(),
+            lease_seconds=self._lease,
+            origin=self._origin,
+            settle_seconds=self._merge,
         )
-        results = await asyncio.gather(*(self._send(row) for row in rows))
+        results = await asyncio.gather(*(self._send_merged(group) for group in _by_recipient(rows)))
         return sum(results)
 
-    async def _send(self, row: Notification) -> bool:
+    async def _send_merged(self, group: list[Notification]) -> int:
+        """Send one recipient's notices as one DM; every row shares the outcome. How many rows went."""
+        first, *others = group
+        if not await self._send(first, text=_text(group)):
+            for row in others:  # the same answer would come back: keep them with the first
+                await self._store.reschedule(row.id, at=self._clock(), error="merged with a DM not sent")
+            return 0
+        for row in others:
+            await self._store.mark_sent(row.id, at=self._clock())
+        return len(group)
+
+    async def _send(self, row: Notification, *, text: str) -> bool:
         try:
-            text = dm_text(row.notice) if row.notice is not None else row.text
             await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False)
         except SlackApiError as err:
             status, retry_after = _status_and_retry_after(err)
@@ -230,6 +247,25 @@ class OutboxWorker:
 
     def _backoff(self, attempts: int) -> float:
         return float(min(self._base_backoff * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds()))
+
+
+def _by_recipient(rows: Sequence[Notification]) -> list[list[Notification]]:
+    """Rows grouped by who gets them (and in which workspace), oldest first in each group. Rows
+    queued as plain text (before notices existed) each go alone."""
+    groups: dict[tuple[str, str | None], list[Notification]] = {}
+    alone: list[list[Notification]] = []
+    for row in sorted(rows, key=lambda r: r.id):
+        if row.notice is None:
+            alone.append([row])
+        else:
+            groups.setdefault((row.user_id, row.notice.team_id), []).append(row)
+    return [*groups.values(), *alone]
+
+
+def _text(group: list[Notification]) -> str:
+    if group[0].notice is None:
+        return group[0].text
+    return merged_dm_text([row.notice for row in group if row.notice is not None])
 
 
 def _status_and_retry_after(err: SlackApiError) -> tuple[int | None, float | None]:

@@ -149,13 +149,15 @@ async def test_told_it_is_production_the_shell_leaves_a_servers_pending_dms_alon
             "--database-url",
             url,
             FLAG,
-            stdin="project create payments\ngrant @bob read-only payments\naudit payments\n/dms\n",
+            # bob's key is DMed by the shell to UREAL, who also has the server's DMs waiting
+            stdin="project create payments\ngrant @bob owner payments\n/as bob\ncreate payments checkout\n"
+            "audit payments\n/dms\n",
         )
         assert code == 0, err
         assert "It holds real data: the organization of Slack workspace T0ACME." in out
         assert "real-key" not in out
         audit_reply = out.split("> audit payments\n")[1].split("> /dms")[0]
-        assert audit_reply.count("(in keybot shell)") == 3  # project created, key created, role granted
+        assert audit_reply.count("(in keybot shell)") == 4  # project, key and role by UREAL; a key by bob
 
         engine = create_async_engine(url)
         try:
@@ -190,4 +192,5 @@ async def test_told_it_is_production_the_shell_leaves_a_servers_pending_dms_alon
         ("UREAL", "project created", SHELL_ORIGIN),
         ("UREAL", "key created", SHELL_ORIGIN),
         ("UREAL", "role granted", SHELL_ORIGIN),
+        ("UBOB", "key created", SHELL_ORIGIN),
     ]

@@ -74,6 +74,7 @@ def e2e_settings(slack: FakeSlack, db_path: Path, **overrides: object) -> Settin
         "slack_api_url": slack.api_url,
         "database_url": f"sqlite+aiosqlite:///{db_path}",
         "hash_params": HashParams.cheapest(),
+        "dm_merge_seconds": 0,
         "host": "127.0.0.1",
         "port": 0,
     }
@@ -82,10 +83,16 @@ def e2e_settings(slack: FakeSlack, db_path: Path, **overrides: object) -> Settin
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[Harness]:
+def e2e_overrides() -> dict[str, object]:
+    """Settings a test module changes for its harness (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, slack: FakeSlack, e2e_overrides: dict[str, object]) -> AsyncIterator[Harness]:
     db_path = tmp_path / "keybot.db"
     clock = ShiftedClock()
-    runtime = await build_runtime(e2e_settings(slack, db_path), outbox_backoff=0.05, clock=clock)
+    runtime = await build_runtime(e2e_settings(slack, db_path, **e2e_overrides), outbox_backoff=0.05, clock=clock)
     runner = web.AppRunner(runtime.web_app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -174,12 +174,12 @@ async def test_another_orgs_project_of_the_same_name_shows_only_its_own_keys_and
     h = this_org.h
     before = org_state(h.db_path)
     created = await h.cmd(OWNER, "project create payments", team_id=OTHER_TEAM)
-    assert "New key `default` in `payments`" in created.text
+    assert "Created project `payments`; its `default` key" in created.text
     [their_secret] = set(KEY_RE.findall(created.text))
     listing = await h.cmd(OWNER, "list payments", team_id=OTHER_TEAM)
     assert len(re.findall(r"\*(\S+)\*   `", listing.text)) == 1
     audit = await h.cmd(OWNER, "audit payments", team_id=OTHER_TEAM)
-    assert "project created" in audit.text and "zebra" not in audit.text
+    assert f"<@{OWNER}> created the project `payments`" in audit.text and "zebra" not in audit.text
     older = await h.driver.click(OWNER, this_org.older, team_id=OTHER_TEAM)
     audit_older = await h.driver.click(OWNER, this_org.audit_older, team_id=OTHER_TEAM)
     for reply in (listing, audit, older, audit_older):

@@ -9,6 +9,7 @@ from tests.e2e.conftest import OWNER, Harness
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
 PROJECT_OWNER = "UPOWNER1"
+SECOND_PROJECT_OWNER = "UPOWNER2"
 READER = "UREADER1"
 STRANGER = "USTRANGE1"
 
@@ -37,9 +38,12 @@ async def test_project_create_shows_the_default_key_once_and_only_to_its_creator
 
 async def test_created_secret_appears_in_no_web_api_call_and_no_later_message(harness: Harness) -> None:
     await _project(harness)
+    await harness.as_owner(f"grant <@{PROJECT_OWNER}> owner payments")  # an owner told of the new key
     reply = await harness.as_owner("create payments checkout")
     [secret] = set(KEY_RE.findall(reply.text))
-    await harness.slack.wait_for(lambda s: s.dms_to(OWNER))
+    await harness.slack.wait_for(
+        lambda s: [c for c in s.dms_to(PROJECT_OWNER) if "created key `checkout`" in c.args["text"]]
+    )
     listing = await harness.as_owner("list payments")
     audit = await harness.as_owner("audit payments")
     assert secret not in _everything_slack_saw(harness)
@@ -89,7 +93,7 @@ async def test_page_click_rechecks_authorization(harness: Harness) -> None:
     first = await harness.as_owner("list payments")
     await harness.as_owner(f"grant <@{READER}> read-only payments")
     reply = await harness.driver.click(READER, first.button(ActionId.KEYS_OLDER))
-    assert "Only an organization owner or an owner of this project may list keys" in reply.text
+    assert "Only owners of `payments` can list keys" in reply.text
     assert reply.message.get("replace_original") is False
 
 
@@ -124,7 +128,7 @@ async def test_second_click_on_a_used_confirmation_changes_nothing_and_says_why(
     await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM), response_url=ask.response_url)
     again = await harness.driver.click(OWNER, ask.button(ActionId.DELETE_CONFIRM), response_url=ask.response_url)
     assert "already used" in again.text
-    assert again.message["replace_original"] is False
+    assert again.message["replace_original"] is True  # the used confirmation's buttons go away
     assert "spare" in (await harness.as_owner("list payments")).text
 
 
@@ -168,21 +172,27 @@ async def test_forged_confirmation_value_is_refused(harness: Harness) -> None:
     assert "default" in (await harness.as_owner("list payments")).text
 
 
-async def test_every_owner_gets_a_dm_for_created_and_deleted_keys_without_the_secret(harness: Harness) -> None:
+async def test_every_owner_but_the_actor_gets_a_dm_for_created_and_deleted_keys_without_the_secret(
+    harness: Harness,
+) -> None:
     await _project(harness)
     await harness.as_owner(f"grant <@{PROJECT_OWNER}> owner payments")
+    await harness.as_owner(f"grant <@{SECOND_PROJECT_OWNER}> owner payments")
     await harness.as_owner(f"grant <@{READER}> read-only payments")
     created = await harness.cmd(PROJECT_OWNER, "create payments web")
     [secret] = set(KEY_RE.findall(created.text))
     ask = await harness.cmd(PROJECT_OWNER, "delete payments web")
     await harness.driver.click(PROJECT_OWNER, ask.button(ActionId.DELETE_CONFIRM))
-    for user in (OWNER, PROJECT_OWNER):
+    for user in (OWNER, SECOND_PROJECT_OWNER):  # the org owner and the other project owner
         dms = await harness.slack.wait_for(
             lambda s, u=user: [c for c in s.dms_to(u) if "deleted key `web`" in c.args["text"]]
         )
         texts = [c.args["text"] for c in harness.slack.dms_to(user)]
         assert any("created key `web`" in t for t in texts)
         assert dms and "payments" in dms[0].args["text"]
+    await harness.outbox_drained()
+    actor_texts = [c.args["text"] for c in harness.slack.dms_to(PROJECT_OWNER)]
+    assert actor_texts and not any("key `web`" in t for t in actor_texts)  # only the DM about their grant
     reader_texts = [c.args["text"] for c in harness.slack.dms_to(READER)]
     assert not any("key `web`" in t for t in reader_texts)
     assert secret not in _everything_slack_saw(harness)
@@ -191,10 +201,16 @@ async def test_every_owner_gets_a_dm_for_created_and_deleted_keys_without_the_se
 async def test_dms_survive_slack_answering_429_then_500_then_ok(harness: Harness) -> None:
     from bot.shell.fakeslack import RateLimited, ServerError
 
-    harness.slack.fail_next("chat.postMessage", RateLimited(retry_after=1), ServerError(500), ServerError(503))
     await _project(harness)
-    dm = await harness.slack.wait_for(lambda s: s.dms_to(OWNER), timeout=15)
-    assert "created key `default`" in dm[0].args["text"]
-    outcomes = [c.outcome for c in harness.slack.calls_to("chat.postMessage")]
-    assert outcomes[:3] == ["ratelimited", "server_error", "server_error"]
+    await harness.as_owner(f"grant <@{PROJECT_OWNER}> owner payments")
+    await harness.outbox_drained()  # the DM about the grant is out of the way
+    before = len(harness.slack.calls_to("chat.postMessage"))
+    harness.slack.fail_next("chat.postMessage", RateLimited(retry_after=1), ServerError(500), ServerError(503))
+    await harness.as_owner("create payments checkout")
+    dm = await harness.slack.wait_for(
+        lambda s: [c for c in s.dms_to(PROJECT_OWNER) if "checkout" in c.args["text"]], timeout=15
+    )
+    assert "created key `checkout`" in dm[0].args["text"]
+    outcomes = [c.outcome for c in harness.slack.calls_to("chat.postMessage")][before:]
+    assert outcomes == ["ratelimited", "server_error", "server_error", "ok"]
     await harness.outbox_drained()

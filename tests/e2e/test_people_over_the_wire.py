@@ -2,6 +2,7 @@
 
 import pytest
 
+from bot.shell.fakeslack import Call, FakeSlack
 from tests.e2e.conftest import OWNER, TEAM, Harness
 from tests.e2e.test_keys_over_the_wire import _project
 
@@ -26,7 +27,7 @@ async def test_help_is_private_and_lists_every_command(harness: Harness, text: s
     ("text", "expected"),
     [
         ("lsit payments", "Did you mean `list`? Usage: `/apikeys list <project>`"),
-        ("craete payments k", "Did you mean `create`? Usage: `/apikeys create <project> <key-name>`"),
+        ("craete payments k", "Did you mean `create`? Usage: `/apikeys create <project> <key-name>"),
         ("memebrs", "Did you mean `members`?"),
         ("nonsense words", "`/apikeys help` lists what I can do."),
     ],
@@ -46,7 +47,7 @@ async def test_help_roles_explains_what_every_role_allows(harness: Harness) -> N
     for role in ("owner", "billing-admin", "member", "admin", "read-write", "read-only"):
         assert f"*{role}* —" in text
     assert "read-only* — see this project, see members — but not see or change its keys" in text
-    assert "*billing-admin* — nothing about keys or projects" in text
+    assert "*billing-admin* — see no project or key (the role is for billing only)" in text
 
 
 @pytest.mark.parametrize("text", ["create payments my key", "project create my project"])
@@ -66,8 +67,8 @@ async def test_granting_a_role_to_a_group_mention_says_it_is_not_a_person(harnes
 async def test_whoami_lists_roles(harness: Harness) -> None:
     await _project(harness)
     await harness.as_owner(f"grant <@{PROJECT_OWNER}|pat> owner payments")
-    assert "*owner* of the organization" in (await harness.as_owner("whoami")).text
-    assert "*owner* of `payments`" in (await harness.cmd(PROJECT_OWNER, "whoami")).text
+    assert "an *owner* of the organization — you may do everything" in (await harness.as_owner("whoami")).text
+    assert "*owner* in `payments` — you may create keys" in (await harness.cmd(PROJECT_OWNER, "whoami")).text
     assert "no role yet" in (await harness.cmd(NOBODY, "whoami")).text
 
 
@@ -87,7 +88,7 @@ async def test_project_roles_below_owner_cannot_touch_keys(harness: Harness, rol
     for text in ("create payments x", "list payments", "delete payments default", "audit payments"):
         reply = await harness.cmd(ADMIN, text)
         assert reply.status == 200
-        assert "Only an organization owner or an owner of this project" in reply.text
+        assert "Only owners of `payments` can " in reply.text and f"<@{OWNER}> (organization owner)" in reply.text
     assert "members of" in (await harness.cmd(ADMIN, "members payments")).text.lower()
 
 
@@ -97,7 +98,9 @@ async def test_org_roles_other_than_owner_cannot_see_or_touch_projects(harness: 
     await harness.as_owner(f"grant <@{BILLING}> {org_role}")
     for text in ("create payments x", "list payments", "delete payments default", "members payments"):
         assert "No project named `payments` that you can see" in (await harness.cmd(BILLING, text)).text
-    assert "Only an organization owner may create projects" in (await harness.cmd(BILLING, "project create x")).text
+    assert f"Only organization owners can create projects: <@{OWNER}>." in (
+        await harness.cmd(BILLING, "project create x")
+    ).text
 
 
 async def test_project_owner_manages_its_project_but_not_the_org(harness: Harness) -> None:
@@ -106,22 +109,30 @@ async def test_project_owner_manages_its_project_but_not_the_org(harness: Harnes
     await harness.as_owner(f"grant <@{PROJECT_OWNER}> owner payments")
     assert "created" not in (await harness.cmd(PROJECT_OWNER, "create search x")).text.lower()
     assert "Copy it now" in (await harness.cmd(PROJECT_OWNER, "create payments x")).text
-    assert "is now *read-only* of project `payments`" in (
+    assert f"<@{READER}> is now *read-only* in `payments`. That lets them" in (
         await harness.cmd(PROJECT_OWNER, f"grant <@{READER}> read-only payments")).text
-    assert "Only an organization owner may grant or revoke organization roles" in (
+    assert f"Only organization owners can grant or revoke organization roles: <@{OWNER}>." in (
         await harness.cmd(PROJECT_OWNER, f"grant <@{READER}> owner")).text
-    assert "Only an organization owner may create projects" in (
+    assert f"Only organization owners can create projects: <@{OWNER}>." in (
         await harness.cmd(PROJECT_OWNER, "project create other")).text
 
 
-async def test_grant_and_revoke_dm_the_user(harness: Harness) -> None:
+async def test_grant_and_revoke_dm_the_user_but_not_the_actor(harness: Harness) -> None:
     await _project(harness)
-    await harness.as_owner(f"grant <@{READER}|rita> read-only payments")
-    await harness.as_owner(f"revoke <@{READER}> payments")
-    dms = await harness.slack.wait_for(lambda s: len(s.dms_to(READER)) >= 2 and s.dms_to(READER))
-    texts = [c.args["text"] for c in dms]
-    assert any("*read-only* of project `payments`" in t for t in texts)
-    assert any("removed your role in project `payments`" in t for t in texts)
+    granted = await harness.as_owner(f"grant <@{READER}|rita> read-only payments")
+    revoked = await harness.as_owner(f"revoke <@{READER}> payments")
+    assert "They got a DM." in granted.text
+    assert f"<@{READER}> is no longer *read-only* in `payments`. They got a DM." in revoked.text
+
+    def told(s: FakeSlack) -> list[Call]:  # the two may come as one DM of two lines: all READER was sent
+        dms = s.dms_to(READER)
+        return dms if any("removed your role" in c.args["text"] for c in dms) else []
+
+    texts = "\n".join(c.args["text"] for c in await harness.slack.wait_for(told))
+    assert f"<@{OWNER}> made you *read-only* in `payments`" in texts
+    assert f"<@{OWNER}> removed your role *read-only* in `payments`" in texts
+    await harness.outbox_drained()
+    assert harness.slack.dms_to(OWNER) == []
 
 
 async def test_the_last_org_owner_cannot_be_revoked(harness: Harness) -> None:
@@ -143,15 +154,14 @@ async def test_audit_shows_who_did_what_to_which_key_masked(harness: Harness) ->
     await _project(harness)
     await harness.as_owner("create payments web")
     reply = await harness.as_owner("audit payments")
-    assert "key created `web` (`kb_" in reply.text
-    assert f"<@{OWNER}>" in reply.text
+    assert f"<@{OWNER}> created key `web` (`kb_" in reply.text
     assert "<!date^" in reply.text
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("create", "Missing arguments. Usage: `/apikeys create <project> <key-name>`"),
+        ("create", "Missing arguments. Usage: `/apikeys create <project> <key-name> [expires <when>]"),
         ("create payments", "Missing argument. Usage"),
         ("create payments a b", "did you mean `a-b`"),
         ("create payments bad/name", "is not a valid key name"),

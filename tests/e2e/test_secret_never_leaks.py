@@ -23,12 +23,16 @@ from tests.e2e.conftest import OWNER, TEAM, Harness
 from tests.procs import SIGNING_SECRET, running_keybot
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
+SECOND_OWNER = "UOWNER02"
 ARGON2 = "$argon2"  # the start of every argon2 hash string, whatever its variant and parameters
 
 
 def stored_hashes(db_path: Path) -> list[str]:
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        hashes = [row[0] for row in conn.execute("SELECT secret_hash FROM api_keys")]
+        hashes = [
+            row[0]
+            for row in conn.execute("SELECT secret_hash FROM api_keys UNION ALL SELECT secret_hash FROM retired_secrets")
+        ]
     assert hashes and all(h.startswith("$argon2id$") for h in hashes), "no hashes to look for"
     return hashes
 
@@ -49,10 +53,12 @@ def leaks(
 
 async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    await harness.as_owner("grant <@UOWNER02> owner")  # someone to DM: the actor gets no DM of its own change
     replies = [await harness.as_owner("project create payments")]
     replies += [await harness.as_owner(f"create payments key{i}") for i in range(5)]
+    replies += [await harness.as_owner("roll payments key2"), await harness.as_owner("roll payments key3 grace 0")]
     secrets = [m for r in replies for m in set(KEY_RE.findall(r.text))]
-    assert len(secrets) == 6
+    assert len(secrets) == 8  # two of them rolled: their old secrets and their new ones
     for secret in secrets:
         await harness.session.post(f"{harness.base_url}/v1/keys/verify", json={"key": secret})
     ask = await harness.as_owner("delete payments key0")
@@ -69,7 +75,7 @@ async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, c
     )
     slack_saw = json.dumps([c.args for c in harness.slack.calls])
     later_messages = json.dumps([r.body for r in harness.slack.responses])
-    assert "created key" in slack_saw  # the DMs were really sent and scanned
+    assert "created key" in slack_saw and "rolled key" in slack_saw  # the DMs were really sent and scanned
     assert len(stored) > 0
     places = {"logs": caplog.text, "web api": slack_saw, "later messages": later_messages}
     assert leaks({"database": stored.decode("latin-1"), **places}, secrets=secrets) == []
@@ -83,7 +89,9 @@ async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
 ) -> None:
     db_path = tmp_path / "keybot.db"
     url = f"sqlite+aiosqlite:///{db_path}"
-    await bootstrap(Settings(database_url=url, hash_params=HashParams.cheapest()), team_id=TEAM, owner=OWNER, org="Acme")
+    settings = Settings(database_url=url, hash_params=HashParams.cheapest())
+    for owner in (OWNER, SECOND_OWNER):  # SECOND_OWNER is DMed about OWNER's changes: DM sends get logged too
+        await bootstrap(settings, team_id=TEAM, owner=owner, org="Acme")
     async with running_keybot(
         database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "keybot.log", KEYBOT_LOG_LEVEL="DEBUG"
     ) as kb, aiohttp.ClientSession() as session:
@@ -92,8 +100,9 @@ async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
         )
         replies: list[Reply] = [await driver.command(OWNER, "project create web")]
         replies += [await driver.command(OWNER, f"create web key{i}") for i in range(3)]
+        replies += [await driver.command(OWNER, "roll web key2")]
         secrets = [m for r in replies for m in set(KEY_RE.findall(r.text))]
-        assert len(secrets) == 4, [r.text for r in replies]
+        assert len(secrets) == 5, [r.text for r in replies]
         for secret in secrets:
             assert (await kb.verify(session, secret))["valid"] is True
         ask = await driver.command(OWNER, "delete web key0")
@@ -102,9 +111,11 @@ async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
         await driver.click(OWNER, cancelled.button(ActionId.DELETE_CANCEL))
         tokens = [ask.button(ActionId.DELETE_CONFIRM)["value"], cancelled.button(ActionId.DELETE_CANCEL)["value"]]
         await driver.command(OWNER, "audit web")
+        await slack.wait_for(lambda s: "deleted key" in json.dumps([c.args for c in s.dms_to(SECOND_OWNER)]))
         code, log = await kb.stop()
 
     assert code == 0, log
     assert " DEBUG " in log  # DEBUG logging was really on
+    assert "created key" in json.dumps([c.args for c in slack.dms_to(SECOND_OWNER)])  # DMs went out meanwhile
     hashes = stored_hashes(db_path)
     assert leaks({"the log": log}, secrets=secrets, hashes=hashes, tokens=tokens) == []

@@ -95,6 +95,7 @@ async def test_a_valid_key_verifies_with_exactly_its_id_project_org_and_name(har
     assert status == 200
     assert json.loads(body) == {
         "valid": True, "key_id": key_id_of(key), "project": "payments", "org": "Acme", "name": "checkout",
+        "expires_at": None,
     }
     assert key not in body.decode()
 

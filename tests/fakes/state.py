@@ -3,8 +3,9 @@
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
+from bot.domain.lifecycle import Policy
 from bot.domain.model import AuditEvent, KeyRecord, Org, PendingDeletion, Project, Scope
 from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
@@ -23,9 +24,27 @@ class KeyRow:
     created_by: str
     created_at: datetime
     last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    disabled_at: datetime | None = None
+    note: str | None = None
+    changed_at: datetime | None = None
+    changed_by: str | None = None
+    retiring_at: datetime | None = None  # the latest retiring_at of its retired secrets
 
     def as_record(self) -> KeyRecord:
         return KeyRecord(**{name: getattr(self, name) for name in _RECORD_FIELDS})
+
+
+@dataclass(slots=True)
+class RetiredRow:
+    """A rolled key's old secret (``retired_secrets``)."""
+
+    key_id: str
+    key_row_id: int
+    secret_hash: str
+    masked: str
+    retiring_at: datetime
+    rolled_at: datetime
 
 
 @dataclass(slots=True)
@@ -43,6 +62,11 @@ class OutboxRow:
     last_error: str | None = None
     origin: str | None = None  # None: Slack; "shell": keybot shell
     dead_at: datetime | None = None  # a dead letter: Slack refused it for good
+    created_at: datetime | None = None  # when it was queued (None: as old as can be)
+
+    @property
+    def queued_at(self) -> datetime:
+        return self.created_at or datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -57,6 +81,8 @@ class State:
     pending: dict[str, PendingDeletion] = field(default_factory=dict)
     audit: dict[int, AuditEvent] = field(default_factory=dict)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    retired: dict[str, RetiredRow] = field(default_factory=dict)  # by old key id
+    policies: dict[int, Policy] = field(default_factory=dict)  # by org id; absent: Policy()
 
     def org_of_team(self, team_id: str) -> Org | None:
         return next((o for o in self.orgs.values() if o.team_id == team_id), None)

@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 
 from bot.domain.errors import Unavailable
-from bot.domain.model import AuditEvent, KeyRecord, Notification, Scope, VerifyRecord
+from bot.domain.model import AuditEvent, KeyRecord, KeyState, Notification, Scope, VerifyRecord
 from bot.ports import OutboxEntry, Transaction
 from tests.fakes.state import OutboxRow, State, scalars
 from tests.fakes.transaction import MemoryTransaction
@@ -102,22 +102,46 @@ class MemoryStore:
             page = sorted(older, key=lambda r: r.id, reverse=True)[:limit]
         return scope, [r.as_record() for r in page]
 
+    async def key_counts(self, *, project_id: int, above: int | None) -> tuple[int, int]:
+        self.hit("key_counts")
+        ids = [r.id for r in self.state.keys.values() if r.project_id == project_id]
+        return len(ids), sum(1 for i in ids if above is not None and i > above)
+
     # -- VerifyReads --
 
     async def verify_record(self, key_id: str) -> VerifyRecord | None:
         self.hit("verify_record")
         row = next((r for r in self.state.keys.values() if r.key_id == key_id), None)
+        retired = None if row is not None else self.state.retired.get(key_id)
+        if retired is not None:  # the old secret of a rolled key
+            row = self.state.keys[retired.key_row_id]
         if row is None:
             return None
         project = self.state.projects[row.project_id]
         org = self.state.orgs[project.org_id]
         return VerifyRecord(
-            row.id, row.key_id, row.name, row.secret_hash, project.name, org.name, row.last_used_at
+            id=row.id,
+            key_id=key_id,
+            name=row.name,
+            secret_hash=row.secret_hash if retired is None else retired.secret_hash,
+            project=project.name,
+            org=org.name,
+            last_used_at=row.last_used_at,
+            disabled_at=row.disabled_at,
+            expires_at=row.expires_at,
+            retiring_at=None if retired is None else retired.retiring_at,
         )
 
-    async def key_exists(self, row_id: int) -> bool:
-        self.hit("key_exists")
-        return row_id in self.state.keys
+    async def key_state(self, row_id: int, *, key_id: str) -> KeyState | None:
+        self.hit("key_state")
+        row = self.state.keys.get(row_id)
+        if row is None:
+            return None
+        retired = self.state.retired.get(key_id)
+        retiring_at = retired.retiring_at if retired is not None and retired.key_row_id == row_id else None
+        return KeyState(
+            key_id=row.key_id, disabled_at=row.disabled_at, expires_at=row.expires_at, retiring_at=retiring_at
+        )
 
     async def touch_key(self, row_id: int, *, at: datetime) -> None:
         self.hit("touch_key")
@@ -129,11 +153,17 @@ class MemoryStore:
     # -- Outbox and Health --
 
     async def claim_notifications(
-        self, *, limit: int, now: datetime, lease_seconds: float, origin: str | None = None
+        self,
+        *,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        origin: str | None = None,
+        settle_seconds: float = 0.0,
     ) -> Sequence[Notification]:
         self.hit("claim_notifications")
         async with self._lock:
-            due = [
+            waiting = [
                 r
                 for r in self.outbox(sent=False)
                 if r.origin == origin
@@ -141,6 +171,9 @@ class MemoryStore:
                 and r.next_attempt_at <= now
                 and (r.claimed_until is None or r.claimed_until <= now)
             ]
+            settled = now - timedelta(seconds=settle_seconds)
+            recipients = {r.user_id for r in waiting if r.queued_at <= settled}
+            due = [r for r in waiting if r.queued_at <= settled or r.user_id in recipients]
             for row in due[:limit]:
                 row.claimed_until = now + timedelta(seconds=lease_seconds)
                 row.attempts += 1

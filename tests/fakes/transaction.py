@@ -21,14 +21,16 @@ from bot.domain.model import (
 )
 from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
+from tests.fakes.lifecycle import MemoryLifecycleRows
 from tests.fakes.state import KeyRow, OutboxRow, State
 
 if TYPE_CHECKING:
     from tests.fakes.store import MemoryStore
 
 
-class MemoryTransaction:
-    """The working copy of a write transaction, or the committed state of a read-only one."""
+class MemoryTransaction(MemoryLifecycleRows):
+    """The working copy of a write transaction, or the committed state of a read-only one (the key
+    lifecycle's rows are in tests/fakes/lifecycle.py)."""
 
     def __init__(self, store: "MemoryStore", state: State, *, writable: bool) -> None:
         self._store = store
@@ -97,7 +99,7 @@ class MemoryTransaction:
     async def add_key(self, key: NewKeyRecord) -> KeyRecord:
         self._hit("add_key", write=True)
         taken = self._key_named(key.project_id, key.name)
-        if taken or any(r.key_id == key.key_id for r in self._s.keys.values()):
+        if taken or any(r.key_id == key.key_id for r in self._s.keys.values()) or key.key_id in self._s.retired:
             raise Conflict(f"key {key.name} exists")
         row = KeyRow(id=self._store.next_id("keys"), **dataclasses.asdict(key))
         self._s.keys[row.id] = row
@@ -121,6 +123,8 @@ class MemoryTransaction:
 
     async def delete_key(self, row_id: int) -> bool:
         self._hit("delete_key", write=True)
+        for key_id in [k for k, r in self._s.retired.items() if r.key_row_id == row_id]:
+            del self._s.retired[key_id]  # ON DELETE CASCADE
         return self._s.keys.pop(row_id, None) is not None
 
     # -- RoleRows --
@@ -219,13 +223,14 @@ class MemoryTransaction:
         event_id = self._store.next_id("audit")
         self._s.audit[event_id] = dataclasses.replace(event, id=event_id)
 
-    async def audit_page(self, *, project_id: int, before_id: int | None, limit: int) -> list[AuditEvent]:
+    async def audit_page(
+        self, *, project_id: int, before_id: int | None, limit: int, after_id: int | None = None
+    ) -> list[AuditEvent]:
         self._hit("audit_page")
-        ids = [
-            i
-            for i, e in self._s.audit.items()
-            if e.project_id == project_id and (before_id is None or i < before_id)
-        ]
+        ids = [i for i, e in self._s.audit.items() if e.project_id == project_id]
+        if after_id is not None:
+            return [self._s.audit[i] for i in sorted(i for i in ids if i > after_id)[:limit]][::-1]
+        ids = [i for i in ids if before_id is None or i < before_id]
         return [self._s.audit[i] for i in sorted(ids, reverse=True)[:limit]]
 
     async def notify(self, notice: Notice) -> None:
@@ -237,4 +242,5 @@ class MemoryTransaction:
             notice=notice,
             next_attempt_at=notice.at,
             origin=notice.origin,
+            created_at=notice.at,
         )

@@ -97,6 +97,28 @@ class SlackWithOutages(FakeSlack):
             (str(c.args.get("channel")), str(c.args.get("text"))) for c in self.dm_calls() if c.delivered
         )
 
+    def delivered_notices(self) -> Counter[tuple[str, str]]:
+        """How many times each (user, notice text) reached its user: a DM that merged several notices
+        ("N changes in keybot:" and a "• " line each) counts once for each of its lines."""
+        return Counter(
+            (user, line)
+            for (user, text), n in self.delivered_dms().items()
+            for line in notice_lines(text) * n
+        )
+
+
+MERGED_DM = re.compile(r"\A(\d+) changes in keybot:\n")
+
+
+def notice_lines(text: str) -> list[str]:
+    """The notices one DM carries: a merged DM's "• " lines (as many as its heading says), else the text."""
+    heading = MERGED_DM.match(text)
+    if heading is None:
+        return [text]
+    lines = [line.removeprefix("• ") for line in text[heading.end() :].split("\n")]
+    assert len(lines) == int(heading.group(1)), text
+    return lines
+
 
 # --- database inspection ------------------------------------------------------------------------
 
@@ -165,15 +187,17 @@ async def db_state(url: str) -> DbState:
 
 def incomplete_keys(state: DbState, *, owners: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
     """Every way in which the database holds part of a key creation: a key without exactly one
-    "key created" audit row or without exactly one "created" DM per owner, or an audit row or DM
-    about a key that does not exist (and was not deleted). Empty when everything is whole.
+    "key created" audit row or without exactly one "created" DM per owner other than its creator (who
+    saw the reply and gets none), or an audit row or DM about a key that does not exist (and was not
+    deleted). Empty when everything is whole.
     ``skip``: names of keys made before the current set of owners (their DMs went to fewer people)."""
-    owners = sorted(owners)
+    owners = set(owners)
     skip = set(skip)
     problems: list[str] = []
     masks = {k.masked for k in state.keys}
     deleted = {a.key_masked for a in state.audit if a.action == "key deleted"}
     created_audit = Counter(a.key_masked for a in state.audit if a.action == "key created")
+    creators = {a.key_masked: a.actor for a in state.audit if a.action == "key created"}
     created_dms: dict[str, list[str]] = {}
     for row in state.outbox:
         match = MASKED_IN_DM.search(row.text)
@@ -184,10 +208,10 @@ def incomplete_keys(state: DbState, *, owners: Iterable[str], skip: Iterable[str
             continue
         if created_audit[key.masked] != 1:
             problems.append(f"key {key.name} has {created_audit[key.masked]} 'key created' audit rows")
-        if sorted(created_dms.get(key.masked, [])) != owners:
-            problems.append(
-                f"key {key.name} has DMs to {sorted(created_dms.get(key.masked, []))}, not {owners}"
-            )
+        told = sorted(owners - {creators.get(key.masked)})
+        if sorted(created_dms.get(key.masked, [])) != told:
+            told_now = sorted(created_dms.get(key.masked, []))
+            problems.append(f"key {key.name} has DMs to {told_now}, not {told}")
     for masked in created_audit.keys() - masks - deleted:
         problems.append(f"audit row about key {masked}, which does not exist")
     for masked in created_dms.keys() - masks - deleted:
@@ -258,6 +282,7 @@ async def in_process_keybot(
         hash_params=_HASHER_PARAMS,
         host="127.0.0.1",
         port=0,
+        dm_merge_seconds=0,
     )
     runtime = await build_runtime(
         settings,

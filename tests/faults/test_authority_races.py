@@ -85,7 +85,7 @@ async def held_while_revoked(kb: Instance, pausing: PausingStore, victim: Awaita
 
 
 def trail(state: DbState) -> list[tuple[str, str | None, str | None]]:
-    """The audit trail: (action, target user, role) of every event."""
+    """The audit trail: (action, target user, role) of every event (a revoke's role: the one removed)."""
     return [(a.action, a.target_user, a.role) for a in state.audit]
 
 
@@ -102,7 +102,7 @@ async def test_an_org_grant_held_before_its_lock_is_refused_once_its_granter_was
     assert is_refusal(reply), reply.text
     after = await db_state(pg_url)
     assert {(r.user_id, r.role) for r in after.org_roles} == {(OWNER, "owner")}
-    assert trail(after) == [*trail(before), ("role revoked", SECOND_OWNER, None)]
+    assert trail(after) == [*trail(before), ("role revoked", SECOND_OWNER, "owner")]
 
 
 async def test_a_project_grant_held_before_its_lock_is_refused_once_its_granter_was_revoked(
@@ -118,7 +118,7 @@ async def test_a_project_grant_held_before_its_lock_is_refused_once_its_granter_
     assert is_refusal(reply), reply.text
     after = await db_state(pg_url)
     assert [(r.user_id, r.role) for r in after.project_roles] == []
-    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, None)]
+    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, "owner")]
 
 
 async def test_an_org_revoke_held_before_its_lock_is_refused_once_its_revoker_was_revoked(
@@ -135,7 +135,7 @@ async def test_an_org_revoke_held_before_its_lock_is_refused_once_its_revoker_wa
     assert is_refusal(reply), reply.text
     after = await db_state(pg_url)
     assert {(r.user_id, r.role) for r in after.org_roles} == {(OWNER, "owner"), (TARGET, "member")}
-    assert trail(after) == [*trail(before), ("role revoked", SECOND_OWNER, None)]
+    assert trail(after) == [*trail(before), ("role revoked", SECOND_OWNER, "owner")]
 
 
 async def test_a_project_revoke_held_before_its_lock_is_refused_once_its_revoker_was_revoked(
@@ -152,7 +152,7 @@ async def test_a_project_revoke_held_before_its_lock_is_refused_once_its_revoker
     assert is_refusal(reply), reply.text
     after = await db_state(pg_url)
     assert [(r.user_id, r.role) for r in after.project_roles] == [(TARGET, "read-only")]
-    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, None)]
+    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, "owner")]
 
 
 async def test_a_delete_confirmation_held_before_its_lock_is_refused_once_its_owner_was_revoked(
@@ -171,7 +171,7 @@ async def test_a_delete_confirmation_held_before_its_lock_is_refused_once_its_ow
     assert "not deleted" in reply.text, reply.text
     after = await db_state(pg_url)
     assert after.key_names("web") == {"default", "deploy"}
-    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, None)]
+    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, "owner")]
 
 
 async def test_a_key_creation_held_before_its_lock_is_refused_once_its_creator_was_revoked(
@@ -188,7 +188,7 @@ async def test_a_key_creation_held_before_its_lock_is_refused_once_its_creator_w
     assert not KEY_RE.search(reply.text)
     after = await db_state(pg_url)
     assert after.key_names("web") == {"default"}
-    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, None)]
+    assert trail(after) == [*trail(before), ("role revoked", PROJECT_OWNER, "owner")]
 
 
 async def test_a_project_creation_held_before_its_lock_is_refused_once_its_creator_was_revoked(
@@ -206,4 +206,4 @@ async def test_a_project_creation_held_before_its_lock_is_refused_once_its_creat
     after = await db_state(pg_url)
     assert after.key_names("api") == set()
     assert ("project created", None, None) not in trail(after)[len(trail(before)):]
-    assert trail(after) == [*trail(before), ("role revoked", SECOND_OWNER, None)]
+    assert trail(after) == [*trail(before), ("role revoked", SECOND_OWNER, "owner")]

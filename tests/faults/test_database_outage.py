@@ -27,6 +27,8 @@ from tests.faults.helpers import (
 
 pytestmark = pytest.mark.postgres
 TRY_AGAIN = "temporarily unavailable"
+SECOND_OWNER = "UOWNER02"  # an owner besides the one who acts, so that every key change queues a DM
+OWNERS = (OWNER, SECOND_OWNER)
 
 
 @dataclass
@@ -47,11 +49,11 @@ class Outage:
 async def outage(
     pg_url: str, slack: SlackWithOutages, session: aiohttp.ClientSession
 ) -> AsyncIterator[Outage]:
-    """keybot on PostgreSQL through a proxy the test can cut; an org with a project ``web``."""
+    """keybot on PostgreSQL through a proxy the test can cut; an org of two owners with a project ``web``."""
     target = make_url(pg_url)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
     await proxy.start()
-    await bootstrap(pg_url)
+    await bootstrap(pg_url, owners=OWNERS)
     proxied = target.set(port=proxy.port).render_as_string(hide_password=False)
     tripping: list[TrippingStore] = []
 
@@ -92,7 +94,7 @@ async def test_a_command_while_the_database_is_unreachable_gets_a_private_try_ag
     assert (await kb.verify(outage.default_key))[1]["valid"] is True
     state = await db_state(outage.url)
     assert state.key_names() == {"default", "checkout"}
-    assert incomplete_keys(state, owners=[OWNER]) == []
+    assert incomplete_keys(state, owners=OWNERS) == []
 
 
 @pytest.mark.parametrize("cut_before", ["add_audit", "notify"])
@@ -111,10 +113,10 @@ async def test_losing_the_database_in_the_middle_of_key_creation_leaves_no_part_
     await outage.proxy.restore()
     state = await db_state(outage.url)
     assert state.key_names() == {"default"}
-    assert incomplete_keys(state, owners=[OWNER]) == []
+    assert incomplete_keys(state, owners=OWNERS) == []
     again = await kb.cmd(OWNER, "create web checkout")
     assert KEY_RE.search(again.text), again.text
-    assert incomplete_keys(await db_state(outage.url), owners=[OWNER]) == []
+    assert incomplete_keys(await db_state(outage.url), owners=OWNERS) == []
 
 
 async def test_a_delete_confirmed_while_the_database_drops_mid_transaction_can_be_confirmed_again(

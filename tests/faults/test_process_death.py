@@ -24,10 +24,12 @@ from tests.faults.helpers import (
     in_process_keybot,
     incomplete_keys,
     is_refusal,
+    notice_lines,
 )
 from tests.procs import SIGNING_SECRET, start_keybot
 
 PROJECT_OWNER = "UPOWNER1"
+SECOND_OWNER = "UOWNER02"
 
 
 async def logged(pending: Awaitable[Reply], events: list[str], name: str) -> Reply:
@@ -99,7 +101,7 @@ async def test_sigterm_finishes_in_flight_requests_and_dm_sends_before_exiting(
 ) -> None:
     path = tmp_path / "keybot.db"
     url = f"sqlite+aiosqlite:///{path}"
-    await bootstrap(url)
+    await bootstrap(url, owners=(OWNER, SECOND_OWNER))  # OWNER acts; SECOND_OWNER is told by DM
     kb = await start_keybot(database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "kb.log")
     blocker = sqlite3.connect(path, isolation_level=None, timeout=10)
     try:
@@ -107,7 +109,7 @@ async def test_sigterm_finishes_in_flight_requests_and_dm_sends_before_exiting(
             events_url=kb.events_url, signing_secret=SIGNING_SECRET, slack=slack, session=session
         )
         assert KEY_RE.search((await driver.command(OWNER, "project create web")).text)
-        await slack.wait_for(lambda s: s.dms_to(OWNER))
+        await slack.wait_for(lambda s: s.dms_to(SECOND_OWNER))
         slack.fail_next("chat.postMessage", *[Hang(1.0)] * 3)  # slow, but Slack does answer ok
         for n in range(3):
             assert KEY_RE.search((await driver.command(OWNER, f"create web early{n}")).text)
@@ -150,10 +152,13 @@ async def test_sigterm_finishes_in_flight_requests_and_dm_sends_before_exiting(
             assert KEY_RE.search(reply.text), reply.text
     state = await db_state(url)
     assert state.key_names() == {"default", "early0", "early1", "early2"} | answered
-    assert incomplete_keys(state, owners=[OWNER]) == []
-    delivered = slack.delivered_dms()
+    assert incomplete_keys(state, owners=[OWNER, SECOND_OWNER]) == []
+    assert not slack.dms_to(OWNER)  # the one who acted saw the replies
+    delivered = slack.delivered_notices()
     for row in state.outbox:  # marked sent exactly when Slack carried it out; the rest wait in the outbox
         assert delivered[(row.user_id, row.text)] == (1 if row.sent_at is not None else 0), row
-    hung = {str(c.args["text"]) for c in slack.dm_calls() if c.outcome == "hang"}
+    hung = {
+        line for c in slack.dm_calls() if c.outcome == "hang" for line in notice_lines(str(c.args["text"]))
+    }
     assert hung and all(row.sent_at is not None for row in state.outbox if row.text in hung)
     print(f"{sum(r.sent_at is not None for r in state.outbox)} of {len(state.outbox)} DMs sent before exit")

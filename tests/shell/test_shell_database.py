@@ -103,7 +103,9 @@ def test_told_it_is_production_the_shell_warns_marks_its_changes_and_never_claim
     text = transcript(
         settings,
         "project create payments",
-        "grant @bob read-only payments",
+        "grant @bob owner payments",
+        "/as bob",
+        "create payments checkout",  # the shell DMs UREAL, who also has the server's DMs waiting
         "audit payments",
         user="UREAL",
         production=True,
@@ -112,17 +114,18 @@ def test_told_it_is_production_the_shell_warns_marks_its_changes_and_never_claim
     assert "It holds real data: the organization of Slack workspace T0ACME." in text
     assert "real-key" not in text  # the server's DMs were not sent (nor shown) by the shell
     audit = reply_to(text, "audit payments")
-    assert audit.count("(in keybot shell)") == 3, audit  # project created, key created, role granted
+    assert audit.count("(in keybot shell)") == 4, audit  # project, key and role by UREAL; a key by bob
     servers_dms = _rows(
         settings, "SELECT user_id, sent_at, claimed_until, attempts FROM outbox WHERE origin IS NULL"
     )
     assert servers_dms == [("UREAL", None, None, 0)] * 2
     shell_dms = _rows(settings, "SELECT user_id, sent_at IS NOT NULL FROM outbox WHERE origin = 'shell'")
-    assert sorted(shell_dms) == [("UBOB", 1), ("UREAL", 1)]
+    assert sorted(shell_dms) == [("UBOB", 1), ("UREAL", 1)]  # bob's role; bob's key, to the org owner
     audit_rows = _rows(settings, "SELECT actor, action, origin FROM audit_events ORDER BY id")
     assert audit_rows == [
         ("keybot bootstrap", "role granted", None),
         ("UREAL", "project created", SHELL_ORIGIN),
         ("UREAL", "key created", SHELL_ORIGIN),
         ("UREAL", "role granted", SHELL_ORIGIN),
+        ("UBOB", "key created", SHELL_ORIGIN),
     ]

@@ -21,7 +21,7 @@ def test_an_empty_database_offers_bootstrap_and_yes_makes_you_the_org_owner(sett
     assert "you (@ana) are its owner" in text
     whoami = reply_to(text, "whoami")
     assert "only you (@ana) see:" in whoami
-    assert "• owner of the organization" in whoami
+    assert "• an owner of the organization — you may do everything in every project" in whoami
 
 
 def test_pressing_enter_at_the_bootstrap_question_means_yes(settings: Settings) -> None:
@@ -53,12 +53,15 @@ def test_a_database_with_one_organization_uses_its_workspace_when_told_it_is_pro
     assert "You are @ana in Acme" in reply_to(text, "whoami")
 
 
-def test_project_create_shows_the_default_key_only_to_you_and_dms_you_without_it(settings: Settings) -> None:
-    text = transcript(settings, "y", "/apikeys project create payments")
+def test_project_create_shows_the_default_key_only_to_you_and_dms_the_other_owner_without_it(
+    settings: Settings,
+) -> None:
+    text = transcript(settings, "y", "grant @bob owner", "/apikeys project create payments")
     reply = reply_to(text, "/apikeys project create payments")
-    shown, dm = reply.split("DM to @ana:\n")
-    assert shown.startswith("#1 only you (@ana) see:\n")
-    assert "New key `default` in `payments`" in shown
+    shown, dm = reply.split("DM to @bob:\n")
+    assert shown.startswith("#2 only you (@ana) see:\n")
+    assert "Created project `payments`; its `default` key" in shown
+    assert "DM to @ana" not in reply  # you saw the reply: no DM about your own change
     [secret] = SECRET_RE.findall(shown)
     assert "created key `default`" in dm
     assert secret not in dm
@@ -69,6 +72,7 @@ def test_a_new_key_secret_is_printed_once_and_only_in_its_creators_reply(setting
     text = transcript(
         settings,
         "y",
+        "grant @bob owner",
         "project create payments",
         "create payments checkout",
         "list payments",
@@ -80,14 +84,15 @@ def test_a_new_key_secret_is_printed_once_and_only_in_its_creators_reply(setting
     assert "it will not be shown again" in created
     [secret] = SECRET_RE.findall(created.split("DM to")[0])
     assert text.count(secret) == 1
-    assert "DM to @ana:" in created
+    assert "DM to @bob:\n  🔑 @ana created key `checkout`" in created  # the DM was there, without it
+    assert "DM to @ana" not in created
 
 
 def test_list_shows_keys_masked_newest_first_and_never_a_secret(settings: Settings) -> None:
     text = transcript(settings, "y", "project create payments", "create payments checkout", "list payments")
     [checkout] = SECRET_RE.findall(reply_to(text, "create payments checkout"))
     listing = reply_to(text, "list payments")
-    assert "Keys in `payments` — page 1, newest first" in listing
+    assert "Keys in `payments` — all 2, newest first" in listing
     assert f"checkout   `{checkout[:14]}…{checkout[-4:]}`" in listing
     assert listing.index("checkout") < listing.index("default")
     assert "created by @ana today at" in listing
@@ -110,12 +115,20 @@ def test_delete_shows_numbered_buttons_and_the_confirm_dialog_before_anything_ha
 
 def test_confirming_delete_with_y_deletes_the_key_and_replaces_the_message(settings: Settings) -> None:
     text = transcript(
-        settings, "y", "project create payments", "delete payments default", "/click 1", "y", "list payments"
+        settings,
+        "y",
+        "project create payments",
+        "grant @bob owner payments",
+        "delete payments default",
+        "/click 1",
+        "y",
+        "list payments",
     )
     outcome = after(text, "Delete (y) or Keep it (n)? [y/N] y\n").split("@ana> ")[0]
-    assert outcome.startswith("#3 only you (@ana) see (replaces message #2):\n")
+    assert outcome.startswith("#4 only you (@ana) see (replaces message #3):\n")
     assert "🗑️ Deleted key `default`" in outcome
-    assert "DM to @ana:\n  🗑️ @ana deleted key `default`" in outcome
+    assert "DM to @bob:\n  🗑️ @ana deleted key `default`" in outcome
+    assert "DM to @ana" not in outcome
     assert "No keys in `payments`" in reply_to(text, "list payments")
 
 
@@ -155,9 +168,9 @@ def test_another_user_is_refused_with_the_same_friendly_error_as_in_slack(settin
     assert stranger.startswith("#2 only you (@bob) see:\n")
     assert "⚠️ No project named `payments` that you can see." in stranger
     reader = reply_to(text, "create payments mine")
-    assert "⚠️ Only an organization owner or an owner of this project may" in reader
+    assert "⚠️ Only owners of `payments` can " in reader
     assert not SECRET_RE.search(reader)
-    assert "⚠️ Only an organization owner or an owner of this project may" in reply_to(
+    assert "⚠️ Only owners of `payments` can " in reply_to(
         text, "delete payments default"
     )
 
@@ -171,22 +184,34 @@ def test_a_button_on_another_users_private_message_cannot_be_pressed(settings: S
 
 def test_dms_go_to_the_right_users_and_dms_lists_them_by_user(settings: Settings) -> None:
     text = transcript(
-        settings, "y", "project create payments", "grant @bob read-only payments", "/dms @bob", "/dms"
+        settings,
+        "y",
+        "project create payments",
+        "grant @bob owner payments",
+        "/as bob",
+        "create payments checkout",
+        "/dms @bob",
+        "/dms",
     )
-    granted = reply_to(text, "grant @bob read-only payments")
-    assert "@bob is now read-only of project `payments`" in granted
-    assert "DM to @bob:\n  👤 @ana made you read-only of project `payments` on today at" in granted
+    granted = reply_to(text, "grant @bob owner payments")
+    assert "@bob is now owner in `payments`. That lets them create keys" in granted
+    assert "DM to @bob:\n  👤 @ana made you owner in `payments`, today at" in granted
     assert "DM to @ana" not in granted
+    created = reply_to(text, "create payments checkout")
+    assert "DM to @ana:\n  🔑 @bob created key `checkout`" in created  # the org owner, not bob who made it
+    assert "DM to @bob" not in created
     only_bob = reply_to(text, "/dms @bob")
     assert "DM to @bob:" in only_bob and "DM to @ana:" not in only_bob
     everyone = reply_to(text, "/dms")
-    assert everyone.index("DM to @ana:") < everyone.index("DM to @bob:")
+    assert everyone.index("DM to @bob:") < everyone.index("DM to @ana:")
 
 
 def test_lines_without_the_apikeys_prefix_are_keybot_commands_too(settings: Settings) -> None:
     text = transcript(settings, "y", "/apikeys projects", "projects")
     assert reply_to(text, "/apikeys projects").replace("#1", "#2") == reply_to(text, "projects")
-    assert "You can't see any project yet" in reply_to(text, "projects")
+    assert "There is no project yet. Create one with `/apikeys project create <project>`." in reply_to(
+        text, "projects"
+    )
 
 
 def test_an_unknown_keybot_word_gets_the_nearest_command_or_a_pointer_to_help(settings: Settings) -> None:
@@ -220,13 +245,14 @@ def test_click_without_buttons_or_with_a_wrong_number_says_why(settings: Setting
 
 def test_paging_buttons_replace_the_list_with_the_next_page(settings: Settings) -> None:
     keys = [f"create payments k{i:02d}" for i in range(20)]
-    text = transcript(settings, "y", "project create payments", *keys, "list payments", "/click 1")
+    text = transcript(settings, "y", "project create payments", *keys, "list payments", "/click 101")
     first = reply_to(text, "list payments")
-    assert "[1] Older ▶" in first
+    assert "1–20 of 21" in first
+    assert "[100] Audit log" in first and "[101] Older ▶" in first  # each row's menu first, then paging
     assert "default" not in first
-    older = reply_to(text, "/click 1")
+    older = reply_to(text, "/click 101")
     assert "(replaces message #22)" in older
-    assert "page 2" in older and "default" in older and "[1] ◀ Newer" in older
+    assert "21 of 21, newest first" in older and "default" in older and "[6] ◀ Newer" in older
 
 
 def test_quit_ends_the_session_with_exit_code_zero(settings: Settings) -> None:

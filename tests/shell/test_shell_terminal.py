@@ -80,9 +80,12 @@ def test_the_shell_runs_in_a_terminal_bootstraps_runs_a_command_and_survives_ctr
         terminal.expect("Create one with you as its owner? [Y/n] ")
         terminal.send(b"y\r")
         terminal.expect("@ana> ")
+        terminal.send(b"grant @bob owner\r")  # another owner, to be told of the project by DM
+        terminal.expect("@ana> ")
         terminal.send(b"project create payments\r")
-        shown = terminal.expect("DM to @ana:")
+        shown = terminal.expect("DM to @bob:")
         assert "only you (@ana) see:" in shown
+        assert "DM to @ana" not in shown
         terminal.expect("@ana> ")
         time.sleep(0.5)  # as a person would: readline sets up the terminal just after the prompt shows
         terminal.send(CTRL_C)

@@ -35,4 +35,5 @@ async def test_switching_user_changes_the_prompt_and_who_sends_the_next_command(
         assert await shell.handle("/as bob") == "You are now @bob (UBOB)."
         assert shell.prompt == "@bob> "
         reply = await shell.handle("whoami")
-        assert "You are @bob in keybot shell, with no role yet." in reply
+        assert "You are @bob in keybot shell, with no role yet, so you can see no project or key." in reply
+        assert "Ask an organization owner for one: @ana." in reply

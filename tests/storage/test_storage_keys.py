@@ -78,7 +78,7 @@ async def test_delete_key_removes_it_and_frees_its_name(store: SqlStore, world: 
         assert await tx.delete_key(key.id)
         assert not await tx.delete_key(key.id)
     assert await store.verify_record(key.key_id) is None
-    assert not await store.key_exists(key.id)
+    assert await store.key_state(key.id, key_id=key.key_id) is None
     async with store.transaction() as tx:
         assert await tx.key_named(project_id=world.project.id, name="deploy") is None
         again = await tx.add_key(new_key(world.project.id, "Deploy"))
@@ -107,7 +107,7 @@ async def test_verify_record_joins_the_key_with_its_project_and_org(store: SqlSt
         last_used_at=None,
     )
     assert await store.verify_record("Kunknown") is None
-    assert await store.key_exists(key.id)
+    assert await store.key_state(key.id, key_id=record.key_id) is not None
 
 
 async def test_touch_key_records_the_last_use_and_never_moves_it_back(store: SqlStore, world: World) -> None:

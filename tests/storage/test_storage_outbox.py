@@ -279,3 +279,20 @@ async def test_unsent_rows_are_listed_pending_or_dead_oldest_first_without_their
     ]
     assert all(e.created_at == T0 for e in pending + dead)
     assert [e.user_id for e in await store.unsent_notifications(dead=False, limit=1)] == ["U0000"]
+
+
+async def test_a_row_waits_out_the_settle_time_and_then_brings_its_recipients_younger_rows(store: SqlStore) -> None:
+    async with store.transaction() as tx:
+        await tx.notify(replace(notice(1), recipient="UANA", at=T0))
+        await tx.notify(replace(notice(2), recipient="UANA", at=T0 + timedelta(seconds=2)))
+        await tx.notify(replace(notice(3), recipient="UBOB", at=T0 + timedelta(seconds=2)))
+
+    async def claim(now: datetime) -> list[str]:
+        rows = await store.claim_notifications(limit=100, now=now, lease_seconds=LEASE, settle_seconds=3)
+        return [f"{n.user_id}:{n.notice.key_name if n.notice else ''}" for n in rows]
+
+    one, two, three = (notice(n).key_name for n in (1, 2, 3))
+    assert await claim(T0 + timedelta(seconds=2.5)) == []
+    assert await claim(T0 + timedelta(seconds=3)) == [f"UANA:{one}", f"UANA:{two}"]
+    assert await claim(T0 + timedelta(seconds=4)) == []
+    assert await claim(T0 + timedelta(seconds=5)) == [f"UBOB:{three}"]

@@ -15,6 +15,7 @@ from bot.services.results import (
     KeyPage,
     Members,
     RoleChange,
+    VisibleProjects,
     Whoami,
 )
 from bot.slack import blocks
@@ -38,9 +39,12 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "help with intro": blocks.help_message(intro="I don't know `x`."),
     "error": blocks.error_message("nope"),
     "created": blocks.created_key(CreatedKey(project="p", name="k", masked="kb_x_…abcd", plaintext="kb_secret")),
-    "full page": blocks.key_page(KeyPage(project="p", keys=[_key(i) for i in range(20)], has_newer=True,
-                                         has_older=True), number=2),
-    "empty page": blocks.key_page(KeyPage(project="p", keys=[], has_newer=False, has_older=False), number=1),
+    "full page": blocks.key_page(KeyPage(project="p", keys=[_key(i) for i in range(20)], total=57, first=21)),
+    "only page": blocks.key_page(KeyPage(project="p", keys=[_key(i) for i in range(3)], total=3, first=1)),
+    "created project": blocks.created_key(
+        CreatedKey(project="p", name="default", masked="kb_x_…abcd", plaintext="kb_secret"), new_project=True
+    ),
+    "empty page": blocks.key_page(KeyPage(project="p", keys=[])),
     "confirm": blocks.confirm_delete(DeleteRequest(token="tok", project="p", name="k", masked="kb_x_…abcd",
                                                    expires_at=NOW + timedelta(minutes=10))),
     "deleted": blocks.deleted(DeletedKey(project="p", name="k", masked="kb_x_…abcd")),
@@ -48,11 +52,18 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "whoami": blocks.whoami(Whoami(org="Acme", user_id="U1", grants=[RoleGrant("U1", "owner", None),
                                                                      RoleGrant("U1", "admin", "p")])),
     "whoami nobody": blocks.whoami(Whoami(org="Acme", user_id="U1", grants=[])),
-    "projects": blocks.projects([Project(id=1, org_id=1, name="p")]),
-    "no projects": blocks.projects([]),
+    "projects": blocks.projects(VisibleProjects([Project(id=1, org_id=1, name="p")], org_role="owner")),
+    "no projects": blocks.projects(VisibleProjects([], org_role="member", org_owners=["U1", "U2"])),
+    "no projects yet": blocks.projects(VisibleProjects([], org_role="owner")),
     "members": blocks.members(Members(scope="p", grants=[RoleGrant("U1", "owner", "p")])),
-    "granted": blocks.role_changed(RoleChange(user_id="U2", role="admin", project="p")),
-    "revoked": blocks.role_changed(RoleChange(user_id="U2", role=None, project=None)),
+    "project members": blocks.members(
+        Members(scope="p", grants=[RoleGrant("U0", "owner", None), RoleGrant("U1", "owner", "p")], project="p")
+    ),
+    "granted": blocks.role_changed(RoleChange(user_id="U2", role="admin", project="p"), actor="U1"),
+    "changed": blocks.role_changed(RoleChange(user_id="U2", role="owner", project=None, previous="member"), actor="U1"),
+    "unchanged": blocks.role_changed(RoleChange(user_id="U2", role="owner", project=None, previous="owner"), actor="U1"),
+    "revoked": blocks.role_changed(RoleChange(user_id="U2", role=None, project=None, previous="member"), actor="U1"),
+    "revoked self": blocks.role_changed(RoleChange(user_id="U1", role=None, project="p", previous="owner"), actor="U1"),
     "audit": blocks.audit_page(AuditPage(project="p", events=[_event(i) for i in range(20)], has_older=True),
                                number=1),
 }
@@ -82,8 +93,8 @@ def test_a_full_page_shows_twenty_keys_and_both_paging_buttons() -> None:
 def test_the_paging_buttons_carry_cursors_the_codec_reads_back() -> None:
     [actions] = [b for b in MESSAGES["full page"]["blocks"] if b["type"] == "actions"]
     newer, older = (decode_page(e["value"]) for e in actions["elements"])
-    assert newer == PageCursor(project="p", row_id=0, page=1)
-    assert older == PageCursor(project="p", row_id=19, page=3)
+    assert newer == PageCursor(project="p", row_id=0, page=21)  # where the page it was on started
+    assert older == PageCursor(project="p", row_id=19, page=41)  # where the next page starts
 
 
 def test_the_delete_button_is_danger_with_a_danger_confirm_dialog() -> None:
@@ -91,3 +102,40 @@ def test_the_delete_button_is_danger_with_a_danger_confirm_dialog() -> None:
     delete, cancel = actions["elements"]
     assert delete["style"] == "danger" and delete["confirm"]["style"] == "danger"
     assert delete["value"] == cancel["value"] == "tok"
+
+
+def test_a_middle_page_says_which_keys_of_how_many_and_offers_both_ways() -> None:
+    page = MESSAGES["full page"]
+    assert "21–40 of 57" in page["blocks"][0]["text"]["text"]
+    actions = [b for b in page["blocks"] if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == ["keys_newer", "keys_older"]
+
+
+def test_a_single_page_says_all_and_offers_no_paging() -> None:
+    page = MESSAGES["only page"]
+    assert "all 3, newest first" in page["blocks"][0]["text"]["text"]
+    assert not [b for b in page["blocks"] if b["type"] == "actions"]
+
+
+def test_every_key_row_has_a_menu_of_what_an_owner_can_do_to_it() -> None:
+    rows = [b for b in MESSAGES["full page"]["blocks"] if b.get("accessory")]
+    assert len(rows) == 20
+    labels = [[o["text"]["text"] for o in row["accessory"]["options"]] for row in rows]
+    assert labels == [["Show details", "Roll (new secret)", "Disable", "Delete…", "Audit log"]] * 20
+    assert [o["value"] for o in rows[0]["accessory"]["options"]] == [
+        "show|p|key-0", "roll|p|key-0", "disable|p|key-0", "delete|p|key-0", "audit|p|key-0"
+    ]
+
+
+def test_no_visible_project_explains_the_role_and_names_who_can_help() -> None:
+    text = MESSAGES["no projects"]["text"]
+    assert "Your organization role, *member*, lets you see only the projects where you hold a project role" in text
+    assert "<@U1>, <@U2>" in text
+    assert "Create one with `/apikeys project create <project>`" in MESSAGES["no projects yet"]["text"]
+
+
+def test_a_projects_members_start_with_the_organization_owners_marked_as_such() -> None:
+    text = MESSAGES["project members"]["text"]
+    assert text.index("<@U0> — *owner* of the organization (controls this project's keys)") < text.index(
+        "<@U1> — *owner* in `p`"
+    )

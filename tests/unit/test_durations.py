@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.durations import MAX_DURATION, format_duration, parse_duration, parse_when
+from bot.domain.durations import MAX_DURATION, format_duration, format_span, parse_duration, parse_when
 from bot.domain.errors import InvalidInput
 
 NOW = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
@@ -68,3 +68,19 @@ def test_past_impossible_or_unknown_moments_are_refused_with_what_is_accepted(ra
     with pytest.raises(InvalidInput) as err:
         parse_when(raw, now=NOW)
     assert "`never`" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("span", "words"),
+    [
+        (timedelta(days=30, hours=5), "30 days"),
+        (timedelta(days=1, hours=23), "1 day"),
+        (timedelta(hours=23, minutes=59), "23 hours"),
+        (timedelta(hours=1), "1 hour"),
+        (timedelta(minutes=2, seconds=59), "2 minutes"),
+        (timedelta(seconds=59), "less than a minute"),
+        (timedelta(0), "less than a minute"),
+    ],
+)
+def test_a_span_reads_in_its_largest_whole_unit(span: timedelta, words: str) -> None:
+    assert format_span(span) == words

@@ -1,7 +1,7 @@
 """Notices (bot/domain/notices.py) and their DM text (bot/slack/notices.py): the words owners read."""
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,10 +11,12 @@ from bot.slack.notices import dm_text
 
 AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 DATE = "<!date^1736942400^{date_short_pretty} at {time}|2025-01-15 12:00 UTC>"
+UNTIL = AT + timedelta(days=1)
+UNTIL_DATE = "<!date^1737028800^{date_short_pretty} at {time}|2025-01-16 12:00 UTC>"
 MASKED = "kb_AbCdEfGhIj_…wxyz"
 
 
-def notice(kind: NoticeKind, **fields: str | None) -> Notice:
+def notice(kind: NoticeKind, **fields: str | datetime | None) -> Notice:
     return Notice(kind=kind, recipient="U2", team_id="T1", actor="U1", at=AT, **fields)
 
 
@@ -24,28 +26,70 @@ KEY = {"project": "payments", "key_name": "ci", "key_masked": MASKED}
 EXPECTED = {
     "key created": (
         notice(NoticeKind.KEY_CREATED, **KEY),
-        f":key: <@U1> created key `ci` (`{MASKED}`) in project `payments` on {DATE}.",
+        f":key: <@U1> created key `ci` (`{MASKED}`) in project `payments`, {DATE}.",
     ),
     "key deleted": (
         notice(NoticeKind.KEY_DELETED, **KEY),
-        f":wastebasket: <@U1> deleted key `ci` (`{MASKED}`) in project `payments` on {DATE}. "
+        f":wastebasket: <@U1> deleted key `ci` (`{MASKED}`) in project `payments`, {DATE}. "
         "It no longer verifies.",
     ),
     "project role granted": (
         notice(NoticeKind.ROLE_GRANTED, project="payments", org="Acme", role="read-only"),
-        f":bust_in_silhouette: <@U1> made you *read-only* of project `payments` on {DATE}.",
+        f":bust_in_silhouette: <@U1> made you *read-only* in `payments`, {DATE}. "
+        "That lets you see this project, see members — but not see or change its keys.",
+    ),
+    "project role changed": (
+        notice(NoticeKind.ROLE_GRANTED, project="payments", org="Acme", role="owner", previous_role="admin"),
+        f":bust_in_silhouette: <@U1> made you *owner* in `payments` (you were admin), {DATE}. "
+        "That lets you create keys, list keys, manage keys (disable, enable, roll, expiry), delete keys, read "
+        "the audit log, see the key policy, grant or revoke project roles, see this project, see members.",
     ),
     "org role granted": (
         notice(NoticeKind.ROLE_GRANTED, org="Acme", role="member"),
-        f":bust_in_silhouette: <@U1> made you *member* of the organization `Acme` on {DATE}.",
+        f":bust_in_silhouette: <@U1> made you a *member* of the organization `Acme`, {DATE}. "
+        "That lets you see a project only with a project role in it — and no keys.",
     ),
     "project role revoked": (
-        notice(NoticeKind.ROLE_REVOKED, project="payments", org="Acme"),
-        f":bust_in_silhouette: <@U1> removed your role in project `payments` on {DATE}.",
+        notice(NoticeKind.ROLE_REVOKED, project="payments", org="Acme", previous_role="read-only"),
+        f":bust_in_silhouette: <@U1> removed your role *read-only* in `payments`, {DATE}.",
     ),
     "org role revoked": (
-        notice(NoticeKind.ROLE_REVOKED, org="Acme"),
-        f":bust_in_silhouette: <@U1> removed your role in the organization `Acme` on {DATE}.",
+        notice(NoticeKind.ROLE_REVOKED, org="Acme", previous_role="member"),
+        f":bust_in_silhouette: <@U1> removed your role *member* in the organization `Acme`, {DATE}.",
+    ),
+    "key disabled": (
+        notice(NoticeKind.KEY_DISABLED, **KEY),
+        f":no_entry: <@U1> disabled key `ci` (`{MASKED}`) in project `payments`, {DATE}. "
+        "It is refused until an owner enables it again.",
+    ),
+    "key enabled": (
+        notice(NoticeKind.KEY_ENABLED, **KEY),
+        f":white_check_mark: <@U1> enabled key `ci` (`{MASKED}`) in project `payments` again, {DATE}. "
+        "It verifies again.",
+    ),
+    "key rolled": (
+        notice(NoticeKind.KEY_ROLLED, **KEY, until=UNTIL),
+        f":arrows_counterclockwise: <@U1> rolled key `ci` in project `payments`, {DATE}: it now shows as "
+        f"`{MASKED}`, and the old secret works until {UNTIL_DATE}.",
+    ),
+    "key rolled without grace": (
+        notice(NoticeKind.KEY_ROLLED, **KEY, until=AT),
+        f":arrows_counterclockwise: <@U1> rolled key `ci` in project `payments`, {DATE}: it now shows as "
+        f"`{MASKED}`, and the old secret stopped working at once.",
+    ),
+    "expiry changed": (
+        notice(NoticeKind.EXPIRY_CHANGED, **KEY, until=UNTIL),
+        f":hourglass: <@U1> changed the expiry of key `ci` (`{MASKED}`) in project `payments`, {DATE}: "
+        f"it now expires {UNTIL_DATE}.",
+    ),
+    "expiry removed": (
+        notice(NoticeKind.EXPIRY_CHANGED, **KEY),
+        f":hourglass: <@U1> changed the expiry of key `ci` (`{MASKED}`) in project `payments`, {DATE}: "
+        "it now never expires.",
+    ),
+    "policy changed": (
+        notice(NoticeKind.POLICY_CHANGED, org="Acme", setting="max-lifetime", value="90d"),
+        f":scroll: <@U1> changed the key policy of the organization `Acme`, {DATE}: `max-lifetime` is now `90d`.",
     ),
 }
 
@@ -64,17 +108,24 @@ def test_every_kind_of_notice_has_its_dm() -> None:
 def test_a_dm_shows_only_what_its_kind_is_about(kind: NoticeKind) -> None:
     """Fields a kind does not show (the recipient, the workspace, another kind's fields) stay out of it."""
     canaries = {
-        f.name: f"CANARY-{f.name}" for f in dataclasses.fields(Notice) if f.name not in ("kind", "at")
+        f.name: f"CANARY-{f.name}"
+        for f in dataclasses.fields(Notice)
+        if f.name not in ("kind", "at", "until")
     }
-    text = dm_text(Notice(kind=kind, at=AT, **canaries))
-    shown = {name for name, value in canaries.items() if value in text}
+    text = dm_text(Notice(kind=kind, at=AT, until=UNTIL, **canaries))
+    shown = {name for name, value in canaries.items() if value in text} | ({"until"} if UNTIL_DATE in text else set())
     assert (
         shown
         == {
             NoticeKind.KEY_CREATED: {"actor", "project", "key_name", "key_masked"},
             NoticeKind.KEY_DELETED: {"actor", "project", "key_name", "key_masked"},
-            NoticeKind.ROLE_GRANTED: {"actor", "project", "role"},
-            NoticeKind.ROLE_REVOKED: {"actor", "project"},
+            NoticeKind.ROLE_GRANTED: {"actor", "project", "role", "previous_role"},
+            NoticeKind.ROLE_REVOKED: {"actor", "project", "previous_role"},
+            NoticeKind.KEY_DISABLED: {"actor", "project", "key_name", "key_masked"},
+            NoticeKind.KEY_ENABLED: {"actor", "project", "key_name", "key_masked"},
+            NoticeKind.KEY_ROLLED: {"actor", "project", "key_name", "key_masked", "until"},
+            NoticeKind.EXPIRY_CHANGED: {"actor", "project", "key_name", "key_masked", "until"},
+            NoticeKind.POLICY_CHANGED: {"actor", "org", "setting", "value"},
         }[kind]
     )
 
@@ -92,12 +143,26 @@ def test_a_notice_has_no_field_that_could_hold_a_secret() -> None:
         "key_name",
         "key_masked",
         "role",
+        "previous_role",
         "enterprise_id",
         "origin",
+        "until",
+        "setting",
+        "value",
     ]
 
 
-@pytest.mark.parametrize("kind", [NoticeKind.KEY_CREATED, NoticeKind.KEY_DELETED])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        NoticeKind.KEY_CREATED,
+        NoticeKind.KEY_DELETED,
+        NoticeKind.KEY_DISABLED,
+        NoticeKind.KEY_ENABLED,
+        NoticeKind.KEY_ROLLED,
+        NoticeKind.EXPIRY_CHANGED,
+    ],
+)
 def test_a_real_keys_notice_carries_no_secret_through(kind: NoticeKind) -> None:
     key = KeyFormat().generate()
     secret = key.plaintext.split("_", 2)[2][:22]

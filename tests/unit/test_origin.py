@@ -77,7 +77,7 @@ async def test_every_audit_event_and_dm_of_a_shell_context_is_marked_as_made_in_
     }
     assert [e.origin for e in events] == [SHELL_ORIGIN] * len(events)
     rows = store.outbox()
-    assert len(rows) >= 5
+    assert len(rows) >= 2  # UBOB's grant and revoke (the actor gets no DM about their own changes)
     assert [(r.origin, r.notice.origin if r.notice else None) for r in rows] == [
         (SHELL_ORIGIN, SHELL_ORIGIN)
     ] * len(rows)
@@ -156,5 +156,5 @@ def test_the_audit_log_says_which_changes_were_made_in_keybot_shell() -> None:
     shell = blocks.audit_page(AuditPage("p", events=[_event(SHELL_ORIGIN)], has_older=False), number=1)
     slack = blocks.audit_page(AuditPage("p", events=[_event(None)], has_older=False), number=1)
     shell_line, slack_line = shell["blocks"][-1]["text"]["text"], slack["blocks"][-1]["text"]["text"]
-    assert shell_line.endswith("<@UANA> key created `checkout` (`kb_AbCdEfGhIj_…wxyz`) (in keybot shell)")
-    assert slack_line.endswith("<@UANA> key created `checkout` (`kb_AbCdEfGhIj_…wxyz`)")
+    assert shell_line.endswith("<@UANA> created key `checkout` (`kb_AbCdEfGhIj_…wxyz`) (in keybot shell)")
+    assert slack_line.endswith("<@UANA> created key `checkout` (`kb_AbCdEfGhIj_…wxyz`)")

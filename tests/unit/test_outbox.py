@@ -340,12 +340,12 @@ async def test_a_slack_outage_never_fails_a_key_operation_nor_loses_its_dms(
         await outbox.drain_once()
         clock.advance(minutes=1)
     assert len(store.state.keys) == 1
-    assert await store.pending_notifications() == 3  # U2's grant, then the key DM to U1 and U2
+    assert await store.pending_notifications() == 2  # U2's grant, then the key DM to U2 (U1 made it)
     client.failing = False
     clock.advance(minutes=15)
     await outbox.drain_once()
     assert await store.pending_notifications() == 0
-    assert sorted(user for user, text in client.delivered if created.masked in text) == ["U1", "U2"]
+    assert sorted(user for user, text in client.delivered if created.masked in text) == ["U2"]
 
 
 class RawHttpResponse:
@@ -624,3 +624,65 @@ async def test_the_running_purger_purges_at_once_survives_an_outage_and_stops_cl
     calls = store.calls["purge_sent_notifications"]
     await asyncio.sleep(0.05)
     assert store.calls["purge_sent_notifications"] == calls
+
+
+async def _queue_at(store: MemoryStore, clock: FakeClock, user: str, key: str) -> None:
+    note = Notice(
+        NoticeKind.KEY_CREATED,
+        recipient=user,
+        team_id="T1",
+        actor="U0",
+        at=clock(),
+        project="web",
+        key_name=key,
+        key_masked="kb_AbCdEfGhIj_…wxyz",
+    )
+    async with store.transaction() as tx:
+        await tx.notify(note)
+
+
+async def test_changes_for_one_person_within_the_merge_window_go_out_as_one_dm(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    client = FakeSlackClient()
+    outbox = worker(store, client, clock, merge_seconds=3)
+    await _queue_at(store, clock, "U1", "first")
+    clock.advance(seconds=2)
+    await _queue_at(store, clock, "U1", "second")
+    await _queue_at(store, clock, "U2", "other")
+    assert await outbox.drain_once() == 0  # nothing has settled yet: more may come
+    clock.advance(seconds=1)
+    assert await outbox.drain_once() == 2  # U1's first settled and brought its second along
+    assert len(client.delivered) == 1  # U2's change is still settling
+    clock.advance(seconds=2)
+    assert await outbox.drain_once() == 1
+    by_user = {user: text for user, text in client.delivered}
+    assert len(client.delivered) == 2
+    assert by_user["U1"].startswith("2 changes in keybot:\n• ")
+    assert by_user["U1"].index("`first`") < by_user["U1"].index("`second`")
+    assert "`other`" in by_user["U2"] and not by_user["U2"].startswith("2 changes")
+    assert await store.pending_notifications() == 0
+
+
+async def test_without_a_merge_window_each_change_is_its_own_dm(store: MemoryStore, clock: FakeClock) -> None:
+    client = FakeSlackClient()
+    await _queue_at(store, clock, "U1", "first")
+    clock.advance(seconds=10)
+    await _queue_at(store, clock, "U1", "second")
+    await worker(store, client, clock, merge_seconds=0).drain_once()
+    assert await store.pending_notifications() == 0
+    assert len(client.delivered) == 1  # both were due together, so they still merge into one DM
+    clock.advance(seconds=1)
+    await _queue_at(store, clock, "U1", "third")
+    await worker(store, client, clock, merge_seconds=0).drain_once()
+    assert len(client.delivered) == 2 and "`third`" in client.delivered[-1][1]
+
+
+async def test_a_merged_dm_slack_refuses_keeps_every_row_it_carried(store: MemoryStore, clock: FakeClock) -> None:
+    client = FakeSlackClient()
+    client.failing = True
+    await _queue_at(store, clock, "U1", "first")
+    await _queue_at(store, clock, "U1", "second")
+    await worker(store, client, clock).drain_once()
+    assert await store.pending_notifications() == 2
+    assert all(row.sent_at is None for row in store.outbox())

@@ -20,39 +20,43 @@ COLUMNS = {
     "SP": Action.SEE_PROJECT,
     "CK": Action.CREATE_KEY,
     "LK": Action.LIST_KEYS,
+    "MK": Action.MANAGE_KEYS,
     "DK": Action.DELETE_KEY,
     "SM": Action.SEE_MEMBERS,
     "GO": Action.GRANT_ORG_ROLE,
     "GP": Action.GRANT_PROJECT_ROLE,
     "RA": Action.READ_AUDIT,
+    "VP": Action.SEE_POLICY,
+    "XP": Action.SET_POLICY,
 }
 
-# From DESIGN.md §1: org owners may do everything; billing-admin and member grant nothing about keys or
-# projects by themselves; a project owner manages that project's keys, roles and audit log; admin,
-# read-write and read-only only see the project and its members. Creating projects and org roles are
-# for org owners only. A user holding two roles gets what either allows.
+# From DESIGN.md §1 and §5.1: org owners may do everything; billing-admin and member grant nothing about
+# keys or projects by themselves; a project owner manages that project's keys (create, list, show,
+# disable, enable, roll, expiry, delete), roles and audit log, and sees the org's key policy; admin,
+# read-write and read-only only see the project and its members. Creating projects, org roles and
+# changing the key policy are for org owners only. A user holding two roles gets what either allows.
 EXPECTED = """
-org            project        CP SP CK LK DK SM GO GP RA
-owner          owner          Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          admin          Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          read-write     Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          read-only      Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          -              Y  Y  Y  Y  Y  Y  Y  Y  Y
-billing-admin  owner          .  Y  Y  Y  Y  Y  .  Y  Y
-billing-admin  admin          .  Y  .  .  .  Y  .  .  .
-billing-admin  read-write     .  Y  .  .  .  Y  .  .  .
-billing-admin  read-only      .  Y  .  .  .  Y  .  .  .
-billing-admin  -              .  .  .  .  .  .  .  .  .
-member         owner          .  Y  Y  Y  Y  Y  .  Y  Y
-member         admin          .  Y  .  .  .  Y  .  .  .
-member         read-write     .  Y  .  .  .  Y  .  .  .
-member         read-only      .  Y  .  .  .  Y  .  .  .
-member         -              .  .  .  .  .  .  .  .  .
--              owner          .  Y  Y  Y  Y  Y  .  Y  Y
--              admin          .  Y  .  .  .  Y  .  .  .
--              read-write     .  Y  .  .  .  Y  .  .  .
--              read-only      .  Y  .  .  .  Y  .  .  .
--              -              .  .  .  .  .  .  .  .  .
+org            project        CP SP CK LK MK DK SM GO GP RA VP XP
+owner          owner          Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          admin          Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          read-write     Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          read-only      Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          -              Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+billing-admin  owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .
+billing-admin  admin          .  Y  .  .  .  .  Y  .  .  .  .  .
+billing-admin  read-write     .  Y  .  .  .  .  Y  .  .  .  .  .
+billing-admin  read-only      .  Y  .  .  .  .  Y  .  .  .  .  .
+billing-admin  -              .  .  .  .  .  .  .  .  .  .  .  .
+member         owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .
+member         admin          .  Y  .  .  .  .  Y  .  .  .  .  .
+member         read-write     .  Y  .  .  .  .  Y  .  .  .  .  .
+member         read-only      .  Y  .  .  .  .  Y  .  .  .  .  .
+member         -              .  .  .  .  .  .  .  .  .  .  .  .
+-              owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .
+-              admin          .  Y  .  .  .  .  Y  .  .  .  .  .
+-              read-write     .  Y  .  .  .  .  Y  .  .  .  .  .
+-              read-only      .  Y  .  .  .  .  Y  .  .  .  .  .
+-              -              .  .  .  .  .  .  .  .  .  .  .  .
 """
 
 
@@ -95,9 +99,9 @@ def test_allowed_matches_the_design_table(
     )
 
 
-def test_only_org_owners_may_create_projects_or_change_org_roles() -> None:
+def test_only_org_owners_may_create_projects_change_org_roles_or_set_the_policy() -> None:
     for org_role, project_role in itertools.product(ORG_ROLES, PROJECT_ROLES):
-        for action in (Action.CREATE_PROJECT, Action.GRANT_ORG_ROLE):
+        for action in (Action.CREATE_PROJECT, Action.GRANT_ORG_ROLE, Action.SET_POLICY):
             assert allowed(action, org_role=org_role, project_role=project_role) is (
                 org_role is OrgRole.OWNER
             )
@@ -112,8 +116,12 @@ def test_billing_admin_cannot_see_a_project_without_a_project_role() -> None:
 
 
 def test_org_scoped_actions_require_an_organization_owner() -> None:
-    for action in (Action.CREATE_PROJECT, Action.GRANT_ORG_ROLE):
+    for action in (Action.CREATE_PROJECT, Action.GRANT_ORG_ROLE, Action.SET_POLICY):
         assert required_roles(action) == "an organization owner"
+
+
+def test_seeing_the_policy_says_an_owner_of_any_project_is_enough() -> None:
+    assert required_roles(Action.SEE_POLICY) == "an organization owner or an owner of a project"
 
 
 @pytest.mark.parametrize("action", [Action.SEE_PROJECT, Action.SEE_MEMBERS])
@@ -123,7 +131,14 @@ def test_viewing_actions_say_any_project_role_is_enough(action: Action) -> None:
 
 @pytest.mark.parametrize(
     "action",
-    [Action.CREATE_KEY, Action.LIST_KEYS, Action.DELETE_KEY, Action.GRANT_PROJECT_ROLE, Action.READ_AUDIT],
+    [
+        Action.CREATE_KEY,
+        Action.LIST_KEYS,
+        Action.MANAGE_KEYS,
+        Action.DELETE_KEY,
+        Action.GRANT_PROJECT_ROLE,
+        Action.READ_AUDIT,
+    ],
 )
 def test_key_and_project_role_actions_say_a_project_owner_is_needed(action: Action) -> None:
     assert required_roles(action) == "an organization owner or an owner of this project"
@@ -136,7 +151,7 @@ def test_required_roles_wording_agrees_with_the_table(action: Action) -> None:
     project_owner_may = TABLE[(None, ProjectRole.OWNER, action)]
     read_only_may = TABLE[(None, ProjectRole.READ_ONLY, action)]
     assert ("a role in this project" in wording) is read_only_may
-    assert ("an owner of this project" in wording) is (project_owner_may and not read_only_may)
+    assert ("an owner of" in wording) is (project_owner_may and not read_only_may)
 
 
 @pytest.mark.parametrize(

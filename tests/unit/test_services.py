@@ -215,13 +215,27 @@ async def test_only_owners_may_touch_keys(world: World, operation: str, who: str
     assert world.store.state == state
     assert world.hasher.hashes == hashes
     if error is PermissionDenied:
-        assert "an organization owner or an owner of this project" in str(err.value)
+        assert "Only owners of `payments` can " in str(err.value)
+        helpers = {part.id for part in err.value.parts if isinstance(part, User)}
+        assert helpers == {OWNER.user_id, OWNER2.user_id, P_OWNER.user_id}
 
 
 async def test_read_only_member_cannot_list_keys(world: World) -> None:
     with pytest.raises(PermissionDenied) as err:
         await world.keybot.keys.page(RO, project="payments")
-    assert str(err.value).startswith("Only an organization owner or an owner of this project may list keys")
+    assert str(err.value) == (
+        f"Only owners of `payments` can list keys: @{OWNER.user_id} and @{OWNER2.user_id} (organization owners) "
+        f"or @{P_OWNER.user_id} (project owner). Ask one of them to make you an owner of `payments`, or to do it "
+        "for you."
+    )
+
+
+async def test_a_refused_org_action_names_the_organization_owners(world: World) -> None:
+    with pytest.raises(PermissionDenied) as err:
+        await world.keybot.projects.create(P_OWNER, name="ledger")
+    assert str(err.value) == (
+        f"Only organization owners can create projects: @{OWNER.user_id} and @{OWNER2.user_id}. Ask one of them."
+    )
 
 
 @pytest.mark.parametrize("who", list(REFUSED))
@@ -544,7 +558,7 @@ async def test_every_owner_gets_one_notice_when_a_key_is_created(world: World) -
     since = len(world.store.outbox())
     created = await world.keybot.keys.create(P_OWNER, project="payments", name="ci")
     rows = world.new_outbox(since)
-    assert sorted(r.user_id for r in rows) == sorted(PAYMENTS_OWNERS)
+    assert sorted(r.user_id for r in rows) == sorted(set(PAYMENTS_OWNERS) - {P_OWNER.user_id})
     for row in rows:
         assert row.notice == Notice(
             kind=NoticeKind.KEY_CREATED,
@@ -565,7 +579,7 @@ async def test_every_owner_gets_one_notice_when_a_key_is_deleted(world: World) -
     since = len(world.store.outbox())
     await world.keybot.keys.confirm_delete(OWNER, token=request.token)
     rows = world.new_outbox(since)
-    assert sorted(r.user_id for r in rows) == sorted(PAYMENTS_OWNERS)
+    assert sorted(r.user_id for r in rows) == sorted(set(PAYMENTS_OWNERS) - {OWNER.user_id})
     for row in rows:
         assert row.notice is not None
         assert (row.notice.kind, row.notice.recipient, row.notice.actor) == (
@@ -587,7 +601,7 @@ async def test_notices_carry_the_actors_enterprise(world: World) -> None:
     await world.keybot.keys.create(grid_owner, project="payments", name="ci")
     await world.keybot.people.grant(grid_owner, user_id=NOBODY.user_id, role="member")
     notices = [row.notice for row in world.new_outbox(since)]
-    assert len(notices) == len(PAYMENTS_OWNERS) + 1
+    assert len(notices) == len(PAYMENTS_OWNERS) - 1 + 1  # not the actor; plus the grantee
     assert all(n is not None and n.enterprise_id == "E0GRID" for n in notices)
 
 
@@ -602,7 +616,7 @@ async def test_org_owners_are_told_about_a_new_project_and_its_default_key(world
     since = len(world.store.outbox())
     created = await world.keybot.projects.create(OWNER, name="ledger")
     rows = world.new_outbox(since)
-    assert sorted(r.user_id for r in rows) == sorted([OWNER.user_id, OWNER2.user_id])
+    assert sorted(r.user_id for r in rows) == [OWNER2.user_id]
     for row in rows:
         assert row.notice is not None
         assert (row.notice.kind, row.notice.project, row.notice.key_name, row.notice.key_masked) == (
@@ -826,7 +840,17 @@ async def test_whoami_in_another_workspace_shows_that_org(world: World) -> None:
 async def test_projects_lists_only_what_the_actor_can_see(
     world: World, actor: Actor, expected: list[str]
 ) -> None:
-    assert sorted(p.name for p in await world.keybot.projects.visible(actor)) == expected
+    assert sorted(p.name for p in (await world.keybot.projects.visible(actor)).projects) == expected
+
+
+@pytest.mark.parametrize("actor", [BILLING, MEMBER, NOBODY])
+async def test_seeing_no_project_comes_with_the_org_role_and_the_owners_who_can_help(
+    world: World, actor: Actor
+) -> None:
+    visible = await world.keybot.projects.visible(actor)
+    assert visible.projects == []
+    assert visible.org_role == {BILLING: "billing-admin", MEMBER: "member", NOBODY: None}[actor]
+    assert sorted(visible.org_owners) == sorted([OWNER.user_id, OWNER2.user_id])
 
 
 async def test_a_project_name_taken_in_another_workspace_is_a_separate_project(world: World) -> None:
@@ -841,7 +865,8 @@ async def test_a_project_name_taken_in_another_workspace_is_a_separate_project(w
     ]
     assert theirs.masked != world.payments_default.masked
     told = {r.user_id for r in world.store.outbox() if r.notice and r.notice.key_masked == theirs.masked}
-    assert told == {STRANGER.user_id}
+    assert told == set()  # the stranger made it and is the only owner there: nobody else to tell
+    assert all(r.notice is None or r.notice.team_id == TEAM or r.user_id == STRANGER.user_id for r in world.store.outbox())
 
 
 @pytest.mark.parametrize("actor", [OWNER, P_OWNER, ADMIN, RW, RO])
@@ -849,11 +874,14 @@ async def test_anyone_with_a_role_in_a_project_sees_its_members(world: World, ac
     members = await world.keybot.people.members(actor, project="payments")
     assert members.scope == "payments"
     assert set(members.grants) == {
+        RoleGrant(OWNER.user_id, "owner", None),  # organization owners control the project's keys too
+        RoleGrant(OWNER2.user_id, "owner", None),
         RoleGrant(P_OWNER.user_id, "owner", "payments"),
         RoleGrant(ADMIN.user_id, "admin", "payments"),
         RoleGrant(RW.user_id, "read-write", "payments"),
         RoleGrant(RO.user_id, "read-only", "payments"),
     }
+    assert members.project == "payments"
 
 
 @pytest.mark.parametrize("actor", [BILLING, MEMBER, NOBODY, STRANGER])
@@ -894,9 +922,9 @@ async def test_every_change_writes_an_audit_event(world: World) -> None:
         ("key created", P_OWNER.user_id, "ci", created.masked, None, None),
         ("key deleted", OWNER.user_id, "ci", created.masked, None, None),
         ("role granted", P_OWNER.user_id, None, None, NOBODY.user_id, "admin"),
-        ("role revoked", P_OWNER.user_id, None, None, NOBODY.user_id, None),
+        ("role revoked", P_OWNER.user_id, None, None, NOBODY.user_id, "admin"),
         ("role granted", OWNER.user_id, None, None, NOBODY.user_id, "member"),
-        ("role revoked", OWNER.user_id, None, None, NOBODY.user_id, None),
+        ("role revoked", OWNER.user_id, None, None, NOBODY.user_id, "member"),
     ]
     payments_id = next(p.id for p in world.store.state.projects.values() if p.name == "payments")
     assert [e.project_id for e in events] == [payments_id] * 4 + [None, None]
@@ -934,3 +962,70 @@ async def test_the_audit_log_is_paginated(world: World) -> None:
     assert len(second.events) == 7 and not second.has_older
     assert second.events[-1].action == "project created"
     assert {e.id for e in first.events}.isdisjoint(e.id for e in second.events)
+
+
+async def test_the_actor_gets_no_dm_about_their_own_change(world: World) -> None:
+    since = len(world.store.outbox())
+    await world.keybot.keys.create(OWNER, project="payments", name="ci")
+    await world.keybot.people.grant(OWNER, user_id=OWNER.user_id, role="owner", project="payments")
+    await world.keybot.people.revoke(OWNER, user_id=OWNER.user_id, project="payments")
+    assert OWNER.user_id not in {r.user_id for r in world.new_outbox(since)}
+    assert {r.user_id for r in world.new_outbox(since)} == set(PAYMENTS_OWNERS) - {OWNER.user_id}
+
+
+async def test_a_role_change_remembers_the_role_it_replaced_and_a_revoke_the_role_removed(world: World) -> None:
+    since = len(world.store.outbox())
+    changed = await world.keybot.people.grant(OWNER, user_id=RO.user_id, role="admin", project="payments")
+    removed = await world.keybot.people.revoke(OWNER, user_id=RO.user_id, project="payments")
+    assert (changed.role, changed.previous) == ("admin", "read-only")
+    assert (removed.role, removed.previous) == (None, "admin")
+    notices = [r.notice for r in world.new_outbox(since)]
+    assert [(n.kind, n.role, n.previous_role) for n in notices if n] == [
+        (NoticeKind.ROLE_GRANTED, "admin", "read-only"),
+        (NoticeKind.ROLE_REVOKED, None, "admin"),
+    ]
+
+
+async def test_granting_the_role_someone_already_holds_changes_nothing_and_tells_nobody(world: World) -> None:
+    audit, outbox = len(world.store.audit_events()), len(world.store.outbox())
+    change = await world.keybot.people.grant(OWNER, user_id=RO.user_id, role="read-only", project="payments")
+    assert (change.role, change.previous) == ("read-only", "read-only")
+    assert len(world.store.audit_events()) == audit and len(world.store.outbox()) == outbox
+
+
+async def _make_keys(world: World, count: int) -> None:
+    for n in range(count):
+        await world.keybot.keys.create(OWNER, project="payments", name=f"k{n:02d}")
+
+
+async def test_a_page_knows_its_place_among_all_keys(world: World) -> None:
+    await _make_keys(world, 44)  # 45 with `default`
+    first = await world.keybot.keys.page(OWNER, project="payments")
+    assert (first.first, first.total, len(first.keys), first.has_newer, first.has_older) == (1, 45, 20, False, True)
+    second = await world.keybot.keys.page(OWNER, project="payments", before_id=first.keys[-1].id)
+    assert (second.first, second.has_newer, second.has_older) == (21, True, True)
+    last = await world.keybot.keys.page(OWNER, project="payments", before_id=second.keys[-1].id)
+    assert (last.first, len(last.keys), last.has_older) == (41, 5, False)
+
+
+async def test_paging_newer_with_fewer_than_a_page_left_shows_the_newest_page(world: World) -> None:
+    await _make_keys(world, 24)
+    first = await world.keybot.keys.page(OWNER, project="payments")
+    second = await world.keybot.keys.page(OWNER, project="payments", before_id=first.keys[-1].id)
+    back = await world.keybot.keys.page(OWNER, project="payments", after_id=second.keys[0].id)
+    assert [k.id for k in back.keys] == [k.id for k in first.keys] and back.first == 1
+
+
+async def test_a_page_whose_keys_were_all_deleted_falls_back_to_the_newest(world: World) -> None:
+    page = await world.keybot.keys.page(OWNER, project="payments", before_id=1)
+    assert page.first == 1 and [k.name for k in page.keys] == ["default"]
+
+
+async def test_the_audit_log_pages_newer_as_well_as_older(world: World) -> None:
+    await _make_keys(world, 25)
+    newest = await world.keybot.audit.page(OWNER, project="payments")
+    assert (newest.has_newer, newest.has_older) == (False, True)
+    older = await world.keybot.audit.page(OWNER, project="payments", before_id=newest.events[-1].id)
+    assert older.has_newer is True
+    back = await world.keybot.audit.page(OWNER, project="payments", after_id=older.events[0].id)
+    assert [e.id for e in back.events] == [e.id for e in newest.events]

@@ -10,7 +10,7 @@ import pytest
 from bot.domain.errors import Busy
 from bot.domain.hashing import Hasher
 from bot.domain.keys import BASE62, KEY_ID_LEN, SECRET_LEN, KeyFormat, checksum
-from bot.domain.model import Actor, VerifyRecord
+from bot.domain.model import Actor, KeyState, VerifyRecord
 from bot.services import Keybot
 from bot.services.results import CreatedKey
 from bot.services.verification import MALFORMED, NOT_FOUND, FailureBudget, Verifier
@@ -69,6 +69,7 @@ async def test_a_valid_key_verifies(setup: Setup) -> None:
         "project": "payments",
         "org": "Acme",
         "name": "default",
+        "expires_at": None,
     }
     await verifier.aclose()
 
@@ -133,19 +134,19 @@ async def test_a_warm_key_skips_argon2_and_the_lookup(setup: Setup) -> None:
         assert (await verifier.verify(setup.key.plaintext)).valid
     assert setup.hasher.verifications == 1
     assert setup.store.calls["verify_record"] == 1
-    assert setup.store.calls["key_exists"] == 0
+    assert setup.store.calls["key_state"] == 0
     await verifier.aclose()
 
 
-async def test_an_old_cache_entry_is_rechecked_by_existence_not_argon2(setup: Setup) -> None:
+async def test_an_old_cache_entry_is_rechecked_by_its_state_not_argon2(setup: Setup) -> None:
     verifier = setup.verifier()
     assert (await verifier.verify(setup.key.plaintext)).valid
     setup.monotonic.advance(0.6)
     assert (await verifier.verify(setup.key.plaintext)).valid
-    assert setup.store.calls["key_exists"] == 1
+    assert setup.store.calls["key_state"] == 1
     assert setup.hasher.verifications == 1
     assert (await verifier.verify(setup.key.plaintext)).valid
-    assert setup.store.calls["key_exists"] == 1  # fresh again after the recheck
+    assert setup.store.calls["key_state"] == 1  # fresh again after the recheck
     await verifier.aclose()
 
 
@@ -397,8 +398,8 @@ class SlowLookups:
         await self.gate.wait()
         return await self.inner.verify_record(key_id)
 
-    async def key_exists(self, row_id: int) -> bool:
-        return await self.inner.key_exists(row_id)
+    async def key_state(self, row_id: int, *, key_id: str) -> KeyState | None:
+        return await self.inner.key_state(row_id, key_id=key_id)
 
     async def touch_key(self, row_id: int, *, at: datetime) -> None:
         await self.inner.touch_key(row_id, at=at)

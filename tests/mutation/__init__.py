@@ -1,0 +1,1 @@
+"""`make mutate`: mutmut over the security core, scored per file against EQUIVALENTS.md."""
