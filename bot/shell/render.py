@@ -30,6 +30,12 @@ EMOJI = {
     "x": "❌",
     "lock": "🔒",
     "tada": "🎉",
+    "sparkles": "✨",
+    "arrows_counterclockwise": "🔄",
+    "hourglass": "⌛",
+    "hourglass_flowing_sand": "⏳",
+    "no_entry": "⛔",
+    "scroll": "📜",
 }
 
 _CODE_RE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")

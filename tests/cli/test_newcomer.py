@@ -137,3 +137,28 @@ def test_the_manifest_is_valid_against_slacks_published_schema() -> None:
     errors = [e.message for e in Draft7Validator(schema).iter_errors(manifest)]
     assert errors == []
     assert manifest["features"]["slash_commands"][0]["should_escape"] is True
+
+
+def _normalized(text: str) -> list[str]:
+    text = re.sub(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}", "<KEY>", text)
+    text = re.sub(r"kb_[A-Za-z0-9]{10}_…[A-Za-z0-9]{4}", "<MASKED>", text)
+    text = re.sub(r"today at \d\d:\d\d", "today at <TIME>", text)
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def test_the_readmes_shell_transcript_is_what_the_shell_really_prints(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ make run\n", 1)[1].split("\n```\n", 1)[0]
+    shown = block.splitlines()[2:]  # after make's own two lines: what `keybot shell --as you` prints
+    typed = [line.split("> ", 1)[1] for line in shown if re.match(r"@\w+> ", line)]
+    answer = next(line.rsplit(" ", 1)[1] for line in shown if line.endswith("[Y/n] y"))
+    env = _clean_env(KEYBOT_ARGON2_PROFILE="cheapest")
+    run = subprocess.run(
+        [*KEYBOT, "shell", "--as", "you"],
+        input="\n".join([answer, *typed, "/quit"]) + "\n",
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    printed = _normalized(run.stdout)
+    assert printed[-2:] == ["@ana> /quit", "Bye."]  # the shell echoes what it reads when not on a terminal
+    assert printed[:-2] == _normalized("\n".join(shown))

@@ -125,3 +125,15 @@ def test_keybots_help_message_renders_without_any_json_or_markup() -> None:
     text = render_message(blocks.help_message(), now=NOW, tz=UTC)
     assert text.startswith("keybot manages your projects' API keys.\n`/apikeys help [roles]` — this message")
     assert "{" not in text and '"type"' not in text and "*" not in text
+
+
+def test_every_emoji_keybots_slack_texts_use_has_a_terminal_rendering() -> None:
+    import re
+    from pathlib import Path
+
+    from bot.shell.render import EMOJI
+
+    sources = Path(__file__).resolve().parents[2].joinpath("bot", "slack").glob("*.py")
+    used = {name for path in sources for name in re.findall(r":([a-z_]+):", path.read_text())}
+    assert used, "no emoji found: the scan is broken"
+    assert sorted(used - EMOJI.keys()) == []
