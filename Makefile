@@ -41,7 +41,7 @@ test: $(TESTING)
 
 ## Fuzz the Slack wire format with at least 5,000 cases per target.
 fuzz: $(TESTING)
-	KEYBOT_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/e2e/test_fuzz.py
+	KEYBOT_FUZZ_EXAMPLES=5000 $(BIN)/pytest -q tests/e2e/test_fuzz.py tests/e2e/test_openapi.py
 
 ## Mutation testing of the security core with tests/unit (mutmut, ~15 minutes on 2 cores): per-file scores
 ## against tests/mutation/EQUIVALENTS.md. Not part of `make test`.

@@ -433,14 +433,26 @@ class Bench:
         self.say(f"list {LIST_PROJECT} ({self.cfg.list_keys:,} keys) vs the bare Bolt app")
         make = load.cycle([self.list_request(LIST_PROJECT)])
         floor = load.cycle([self.command(self.bolt, f"list {LIST_PROJECT}", load.any_body)])
+        share = 0.3 if self.db_url.startswith("postgresql") else 0.5  # a round trip per page on PostgreSQL
         for c, target, check in (
             (1, "p50 ≤ 3× floor", _at_most(3)),
-            (HIGH, "req/s ≥ 0.5× floor", _at_least(0.5)),
+            (HIGH, f"req/s ≥ {share}× floor", _at_least(share)),
         ):
             mine, sql, base = await self.versus(make, floor, c)
             row = Row.of(self.small, c, mine, base=base, baseline="bare Bolt", statements_per_request=sql)
             self.judge(row, target, check)
             self.add(row)
+            if c == HIGH:  # no stalls, such as a full collection of the start-up heap (~100 ms each)
+                tail = row.p99_ms / row.p50_ms if row.p50_ms else float("inf")
+                self.targets.append(
+                    Target(
+                        f"{self.small} c={c} tail",
+                        f"p99 ÷ p50 {_r(tail)}",
+                        "p99 ≤ 2× p50",
+                        tail <= 2,
+                        f"p50 {_r(row.p50_ms)} ms, p99 {_r(row.p99_ms)} ms",
+                    )
+                )
 
     async def verify_warm(self) -> None:
         self.say("verify, warm cache (one valid key again and again) vs the bare aiohttp handler")

@@ -9,8 +9,9 @@ Kinds:
 - ``aiohttp``: the floor for verify: ``POST /v1/keys/verify`` parses the JSON body and answers
   ``{"valid": false, "code": "NOT_FOUND"}``.
 - ``keybot``: keybot itself, wired by ``bot.runtime.build_runtime`` with real OWASP argon2 parameters,
-  served like ``keybot serve`` does, plus ``GET /_bench/stats`` (SQL statements executed, database
-  connections opened, argon2 hashes and verifies run so far, and the work now in each argon2 lane).
+  served like ``keybot serve`` does (``bot.runtime.freeze_startup_objects`` included), plus
+  ``GET /_bench/stats`` (SQL statements executed, the hot reads' included, database connections opened, argon2 hashes and
+  verifies run so far, and the work now in each argon2 lane).
 
 Each prints one JSON line ``{"port": …, "url": …}`` on stdout once it serves, and stops on SIGTERM.
 Every server logs at WARNING, so aiohttp's access log costs nothing on either side of a ratio.
@@ -133,7 +134,7 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
     from sqlalchemy import event
 
     from bot.domain.hashing import CREATE_LANE_DEPTH, VERIFY_LANE_DEPTH, Hasher, HashParams
-    from bot.runtime import build_runtime
+    from bot.runtime import build_runtime, freeze_startup_objects
     from bot.settings import Settings
 
     class CountingLane(Hasher):
@@ -161,6 +162,7 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
         port=0,
         hash_params=HashParams(),  # OWASP's minimum, as in production
         log_level="WARNING",
+        metrics=os.environ.get("KEYBOT_METRICS", "on") != "off",  # KEYBOT_METRICS=off: measure without them
     )
     create_lane = CountingLane(max_pending=CREATE_LANE_DEPTH, name="argon2-create")
     verify_lane = CountingLane(max_pending=VERIFY_LANE_DEPTH, name="argon2-verify")
@@ -181,6 +183,7 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
         return web.json_response(
             {
                 **counts,
+                "statements": counts["statements"] + runtime.store.hot_reads,  # hot reads skip SQLAlchemy
                 "argon2_creates": create_lane.done,
                 "argon2_verifies": verify_lane.done,
                 "create_lane_pending": create_lane.pending,
@@ -190,6 +193,7 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
         )
 
     runtime.web_app.router.add_get("/_bench/stats", stats)
+    freeze_startup_objects()  # as `keybot serve` does before it serves
     runtime.worker.start()
     await _serve_app(lambda: runtime.web_app, cleanup=runtime.aclose)
 

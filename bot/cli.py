@@ -7,11 +7,15 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time
 
+from bot.audit_export import FORMATS
 from bot.domain.errors import InvalidInput
 from bot.domain.names import ORG_NAME_MAX, shown, validate_org_name
+from bot.logs import setup_logging
 from bot.runtime import (
     StartupError,
+    audit_export,
     bootstrap,
     db_upgrade,
     keep_secrets_out_of_logs,
@@ -38,6 +42,12 @@ settings, from the environment:
   KEYBOT_RETAIN_DEAD_DMS  keep dead DMs (refused by Slack for good) this long (default 90d)
   KEYBOT_RETAIN_PENDING_DELETIONS  keep used or expired delete confirmations this long (default 1d)
   KEYBOT_DM_MERGE_SECONDS  changes for one person within this many seconds make one DM (default 3, 0–60)
+  KEYBOT_METRICS         on (default): Prometheus metrics at GET /metrics; off: none
+  KEYBOT_METRICS_PORT    also serve GET /metrics alone on this port (default: the main port only)
+  KEYBOT_LOG_FORMAT      text (default) or json: one JSON object per line, with a request id
+  KEYBOT_GITHUB_KEYS_URL  GitHub's secret-scanning public keys, normally
+                         https://api.github.com/meta/public_keys/secret_scanning: serves
+                         POST /v1/leaks/github (unset: no such endpoint)
 The README's Settings section describes every setting."""
 
 
@@ -110,6 +120,16 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument(
         "--org", default=None, type=_org_name, help="organization name, 1–64 characters (default: the team id)"
     )
+    audit = sub.add_parser("audit", help="the audit trail, for a SIEM or an archive")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser(
+        "export", help="write audit events to stdout as JSON lines or CSV, oldest first, streamed"
+    )
+    export.add_argument("--since", required=True, type=_since, help="first day to export (UTC), e.g. 2026-01-01")
+    export.add_argument(
+        "--org", default=None, type=_slack_id("workspace", "TE"), help="only this workspace's org (T…)"
+    )
+    export.add_argument("--format", default="jsonl", choices=FORMATS, help="jsonl (default) or csv")
     shell = sub.add_parser(
         "shell",
         help="try every command in a terminal, with no Slack workspace",
@@ -166,8 +186,21 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if every_id_revived else 1
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _since(raw: str) -> datetime:
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date like 2026-01-31") from None
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(audit_export(settings, since=args.since, team_id=args.org, fmt=args.format, out=sys.stdout))
+    return 0
+
+
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    setup_logging(level=level, log_format=log_format)
     # Database drivers log bound parameters (hashes, tokens) and Bolt and slack-sdk bodies (secrets).
     keep_secrets_out_of_logs(logging.getLevelName(level))
 
@@ -176,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(_shell_environment(args.database_url) if args.command == "shell" else None)
-        _setup_logging(settings.log_level)
+        _setup_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
             asyncio.run(serve(settings))
         elif args.command == "bootstrap":
@@ -189,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(asyncio.run(db_upgrade(settings)))
         elif args.command == "outbox":
             return _outbox(args, settings)
+        elif args.command == "audit":
+            return _audit(args, settings)
         elif args.command == "shell":
             from bot.shell import run_shell
 

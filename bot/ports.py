@@ -9,6 +9,9 @@ tests/fakes.py in memory.
 - ``Health`` (``/healthz``): one cheap query that proves the database answers.
 - ``DeadLetters`` (``keybot outbox``): list unsent DMs, bring dead ones back.
 - ``Retention`` (the periodic purge): delete what is no longer needed, one bounded batch at a time.
+- ``Jobs`` (the job runner): claim due jobs, retry one that failed; ``JobRows`` (in ``Transaction``)
+  schedules, finishes, cancels and decides them with the change they belong to.
+- ``NudgeMessages`` (the DM worker): where each reminder DM went (channel, ts), so a decision updates it.
 
 Unique-name violations surface as ``bot.domain.errors.Conflict``; an unreachable database as
 ``bot.domain.errors.Unavailable``.
@@ -20,9 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bot.domain.jobs import Decision, Job, JobData, JobKind, NewJob
 from bot.domain.lifecycle import Policy
 from bot.domain.model import (
     AuditEvent,
+    ExportedEvent,
     KeyRecord,
     KeyState,
     NewKeyRecord,
@@ -57,6 +62,8 @@ class OrgRows(Protocol):
 
     async def org_teams(self) -> list[str]:
         """The team ids of every organization."""
+
+    async def org_by_id(self, org_id: int) -> Org | None: ...
 
 
 class ProjectRows(Protocol):
@@ -151,8 +158,50 @@ class LifecycleRows(Protocol):
         ``retiring_at``), give the key the new ones, and record the change."""
 
 
+class JobRows(Protocol):
+    async def schedule_job(self, job: NewJob, *, revive: bool = False) -> bool:
+        """Add ``job`` unless the same one (kind, key, due moment; for a sweep: a pending sweep of the
+        org) exists; with ``revive`` an existing one is made pending again with this payload. Whether
+        it was added or revived."""
+
+    async def job(self, job_id: int) -> Job | None: ...
+
+    async def finish_job(
+        self, job_id: int, *, at: datetime, data: JobData | None = None, decision: Decision | None = None
+    ) -> bool:
+        """Mark a pending job done (with its payload after firing, or ``skipped``); False if it already
+        was (another worker fired it, or a change cancelled it): then nothing it would queue may commit."""
+
+    async def cancel_jobs(self, key_row_id: int, *, kinds: Sequence[JobKind], at: datetime) -> int:
+        """Mark the key's pending jobs of ``kinds`` done, ``cancelled``; how many."""
+
+    async def decide_nudge(self, job_id: int, *, by: str | None, decision: Decision, at: datetime) -> bool:
+        """Record what became of a fired nudge; False if it was already decided (one decision wins)."""
+
+    async def open_nudges(self, key_row_id: int) -> list[Job]:
+        """The key's nudges that were sent and not decided yet, oldest first."""
+
+    async def orgs_without_sweep(self) -> list[Org]:
+        """The organizations with no pending stale sweep."""
+
+    async def stale_keys(self, org_id: int, *, unused_since: datetime, now: datetime) -> list[KeyRecord]:
+        """The org's enabled, unexpired keys last used (or, never used, made) at or before ``unused_since``."""
+
+    async def expiring_keys(self, org_id: int, *, after: datetime, until: datetime) -> list[KeyRecord]:
+        """The org's keys that expire after ``after`` and at or before ``until``."""
+
+
 class Transaction(
-    OrgRows, ProjectRows, KeyRows, RoleRows, PendingRows, AuditRows, NoticeRows, LifecycleRows, Protocol
+    OrgRows,
+    ProjectRows,
+    KeyRows,
+    RoleRows,
+    PendingRows,
+    AuditRows,
+    NoticeRows,
+    LifecycleRows,
+    JobRows,
+    Protocol,
 ):
     """One database transaction: every area's rows."""
 
@@ -168,6 +217,18 @@ class UnitOfWork(Protocol):
 # -- the hot reads ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class KeyListingPage:
+    """What ``key_listing`` read, as of one moment: the actor's scope (None: no org for the workspace),
+    up to ``limit`` keys of the project, newest first, how many keys the project has (``total``) and how
+    many of them are newer than every key of the page (``newer``)."""
+
+    scope: Scope | None
+    keys: list[KeyRecord]
+    total: int = 0
+    newer: int = 0
+
+
 class KeyListing(Protocol):
     async def key_listing(
         self,
@@ -178,13 +239,10 @@ class KeyListing(Protocol):
         before_id: int | None,
         after_id: int | None,
         limit: int,
-    ) -> tuple[Scope | None, list[KeyRecord]]:
-        """The scope of the named project and one page of its keys (newest first; ``before_id``: rows
-        older than it; ``after_id``: rows newer than it) in one cheap round trip. The caller
-        authorizes before using the keys."""
-
-    async def key_counts(self, *, project_id: int, above: int | None) -> tuple[int, int]:
-        """How many keys the project has, and how many of them have a row id above ``above``."""
+    ) -> KeyListingPage:
+        """The scope of the named project, one page of its keys (newest first; ``before_id``: rows
+        older than it; ``after_id``: rows newer than it) and its counts, in one cheap round trip. The
+        caller authorizes before using the keys."""
 
 
 class VerifyReads(Protocol):
@@ -223,6 +281,23 @@ class Outbox(Protocol):
     async def bury(self, notification_id: int, *, at: datetime, error: str) -> None:
         """Make the row a dead letter: Slack refused it for good, so it is never claimed again
         (until an operator revives it)."""
+
+
+class Jobs(Protocol):
+    async def claim_jobs(self, *, limit: int, now: datetime, lease_seconds: float) -> Sequence[Job]:
+        """Claim due, pending jobs for ``lease_seconds`` (SKIP LOCKED on PostgreSQL), oldest due first;
+        a job whose lease ran out (its worker died) is due again."""
+
+    async def retry_job(self, job_id: int, *, at: datetime) -> None:
+        """A job that failed: not claimed again before ``at``."""
+
+
+class NudgeMessages(Protocol):
+    async def record_nudge_dm(self, *, job_id: int, user_id: str, channel: str, ts: str, at: datetime) -> None:
+        """The reminder ``job_id`` went to ``user_id`` as message ``ts`` in ``channel``."""
+
+    async def nudge_dm(self, *, job_id: int, user_id: str) -> tuple[str, str] | None:
+        """The (channel, ts) of the reminder ``job_id`` sent to ``user_id``; None if none was sent."""
 
 
 class Health(Protocol):
@@ -268,3 +343,11 @@ class Retention(Protocol):
 
     async def purge_pending_deletions(self, *, ended_before: datetime, limit: int) -> int:
         """Pending deletions used, or expired, before ``ended_before``."""
+
+
+class AuditExportSource(Protocol):
+    async def audit_batch(
+        self, *, since: datetime, team_id: str | None, after_id: int, limit: int
+    ) -> list[ExportedEvent]:
+        """Audit events at or after ``since`` (of one workspace's org, or all), with ids above
+        ``after_id``, oldest first, at most ``limit``."""

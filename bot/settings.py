@@ -43,6 +43,10 @@ class Settings:
     retain_dead_dms: timedelta | None = timedelta(days=90)
     retain_pending_deletions: timedelta | None = timedelta(days=1)  # after they expired or were used
     dm_merge_seconds: int = 3  # changes for one person within this many seconds make one DM
+    metrics: bool = True  # GET /metrics (KEYBOT_METRICS=off: no metrics at all, e.g. to measure their cost)
+    metrics_port: int | None = None  # also serve /metrics alone on this port
+    log_format: str = "text"  # or "json": one JSON object per line, with the request id
+    github_keys_url: str | None = None  # GitHub's secret-scanning keys: serves POST /v1/leaks/github
 
     def __repr__(self) -> str:
         """The dataclass repr, minus the secrets (``repr=False``) and the URLs' passwords."""
@@ -188,6 +192,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = (opt("KEYBOT_LOG_LEVEL") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("KEYBOT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
+    metrics = (opt("KEYBOT_METRICS") or "on").lower()
+    if metrics not in ("on", "off"):
+        raise SettingsError(f"KEYBOT_METRICS must be 'on' (default) or 'off', not {metrics[:20]!r}.")
+    log_format = (opt("KEYBOT_LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"KEYBOT_LOG_FORMAT must be 'text' (default) or 'json', not {log_format[:20]!r}.")
+    metrics_port = _int(env, "KEYBOT_METRICS_PORT", 0, low=1, high=65535) if opt("KEYBOT_METRICS_PORT") else None
+    github_keys_url = opt("KEYBOT_GITHUB_KEYS_URL")
+    if github_keys_url is not None and not github_keys_url.startswith(("http://", "https://")):
+        raise SettingsError(
+            "KEYBOT_GITHUB_KEYS_URL must be an http(s) URL, normally "
+            "https://api.github.com/meta/public_keys/secret_scanning."
+        )
     return Settings(
         slack_bot_token=opt("SLACK_BOT_TOKEN"),
         slack_signing_secret=opt("SLACK_SIGNING_SECRET"),
@@ -206,4 +223,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "KEYBOT_RETAIN_PENDING_DELETIONS", Settings.retain_pending_deletions
         ),
         dm_merge_seconds=_int(env, "KEYBOT_DM_MERGE_SECONDS", Settings.dm_merge_seconds, low=0, high=60),
+        metrics=metrics == "on",
+        metrics_port=metrics_port,
+        log_format=log_format,
+        github_keys_url=github_keys_url,
     )

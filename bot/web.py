@@ -71,7 +71,45 @@ def _served(body: dict[str, Any]) -> bool:
         if not isinstance(body["command"], str):
             raise MalformedRequest("command is not a string")
         return True
-    return False
+    return _served_surface(body)
+
+
+# The kinds of App Home and modal requests keybot serves (bot/slack/views.py), by payload type.
+SURFACE_TYPES = frozenset({"event_callback", "shortcut", "view_submission", "view_closed", "block_suggestion"})
+SERVED_EVENTS = frozenset({"app_home_opened"})
+
+
+def _served_surface(body: dict[str, Any]) -> bool:
+    """Events (``app_home_opened`` only), global shortcuts, modal submissions and closings, and menu
+    suggestions, with the fields Bolt indexes into checked first."""
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in SURFACE_TYPES:
+        return False
+    if kind == "event_callback":
+        event = body.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise MalformedRequest("event_callback without an event type")
+        if not isinstance(event.get("user", ""), str) or not isinstance(body.get("team_id", ""), str):
+            raise MalformedRequest("event with a malformed user or team")
+        return event["type"] in SERVED_EVENTS
+    user, team = body.get("user"), body.get("team")
+    if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+        raise MalformedRequest(f"{kind} without a user id")
+    if team is not None and not (isinstance(team, dict) and isinstance(team.get("id", ""), str)):
+        raise MalformedRequest(f"{kind} with a malformed team")
+    if kind == "shortcut":
+        if not isinstance(body.get("callback_id"), str) or not isinstance(body.get("trigger_id"), str):
+            raise MalformedRequest("shortcut without a callback_id or trigger_id")
+    elif kind == "block_suggestion":
+        if not isinstance(body.get("action_id"), str) or not isinstance(body.get("value", ""), str):
+            raise MalformedRequest("block_suggestion without an action_id")
+    else:
+        view = body.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("callback_id"), str):
+            raise MalformedRequest(f"{kind} without a view callback_id")
+        if not isinstance(view.get("state", {}), dict) or not isinstance(view.get("private_metadata", ""), str):
+            raise MalformedRequest(f"{kind} with a malformed view")
+    return True
 
 
 def bolt_request(raw: str, *, headers: dict[str, str | Sequence[str]], query: str) -> AsyncBoltRequest:
@@ -85,7 +123,7 @@ def bolt_request(raw: str, *, headers: dict[str, str | Sequence[str]], query: st
     otherwise be a 500. The signature is still checked by Bolt, on the raw body."""
     request = AsyncBoltRequest(body="", query=query, headers=headers)
     body = _parse_body(raw, request.content_type)
-    if "event" in body or not _served(body):
+    if ("event" in body and body.get("type") != "event_callback") or not _served(body):
         raise UnservedRequest("no listener for this kind of request")
     try:
         context = build_async_context(AsyncBoltContext({}), body)

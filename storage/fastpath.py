@@ -1,24 +1,62 @@
 """Statements compiled once per store and run on the raw driver connection: the hot reads' path.
 
-``DriverStatement`` skips SQLAlchemy's execution layer; ``SqliteReader`` runs such statements
-synchronously on SQLite. ``storage.store.SqlStore`` uses both for ``key_listing``, ``verify_record``,
-``key_state`` and ``touch_key``.
+``DriverStatement`` skips SQLAlchemy's execution layer and decodes rows itself; ``SqliteReader`` runs
+such statements synchronously on SQLite, ``PgReader`` on a small asyncpg pool of their own on
+PostgreSQL; ``record_maker`` builds frozen records from rows at half the cost of calling the class.
+``storage.store.SqlStore`` uses them for ``key_listing``, ``verify_record``, ``key_state`` and
+``touch_key``.
 """
 
+import asyncio
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Dialect, Select
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.types import TypeEngine
+
+from storage.tables import UTCDateTime
+
+R = TypeVar("R")
+Row = Sequence[Any]
+Processor = Callable[[Any], Any]
+
+
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """How a column's raw driver value becomes its Python value.
+
+    ``UTCDateTime`` skips SQLAlchemy's generic processing, most of a page's decoding time: asyncpg
+    already returns aware UTC datetimes for ``timestamptz``, and SQLite's text
+    (``2026-01-02 03:04:05.678901``, as SQLAlchemy writes it) parses in one ``fromisoformat``."""
+    generic = type_.dialect_impl(dialect).result_processor(dialect, None)
+    if not isinstance(type_, UTCDateTime):
+        return generic
+    if dialect.name == "postgresql":
+        return None
+    assert generic is not None
+    fromisoformat = datetime.fromisoformat
+
+    def sqlite_utc(value: Any) -> Any:
+        try:
+            decoded = fromisoformat(value + "+00:00")
+        except (TypeError, ValueError):
+            decoded = None
+        if decoded is None or decoded.tzinfo is None:  # not the text SQLAlchemy writes: it decides
+            return generic(value)
+        return decoded
+
+    return sqlite_utc
 
 
 class DriverStatement:
     """A Core statement compiled once for one dialect and run directly on the driver connection.
 
-    The verify path takes it: one driver call per statement, where SQLAlchemy's cursor adds three
-    more trips to aiosqlite's thread, with SQLAlchemy's own type processing for values and rows.
-    """
+    The hot paths take it: one driver call per statement, where SQLAlchemy's cursor adds three
+    more trips to aiosqlite's thread, with SQLAlchemy's own type processing for values and rows."""
 
     def __init__(self, stmt: Select[Any] | Update, dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -31,27 +69,53 @@ class DriverStatement:
         # Values SQLAlchemy fills in itself, such as the OFFSET 0 that SQLite renders with a LIMIT.
         self._defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
         columns = stmt.selected_columns if isinstance(stmt, Select) else ()
-        self._results = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ]
+        processors = [_result_processor(column.type, dialect) for column in columns]
+        self._decode = [(i, p) for i, p in enumerate(processors) if p is not None]
 
     def args(self, params: dict[str, Any]) -> list[Any]:
         values = {**self._defaults, **params}
         return [values[name] if bind is None else bind(values[name]) for name, bind in self._binds]
 
-    def rows(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        processors = self._results
-        return [
-            tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
-            for row in raw
-        ]
+    def rows(self, raw: Sequence[Row]) -> list[Row]:
+        """Decoded rows (the raw ones themselves when no column needs decoding); NULL stays None."""
+        decode = self._decode
+        if not decode:
+            return list(raw)
+        rows: list[Row] = []
+        for row in raw:
+            values = list(row)
+            for i, processor in decode:
+                value = values[i]
+                if value is not None:
+                    values[i] = processor(value)
+            rows.append(values)
+        return rows
 
-    async def fetch(self, driver: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run on ``driver`` (an asyncpg or aiosqlite connection) and return the processed rows."""
+    async def fetch(self, driver: Any, params: dict[str, Any]) -> list[Row]:
+        """Run on ``driver`` (an asyncpg or aiosqlite connection) and return the decoded rows."""
         args = self.args(params)
         if self._postgres:
             return self.rows(await driver.fetch(self.sql, *args))
         return self.rows(await driver.execute_fetchall(self.sql, args))
+
+
+def record_maker(cls: type[R], *, start: int = 0) -> Callable[[Row], R]:
+    """A constructor of the frozen, slotted dataclass ``cls`` from the columns of a row that hold its
+    fields in order, from ``start`` on.
+
+    Equal to ``cls(*row[start:])`` at half its cost: a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__``, while this function (generated once, as ``dataclasses`` generates
+    ``__init__``) sets each slot through its descriptor, with no defaults to apply and no
+    ``__post_init__`` to call (``cls`` must have none)."""
+    names = [field.name for field in fields(cls)]  # type: ignore[arg-type]
+    assert not hasattr(cls, "__post_init__"), cls
+    setters = {f"set_{i}": getattr(cls, name).__set__ for i, name in enumerate(names)}
+    body = "".join(f"    set_{i}(record, row[{start + i}])\n" for i in range(len(names)))
+    source = f"def make(row):\n    record = new(cls)\n{body}    return record\n"
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls, **setters}
+    exec(source, namespace)  # the source above: only the dataclass's field count goes into it
+    make: Callable[[Row], R] = namespace["make"]
+    return make
 
 
 class SqliteReader:
@@ -68,7 +132,7 @@ class SqliteReader:
         self._path = path
         self._conn: sqlite3.Connection | None = None
 
-    def fetch(self, stmt: DriverStatement, params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    def fetch(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row] | None:
         conn = self._conn or self._open()
         try:
             raw = conn.execute(stmt.sql, stmt.args(params)).fetchall()
@@ -90,3 +154,80 @@ class SqliteReader:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+# A connection the server or the network dropped: the statement never ran, or ran read-only. The
+# client errors are what asyncpg raises on a connection whose server said "terminating" while it was
+# idle, before the socket's end arrived ("another operation is in progress", "connection is closed").
+_DROPPED = (
+    asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError among them
+    asyncpg.exceptions.AdminShutdownError,  # terminated: pg_terminate_backend, a restart
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,  # still starting up
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    ConnectionError,
+)
+
+
+async def _keep_session(_conn: Any) -> None:
+    """The pool's reset on release: nothing. Hot statements change no session state and open no
+    transaction (asyncpg still rolls back one left open), so asyncpg's default reset, a round trip
+    (``RESET ALL``, ``UNLISTEN *``, …) on every release, would be pure cost."""
+
+
+class PgReader:
+    """Hot statements on PostgreSQL (the hot reads, and verify's ``last_used_at`` UPDATE, which is as
+    safe to repeat) on an asyncpg pool of their own: one acquire and one round trip per statement,
+    autocommitted, without the engine's checkout (a greenlet, pool events, a pre-ping round trip).
+
+    Instead of pinging before each use, a statement that finds its connection dropped (the server
+    restarted, an administrator terminated it, the network cut it) is run once more on a new
+    connection, after every other pooled connection is marked for replacement (a restart drops them
+    all): reads are safe to repeat, and a restart costs no user a failed request. A connection that
+    saw any other error or a cancellation is closed rather than reused. The pool starts empty
+    and opens connections as load needs them (at most ``size``). ``create_pool``: asyncpg's, or a
+    stand-in with its interface."""
+
+    def __init__(
+        self, connect: dict[str, Any], *, size: int, create_pool: Callable[..., Any] = asyncpg.create_pool
+    ) -> None:
+        self._connect = connect
+        self._size = size
+        self._create_pool = create_pool
+        self._pool: Any = None  # asyncpg.Pool, once started
+        self._starting: asyncio.Future[Any] | None = None
+
+    async def _started(self) -> Any:
+        if self._starting is None:  # the first hot read; any others wait for the same start
+            pool = self._create_pool(min_size=0, max_size=self._size, reset=_keep_session, **self._connect)
+            self._starting = asyncio.ensure_future(pool)  # opens no connection: min_size=0
+        self._pool = await asyncio.shield(self._starting)
+        return self._pool
+
+    async def fetch(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
+        pool = self._pool or await self._started()
+        try:
+            return await self._fetch_once(pool, stmt, params)
+        except _DROPPED:
+            await pool.expire_connections()  # each is replaced when next acquired
+            return await self._fetch_once(pool, stmt, params)
+
+    async def _fetch_once(self, pool: Any, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
+        async with pool.acquire() as conn:
+            try:
+                return await stmt.fetch(conn, params)
+            except BaseException:
+                conn.terminate()  # the pool opens a new one when it is next needed
+                raise
+
+    async def close(self) -> None:
+        """Close every connection (any still in use after 5 s is cut)."""
+        starting, self._starting, self._pool = self._starting, None, None
+        if starting is None or not starting.done() or starting.exception() is not None:
+            return
+        pool = starting.result()
+        try:
+            await asyncio.wait_for(pool.close(), timeout=5)
+        except TimeoutError:
+            pool.terminate()

@@ -1,9 +1,10 @@
 """The Core statements of the hot paths, built once at module level so SQLAlchemy's compiled cache
 always hits (and ``storage.fastpath`` can compile them once per store), with their row helpers."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, bindparam, case, func, null, or_, select, update
+from sqlalchemy import Integer, Select, String, and_, bindparam, case, func, null, or_, select, true, update
 
 from bot.domain.model import Org, Project, Scope
 from bot.domain.roles import OrgRole, ProjectRole
@@ -69,6 +70,39 @@ KEY_COUNTS = select(
     func.count(), func.coalesce(func.sum(case((api_keys.c.id > bindparam("above", type_=Integer), 1), else_=0)), 0)
 ).where(api_keys.c.project_id == bindparam("project_id"))
 KEY_NAMED = _keys_of_project.where(api_keys.c.name_lower == bindparam("name_lower"))
+
+
+def _listing(direction: str) -> Select[Any]:
+    """``/apikeys list`` in one statement: the actor's scope (``SCOPE``), how many keys the project has,
+    how many have a row id above ``above``, and one page of them, newest first (``direction``:
+    ``newest``, ``before`` or ``after`` the ``cursor``). One row per key of the page, each repeating
+    the scope and the counts; one row with NULL key columns when the page is empty (or the project is
+    missing); no row when the workspace has no org."""
+    scope = SCOPE.cte("scope")
+    project_id = select(scope.c.project_id).scalar_subquery()
+    of_project = api_keys.c.project_id == project_id
+    keys = select(*KEY_COLUMNS).where(of_project)
+    if direction == "after":
+        keys = keys.where(api_keys.c.id > bindparam("cursor")).order_by(api_keys.c.id)
+    else:
+        if direction == "before":
+            keys = keys.where(api_keys.c.id < bindparam("cursor"))
+        keys = keys.order_by(api_keys.c.id.desc())
+    page = keys.limit(_limit).cte("page")
+    total = select(func.count()).where(of_project).scalar_subquery()
+    # a range scan of the (project_id, id) index: cheap for the first pages, where people look
+    above = select(func.count()).where(of_project, api_keys.c.id > bindparam("above", type_=Integer))
+    return (
+        select(*scope.c, total.label("total"), above.scalar_subquery().label("above"), *page.c)
+        .select_from(scope.outerjoin(page, true()))
+        .order_by(page.c.id.desc())
+    )
+
+
+LISTING_COLUMNS = len(SCOPE.selected_columns) + 2  # the key columns start here
+LISTING_NEWEST = _listing("newest")
+LISTING_BEFORE = _listing("before")
+LISTING_AFTER = _listing("after")
 
 _key_project_org = api_keys.join(projects, projects.c.id == api_keys.c.project_id).join(
     orgs, orgs.c.id == projects.c.org_id
@@ -142,7 +176,7 @@ def scope_params(team_id: str, user_id: str, project_name: str | None) -> dict[s
     return {"team_id": team_id, "user_id": user_id, "name_lower": name_lower}
 
 
-def scope_from_row(row: tuple[Any, ...]) -> Scope:
+def scope_from_row(row: Sequence[Any]) -> Scope:
     """A ``Scope`` from one row of ``SCOPE``."""
     org_id, team_id, org_name, org_role, project_id, project_name, project_role = row
     org = Org(id=org_id, team_id=team_id, name=org_name)

@@ -3,9 +3,10 @@ and ``open_store``.
 
 The hot reads (``key_listing`` for ``/apikeys list``; ``verify_record`` and ``key_state`` for
 verify) run outside any transaction on statements compiled once per store (``storage.fastpath``):
-synchronously on SQLite, on a pooled driver connection on PostgreSQL. The other one-statement
-methods skip BEGIN/COMMIT (``storage.engine.single_statement``). Every entry point translates
-database errors (``storage.errors``).
+synchronously on SQLite, on an asyncpg pool of their own on PostgreSQL (``PgReader``: no engine
+checkout, no pre-ping; verify's ``touch_key`` UPDATE shares that pool). A page of keys is one statement with the actor's scope and the project's
+counts. The other one-statement methods skip BEGIN/COMMIT (``storage.engine.single_statement``).
+Every entry point translates database errors (``storage.errors``).
 """
 
 from collections.abc import AsyncIterator, Sequence
@@ -16,20 +17,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain.model import KeyRecord, KeyState, Notification, Scope, VerifyRecord
+from bot.domain.model import KeyRecord, KeyState, Notification, VerifyRecord
 from bot.domain.notices import Notice
-from bot.ports import OutboxEntry
-from storage.engine import make_engine, reader, single_statement, writer
+from bot.ports import KeyListingPage, OutboxEntry
+from storage.engine import PG_CONNECT_ARGS, make_engine, reader, single_statement, writer
 from storage.errors import translating
-from storage.fastpath import DriverStatement, SqliteReader
+from storage.fastpath import DriverStatement, PgReader, Row, SqliteReader, record_maker
 from storage.migrations import upgrade
 from storage.statements import (
-    KEY_COUNTS,
     KEY_STATE,
-    KEYS_AFTER,
-    KEYS_BEFORE,
-    KEYS_NEWEST,
-    SCOPE,
+    LISTING_AFTER,
+    LISTING_BEFORE,
+    LISTING_COLUMNS,
+    LISTING_NEWEST,
     TOUCH,
     VERIFY,
     VERIFY_RETIRED,
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from bot.ports import DeadLetters, Health, KeyListing, Outbox, Retention, UnitOfWork, VerifyReads
 
 _ERROR_LIMIT = 500
+_HOT_POOL_SIZE = 8  # PostgreSQL connections for the hot reads, besides the engine's pool
+_NO_ROW_ABOVE = 2**31 - 1  # above every row id (PostgreSQL's INTEGER)
+_key_record = record_maker(KeyRecord, start=LISTING_COLUMNS)  # a row of LISTING_*
 
 
 @asynccontextmanager
@@ -65,15 +68,15 @@ class SqlStore:
         self._verify_retired = DriverStatement(VERIFY_RETIRED, engine.dialect)
         self._key_state = DriverStatement(KEY_STATE, engine.dialect)
         self._touch = DriverStatement(TOUCH, engine.dialect)
-        self._scope = DriverStatement(SCOPE, engine.dialect)
+        self._listing_newest = DriverStatement(LISTING_NEWEST, engine.dialect)
+        self._listing_before = DriverStatement(LISTING_BEFORE, engine.dialect)
+        self._listing_after = DriverStatement(LISTING_AFTER, engine.dialect)
         database = engine.url.database
         self._sync_reader = (
             SqliteReader(database) if not self._postgres and database and database != ":memory:" else None
         )
-        self._keys_newest = DriverStatement(KEYS_NEWEST, engine.dialect)
-        self._keys_before = DriverStatement(KEYS_BEFORE, engine.dialect)
-        self._keys_after = DriverStatement(KEYS_AFTER, engine.dialect)
-        self._key_counts = DriverStatement(KEY_COUNTS, engine.dialect)
+        self.hot_reads = 0  # statements run by _read so far, which SQLAlchemy's events do not see
+        self._pg_reader = PgReader(_asyncpg_connect_args(engine), size=_HOT_POOL_SIZE) if self._postgres else None
 
     # -- the unit of work ------------------------------------------------------------------------
 
@@ -87,15 +90,18 @@ class SqlStore:
 
     # -- the hot reads -----------------------------------------------------------------------------
 
-    async def _read(self, stmt: DriverStatement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """A hot read: synchronous on SQLite (see ``SqliteReader``), else on a driver connection."""
+    async def _read(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
+        """A hot read: synchronous on SQLite (see ``SqliteReader``), on ``PgReader`` on PostgreSQL."""
+        self.hot_reads += 1
         if self._sync_reader is not None:
             rows = self._sync_reader.fetch(stmt, params)
             if rows is not None:
                 return rows
+        elif self._pg_reader is not None:
+            return await self._pg_reader.fetch(stmt, params)
         return await self._driver(stmt, params)
 
-    async def _driver(self, stmt: DriverStatement, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _driver(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
         """Run ``stmt`` on a pooled connection's driver, outside any transaction."""
         async with self._single.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
@@ -115,31 +121,26 @@ class SqlStore:
         before_id: int | None,
         after_id: int | None,
         limit: int,
-    ) -> tuple[Scope | None, list[KeyRecord]]:
-        """Scope and one page of keys: two hot reads, no BEGIN/COMMIT, no SQLAlchemy layer.
-
-        The two reads need no common snapshot: a key created or deleted in between is simply
-        shown or not, as it would be a moment later."""
-        rows = await self._read(self._scope, scope_params(team_id, user_id, project_name))
-        scope = scope_from_row(rows[0]) if rows else None
-        if scope is None or scope.project is None:
-            return scope, []
-        params: dict[str, Any] = {"project_id": scope.project.id, "limit": limit}
-        if before_id is not None:
-            keys = await self._read(self._keys_before, {**params, "cursor": before_id})
-        elif after_id is not None:
-            keys = await self._read(self._keys_after, {**params, "cursor": after_id})
-            keys.reverse()
+    ) -> KeyListingPage:
+        """Scope, one page of keys and the project's counts: one statement (``LISTING_*``), no
+        BEGIN/COMMIT, no SQLAlchemy layer, so all of it is one snapshot."""
+        params = scope_params(team_id, user_id, project_name)
+        params["limit"] = limit
+        if before_id is not None:  # newer than the page's first row: the rows from the cursor on
+            stmt, cursor, above = self._listing_before, before_id, before_id - 1
+        elif after_id is not None:  # the page is the rows just above the cursor
+            stmt, cursor, above = self._listing_after, after_id, after_id
         else:
-            keys = await self._read(self._keys_newest, params)
-        return scope, [KeyRecord(*row) for row in keys]
-
-    @translating
-    async def key_counts(self, *, project_id: int, above: int | None) -> tuple[int, int]:
-        """How many keys ``project_id`` has, and how many have a row id above ``above`` (newer)."""
-        params = {"project_id": project_id, "above": 2**31 - 1 if above is None else above}
-        [(total, newer)] = await self._read(self._key_counts, params)
-        return int(total), int(newer)
+            stmt, cursor, above = self._listing_newest, None, _NO_ROW_ABOVE
+        params["cursor"], params["above"] = cursor, above
+        rows = await self._read(stmt, params)
+        if not rows:
+            return KeyListingPage(scope=None, keys=[])
+        first = rows[0]
+        scope = scope_from_row(first[:LISTING_COLUMNS - 2])
+        keys = [_key_record(row) for row in rows if row[LISTING_COLUMNS] is not None]
+        newer = first[LISTING_COLUMNS - 1] - (len(keys) if after_id is not None else 0)
+        return KeyListingPage(scope=scope, keys=keys, total=first[LISTING_COLUMNS - 2], newer=newer)
 
     @translating
     async def verify_record(self, key_id: str) -> VerifyRecord | None:
@@ -155,7 +156,14 @@ class SqlStore:
 
     @translating
     async def touch_key(self, row_id: int, *, at: datetime) -> None:
-        await self._driver(self._touch, {"row_id": row_id, "at": at})
+        """``last_used_at``, one autocommitted UPDATE (safe to repeat): on PostgreSQL on ``PgReader``'s
+        pool, whose retry after a dropped connection it shares; on SQLite on aiosqlite (the
+        synchronous reader is read-only)."""
+        params = {"row_id": row_id, "at": at}
+        if self._pg_reader is not None:
+            await self._pg_reader.fetch(self._touch, params)
+        else:
+            await self._driver(self._touch, params)
 
     # -- the outbox and health ---------------------------------------------------------------------
 
@@ -322,7 +330,17 @@ class SqlStore:
         """Close every pooled connection."""
         if self._sync_reader is not None:
             self._sync_reader.close()
+        if self._pg_reader is not None:
+            await self._pg_reader.close()
         await self.engine.dispose()
+
+
+def _asyncpg_connect_args(engine: AsyncEngine) -> dict[str, Any]:
+    """``asyncpg.connect``'s arguments for the engine's server, as the engine itself connects."""
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"):
+        kwargs.pop(sqlalchemy_only, None)
+    return {**kwargs, **PG_CONNECT_ARGS}
 
 
 async def open_store(url: str, *, migrate: bool = True) -> SqlStore:

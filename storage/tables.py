@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 ID = String(64)  # Slack ids, key ids, tokens
@@ -193,4 +194,50 @@ outbox = Table(
     Column("dead_at", UTCDateTime, nullable=True),  # a permanent Slack error: never retried
     Index(None, "sent_at", "next_attempt_at"),
     sqlite_autoincrement=True,
+)
+
+# Scheduled work (bot/domain/jobs.py): reminders about a key go with it; an org's sweep has no key.
+# One row per (kind, key, due moment): a reminder is never scheduled twice; one pending sweep per org.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("key_row_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True),
+    Column("org_id", Integer, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", ID, nullable=False),
+    Column("enterprise_id", ID, nullable=True),
+    Column("payload", Text, nullable=False),  # JobData.to_json(): never a key's secret
+    Column("claimed_until", UTCDateTime, nullable=True),  # a worker's lease, or "not before" after a failure
+    Column("done_at", UTCDateTime, nullable=True),  # fired (or cancelled)
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decision", String(32), nullable=True),  # what became of it (bot/domain/jobs.py Decision)
+    Column("decided_by", ID, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    UniqueConstraint("kind", "key_row_id", "due_at"),
+    Index(None, "done_at", "due_at"),
+    Index(None, "key_row_id"),
+    Index(
+        "uq_jobs_pending_sweep",
+        "org_id",
+        unique=True,
+        sqlite_where=text("key_row_id IS NULL AND done_at IS NULL"),
+        postgresql_where=text("key_row_id IS NULL AND done_at IS NULL"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+# Where each reminder DM went, so a decision can update every copy (chat.update). No foreign key: a
+# deleted key takes its jobs with it, and its reminders are then updated to say so.
+nudge_messages = Table(
+    "nudge_messages",
+    metadata,
+    Column("job_id", Integer, nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("channel", ID, nullable=False),
+    Column("ts", String(32), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("job_id", "user_id"),
 )

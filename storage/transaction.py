@@ -27,6 +27,7 @@ from bot.domain.model import (
 from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
 from storage.errors import is_unique_violation, translating
+from storage.jobs import SqlJobRows
 from storage.lifecycle import SqlLifecycleRows
 from storage.statements import KEY_COLUMNS, KEY_NAMED, SCOPE, scope_from_row, scope_params
 from storage.tables import (
@@ -44,9 +45,9 @@ if TYPE_CHECKING:
     from bot.ports import Transaction
 
 
-class SqlTransaction(SqlLifecycleRows):
+class SqlTransaction(SqlLifecycleRows, SqlJobRows):
     """One database transaction (see ``bot.ports.Transaction``); the key lifecycle's rows are in
-    ``storage.lifecycle``."""
+    ``storage.lifecycle``, the jobs' in ``storage.jobs``."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -85,6 +86,12 @@ class SqlTransaction(SqlLifecycleRows):
     async def org_teams(self) -> list[str]:
         stmt = select(orgs.c.team_id)
         return sorted((await self._conn.execute(stmt)).scalars())  # codepoint order, any collation
+
+    @translating
+    async def org_by_id(self, org_id: int) -> Org | None:
+        stmt = select(orgs.c.id, orgs.c.team_id, orgs.c.name).where(orgs.c.id == org_id)
+        row = (await self._conn.execute(stmt)).first()
+        return None if row is None else Org(*row)
 
     @translating
     async def visible_projects(self, *, org_id: int, user_id: str, all_projects: bool) -> list[Project]:

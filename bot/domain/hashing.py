@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -86,6 +87,11 @@ class Hasher:
         )
         self._lock = threading.Lock()
         self._pending = 0
+        self.name = name
+        # read by the metrics (bot/observability.py); plain numbers, so the domain knows no exporter
+        self.completed = 0  # hashes and verifies finished in the lane
+        self.seconds = 0.0  # argon2 time they took, in their threads
+        self.refused = 0  # calls refused with Busy because the lane was full
 
     @property
     def pending(self) -> int:
@@ -114,6 +120,7 @@ class Hasher:
         waiting: a caller that gives up (cancelled) does not make room while argon2 still runs."""
         with self._lock:
             if self._pending >= self.max_pending:
+                self.refused += 1
                 raise Busy(
                     "keybot is busy hashing other keys right now, so nothing changed. "
                     "Try again in a moment.",
@@ -121,12 +128,22 @@ class Hasher:
                 )
             self._pending += 1
         try:
-            future = self._pool.submit(work, *args)
+            future = self._pool.submit(self._timed, work, *args)
         except BaseException:
             self._release()
             raise
         future.add_done_callback(self._release)
         return await asyncio.wrap_future(future)
+
+    def _timed(self, work: Callable[..., T], *args: str) -> T:
+        started = time.perf_counter()
+        try:
+            return work(*args)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.completed += 1
+                self.seconds += elapsed
 
     def _release(self, _: object = None) -> None:
         with self._lock:

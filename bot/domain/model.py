@@ -146,3 +146,21 @@ class RoleGrant:
     user_id: str
     role: str
     project: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedEvent:
+    """One audit event as ``keybot audit export`` writes it: names instead of row ids."""
+
+    id: int
+    at: datetime
+    team_id: str
+    project: str | None
+    actor: str
+    action: str
+    key_name: str | None
+    key_masked: str | None
+    target_user: str | None
+    role: str | None
+    origin: str | None
+    detail: str | None

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from bot.domain.tracing import current_request_id
+
 SHELL_ORIGIN = "shell"
 """The origin of a change made in ``keybot shell`` (``Notice.origin``, ``AuditEvent.origin``); None is Slack."""
 
@@ -27,6 +29,7 @@ class NoticeKind(StrEnum):
     STALE_NUDGE = "stale nudge"
     GRACE_ENDED = "grace ended"
     NUDGE_DECIDED = "nudge decided"  # not a new DM: the reminder ``nudge`` sent this person is updated
+    KEY_LEAKED = "key leaked"  # found in public by GitHub secret scanning (bot/services/leaks.py)
 
 
 NUDGE_KINDS = frozenset({NoticeKind.EXPIRY_NUDGE, NoticeKind.STALE_NUDGE})
@@ -56,6 +59,9 @@ class Notice:
     token: str | None = field(default=None, repr=False)  # the reminder's buttons' token, not a key's secret
     decision: str | None = None  # what an owner decided on a reminder (bot/domain/jobs.py Decision)
     since: datetime | None = None  # a stale key's last use (or creation)
+    url: str | None = None  # where a leaked key was found (``value``: what keybot did about it)
+    # the request that queued it (bot/domain/tracing.py), so its DM's send can be traced to the command
+    request_id: str | None = field(default_factory=current_request_id, compare=False)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -11,8 +11,11 @@ from bot.domain.keys import KeyFormat
 from bot.ports import KeyListing
 from bot.services.audit import AuditService
 from bot.services.base import PAGE_SIZE, Context
+from bot.services.home import HomeService
+from bot.services.jobs import JobService
 from bot.services.keys import KeyMaker, KeyService
 from bot.services.lifecycle import LifecycleService
+from bot.services.nudges import NudgeService
 from bot.services.operators import OperatorService
 from bot.services.people import PeopleService
 from bot.services.projects import DEFAULT_KEY_NAME, ProjectService
@@ -31,17 +34,24 @@ class Keybot:
     audit: AuditService
     operators: OperatorService
     hasher: Hasher
+    nudges: NudgeService  # the buttons of reminder DMs
+    jobs: JobService  # what scheduled jobs do when they fall due
+    home: HomeService
 
 
 def build_services(context: Context, *, listing: KeyListing, hasher: Hasher, key_format: KeyFormat) -> Keybot:
     maker = KeyMaker(hasher=hasher, key_format=key_format)
     keys = KeyService(context, maker=maker, listing=listing)
+    lifecycle = LifecycleService(context, maker=maker)
     return Keybot(
         keys=keys,
-        lifecycle=LifecycleService(context, maker=maker),
+        lifecycle=lifecycle,
         projects=ProjectService(context, maker=maker, keys=keys),
         people=PeopleService(context),
         audit=AuditService(context),
         operators=OperatorService(context),
         hasher=hasher,
+        nudges=NudgeService(context, keys=keys, lifecycle=lifecycle, maker=maker),
+        jobs=JobService(context),
+        home=HomeService(context, listing=listing),
     )

@@ -1,8 +1,12 @@
 """The audit log of a project, newest first (owners only)."""
 
-from bot.domain.model import Actor
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from bot.domain.model import Actor, ExportedEvent
 from bot.domain.names import validate_name
 from bot.domain.roles import Action
+from bot.ports import AuditExportSource
 from bot.services.base import PAGE_SIZE, Service
 from bot.services.results import AuditPage
 
@@ -29,3 +33,21 @@ class AuditService(Service):
             has_older=len(rows) > PAGE_SIZE,
             has_newer=before_id is not None,
         )
+
+
+EXPORT_BATCH = 1000
+
+
+async def export_audit(
+    source: AuditExportSource, *, since: datetime, team_id: str | None = None, batch: int = EXPORT_BATCH
+) -> AsyncIterator[ExportedEvent]:
+    """Every audit event at or after ``since``, oldest first, read in batches: constant memory however
+    long the trail. For operators (``keybot audit export``); no Slack actor is involved."""
+    after = 0
+    while True:
+        rows = await source.audit_batch(since=since, team_id=team_id, after_id=after, limit=batch)
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        after = rows[-1].id

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from bot.domain.durations import parse_when
 from bot.domain.errors import ConfirmationRefused, Conflict, NotFound, PermissionDenied, User
 from bot.domain.hashing import Hasher
+from bot.domain.jobs import NUDGES, Decision
 from bot.domain.keys import KeyFormat, NewKey
 from bot.domain.lifecycle import Policy, clean_note
 from bot.domain.model import Actor, AuditEvent, NewKeyRecord, PendingDeletion, Project, Scope
@@ -14,6 +15,7 @@ from bot.domain.notices import NoticeKind
 from bot.domain.roles import Action, allowed, required_roles
 from bot.ports import KeyListing, Transaction
 from bot.services.base import PAGE_SIZE, Context, Service, authorize, not_set_up, who_can
+from bot.services.reminders import Where, close_nudges, schedule_expiry_nudges
 from bot.services.results import CreatedKey, DeletedKey, DeleteRequest, KeyPage
 
 PENDING_TTL = timedelta(minutes=10)
@@ -61,7 +63,7 @@ class KeyService(Service):
         if by_policy:
             expires_at = (await tx.org_policy(scope.org.id)).default_expiry(now=now)
         try:  # the unique index decides, also between two owners racing for one name
-            await tx.add_key(
+            record = await tx.add_key(
                 NewKeyRecord(
                     project_id=project.id,
                     key_id=new.key_id,
@@ -76,6 +78,7 @@ class KeyService(Service):
             )
         except Conflict:
             raise key_name_taken(name, project.name) from None
+        await schedule_expiry_nudges(tx, Where.of(scope, actor), key_row_id=record.id, expires_at=expires_at, now=now)
         await tx.add_audit(
             AuditEvent(
                 org_id=scope.org.id,
@@ -126,7 +129,7 @@ class KeyService(Service):
     ) -> KeyPage:
         """One page of a project's keys, newest first, masked."""
         validate_name(project, kind="project")
-        scope, rows = await self._listing.key_listing(
+        listing = await self._listing.key_listing(
             team_id=actor.team_id,
             user_id=actor.user_id,
             project_name=project,
@@ -134,6 +137,7 @@ class KeyService(Service):
             after_id=after_id,
             limit=PAGE_SIZE + 1,
         )
+        scope, rows = listing.scope, listing.keys
         if scope is None:
             raise not_set_up(actor)
         try:
@@ -146,10 +150,12 @@ class KeyService(Service):
         short = after_id is not None and len(keys) < PAGE_SIZE  # fewer than a page newer: the newest page
         if short or (not keys and before_id is not None):  # …or the keys it led to are gone
             return await self.page(actor, project=project)
-        total, newer = await self._listing.key_counts(
-            project_id=scope.project.id, above=keys[0].id if keys else None
+        newer = listing.newer
+        if after_id is not None:  # the rows left out of the page were newer than it
+            newer += len(rows) - len(keys)
+        return KeyPage(
+            project=scope.project.name, keys=keys, total=listing.total, first=newer + 1, now=self._clock()
         )
-        return KeyPage(project=scope.project.name, keys=keys, total=total, first=newer + 1, now=self._clock())
 
     async def request_delete(self, actor: Actor, *, project: str, name: str) -> DeleteRequest:
         """Step one of a delete: a single-use pending deletion bound to ``actor``, valid 10 minutes."""
@@ -218,6 +224,10 @@ class KeyService(Service):
             if key is None:
                 raise ConfirmationRefused("That key was already deleted. Nothing changed.", final=True)
             project = await _project_of(tx, scope, pending.project_id)
+            await close_nudges(  # before its jobs go with it: every copy of its reminders says so
+                tx, actor, key=key, project=project.name, decision=Decision.DELETED, kinds=NUDGES,
+                at=self._clock(), origin=self._origin,
+            )
             await tx.delete_key(key.id)
             await tx.add_audit(
                 AuditEvent(

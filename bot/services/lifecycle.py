@@ -8,10 +8,11 @@ it within a second (bot/services/verification.py). A refused request changes not
 """
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain.durations import parse_duration, parse_when
 from bot.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from bot.domain.keys import NewKey
 from bot.domain.lifecycle import (
     KeyStatus,
     Policy,
@@ -30,6 +31,7 @@ from bot.ports import Transaction
 from bot.services.base import Context, Service
 from bot.services.keys import KeyMaker
 from bot.services.people import shown_org
+from bot.services.reminders import Where, expiry_changed, schedule_expiry_nudges, schedule_grace_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +144,19 @@ class LifecycleService(Service):
             scope, proj, key = await self._key_for_change(tx, actor, project, name)
             now = self._clock()
             expires_at = (await tx.org_policy(scope.org.id)).expiry(requested, asked=True, now=now)
-            await tx.set_key_expiry(key.id, expires_at=expires_at, at=now, by=actor.user_id)
-            await self._record(tx, actor, scope, proj, key, kind=NoticeKind.EXPIRY_CHANGED, until=expires_at)
+            await self.set_expiry_in(tx, actor, scope, proj, key, expires_at=expires_at)
         self._after_change(key)
         return KeyChange(NoticeKind.EXPIRY_CHANGED, proj.name, key.name, key.masked, expires_at, now)
+
+    async def set_expiry_in(
+        self, tx: Transaction, actor: Actor, scope: Scope, project: Project, key: KeyRecord, *, expires_at: datetime | None
+    ) -> None:
+        """Give ``key`` (found and authorized in ``tx``) the expiry ``expires_at``, within the policy:
+        audited, DMed to the other owners, its reminders rescheduled."""
+        now = self._clock()
+        await tx.set_key_expiry(key.id, expires_at=expires_at, at=now, by=actor.user_id)
+        await self._record(tx, actor, scope, project, key, kind=NoticeKind.EXPIRY_CHANGED, until=expires_at)
+        await expiry_changed(tx, Where.of(scope, actor), key_row_id=key.id, expires_at=expires_at, now=now)
 
     async def roll(self, actor: Actor, *, project: str, name: str, grace: str | None = None) -> RolledKey:
         """Give a key a new secret (returned once, stored only as a hash); its old secret keeps
@@ -159,30 +170,52 @@ class LifecycleService(Service):
         digest, new = await self._maker.new_key()
         async with self._uow.transaction() as tx:
             scope, proj, key = await self._key_for_change(tx, actor, project, name)
-            now = self._clock()
-            _check_rollable(key, project=proj.name, now=now)
-            retiring_at = now + period
-            await tx.roll_key(
-                key.id,
-                key_id=new.key_id,
-                masked=new.masked,
-                secret_hash=digest,
-                retiring_at=retiring_at,
-                at=now,
-                by=actor.user_id,
-            )
-            rolled = replace(key, key_id=new.key_id, masked=new.masked)
-            await self._record(tx, actor, scope, proj, rolled, kind=NoticeKind.KEY_ROLLED, until=retiring_at)
+            rolled = await self.roll_in(tx, actor, scope, proj, key, new=(digest, new), grace=period)
         self._after_change(key)
+        return rolled
+
+    async def roll_in(
+        self,
+        tx: Transaction,
+        actor: Actor,
+        scope: Scope,
+        project: Project,
+        key: KeyRecord,
+        *,
+        new: tuple[str, NewKey],
+        grace: timedelta,
+    ) -> RolledKey:
+        """Roll ``key`` (found and authorized in ``tx``) to the hashed ``new`` key, unless it may not be
+        rolled now: audited, DMed to the other owners, the end of its grace scheduled."""
+        digest, made = new
+        now = self._clock()
+        _check_rollable(key, project=project.name, now=now)
+        retiring_at = now + grace
+        await tx.roll_key(
+            key.id,
+            key_id=made.key_id,
+            masked=made.masked,
+            secret_hash=digest,
+            retiring_at=retiring_at,
+            at=now,
+            by=actor.user_id,
+        )
+        rolled = replace(key, key_id=made.key_id, masked=made.masked)
+        await self._record(tx, actor, scope, project, rolled, kind=NoticeKind.KEY_ROLLED, until=retiring_at)
+        where = Where.of(scope, actor)
+        await schedule_grace_end(
+            tx, where, key_row_id=key.id, retiring_at=retiring_at, old_masked=key.masked, by=actor.user_id, now=now
+        )
+        await schedule_expiry_nudges(tx, where, key_row_id=key.id, expires_at=key.expires_at, now=now)
         return RolledKey(
-            project=proj.name,
+            project=project.name,
             name=key.name,
-            masked=new.masked,
+            masked=made.masked,
             old_masked=key.masked,
             retiring_at=retiring_at,
             expires_at=key.expires_at,
             now=now,
-            plaintext=new.plaintext,
+            plaintext=made.plaintext,
         )
 
     async def policy(self, actor: Actor) -> PolicyView:

@@ -239,6 +239,11 @@ class Verifier:
         )
         self._background: set[asyncio.Task[None]] = set()
         self._forgotten = 0  # bumped by forget(); a lookup that straddles one re-checks before caching
+        # read by the metrics (bot/observability.py): answers by code ("VALID" for a valid key), and
+        # answers straight from the cache of matched secrets or from the refusal cache
+        self.outcomes: dict[str, int] = dict.fromkeys(("VALID", "MALFORMED", "NOT_FOUND", "EXPIRED", "DISABLED"), 0)
+        self.cache_hits = 0
+        self.refusal_hits = 0
 
     def forget(self, key_id: str) -> None:
         """Drop a deleted key from the cache, so it fails on this instance at once."""
@@ -255,15 +260,22 @@ class Verifier:
             self._drop(digest)
 
     async def verify(self, text: str) -> Verdict:
+        verdict = await self._verify(text)
+        self.outcomes[verdict.code or "VALID"] += 1
+        return verdict
+
+    async def _verify(self, text: str) -> Verdict:
         try:
             parsed = self._format.parse(text)
         except InvalidInput:
             return MALFORMED
         digest = hashlib.sha256(text.encode()).digest()
         if digest in self._invalid:
+            self.refusal_hits += 1
             return NOT_FOUND
         entry = self._valid.get(digest)
         if entry is not None:
+            self.cache_hits += 1
             if self._monotonic() - entry.checked_at >= self._recheck_after:
                 state = await self._store.key_state(entry.row_id, key_id=entry.key_id)
                 if state is None or not entry.apply(state):

@@ -105,11 +105,19 @@ class SlackDriver:
         *,
         team_id: str | None = None,
         response_url: str | None = None,
+        dm: tuple[str, dict[str, Any]] | None = None,
     ) -> Reply:
-        """Press ``button`` (a Block Kit button dict); the reply is what keybot posted to the response_url."""
+        """Press ``button`` (a Block Kit button dict); the reply is what keybot posted to the response_url.
+        ``dm``: the button is on a message in a DM (its channel, and the message with its ``ts``), which
+        Slack sends along, unlike an ephemeral message."""
         url = response_url or self._new_response_url()
         name = url.rsplit("/", 1)[-1]
         before = len(self.slack.responses_to(name))
+        where: dict[str, Any] = {}
+        if dm is not None:
+            channel, message = dm
+            container = {"type": "message", "message_ts": message.get("ts"), "channel_id": channel, "is_ephemeral": False}
+            where = {"channel_id": channel, "message": message, "is_ephemeral": False, "container": container}
         body = block_actions_body(
             user_id=user_id,
             team_id=team_id or self.team_id,
@@ -117,6 +125,7 @@ class SlackDriver:
             value=str(button.get("value", "")),
             response_url=url,
             selected_option=button.get("selected_option"),
+            **where,
         )
         status, _ = await post_signed(self.session, self.events_url, body, signing_secret=self.signing_secret)
         posted: list[Response] = self.slack.responses_to(name)[before:]

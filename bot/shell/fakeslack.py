@@ -63,6 +63,7 @@ class Call:
     token: str | None
     outcome: Outcome
     at: float = field(default_factory=time.monotonic)
+    answer: dict[str, Any] = field(default_factory=dict, repr=False)  # what Slack answered (ok calls)
 
     @property
     def delivered(self) -> bool:
@@ -87,6 +88,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.responses: list[Response] = []
         self.users: dict[str, str] = {}
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # posted messages by (channel, ts), as updated
         self._failures: defaultdict[str, deque[Failure]] = defaultdict(deque)
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
@@ -142,6 +144,18 @@ class FakeSlack:
             if call.delivered and call.args.get("channel") in channels
         ]
 
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """A posted message (``text``, ``blocks``) as it reads now, after any ``chat.update``."""
+        return self.messages[(channel, ts)]
+
+    def updates_of(self, channel: str, ts: str) -> list[Call]:
+        """Delivered ``chat.update`` calls to the message ``ts`` in ``channel``."""
+        return [
+            call
+            for call in self.calls_to("chat.update")
+            if call.delivered and (call.args.get("channel"), call.args.get("ts")) == (channel, ts)
+        ]
+
     def responses_to(self, name: str) -> list[Response]:
         """Every JSON body posted to `response_url(name)`."""
         return [response for response in self.responses if response.name == name]
@@ -195,7 +209,12 @@ class FakeSlack:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), seconds)
             case None:
-                await self._record(Call(method, args, token, "ok"))
+                answer = self._answer(method, args)
+                if answer.get("ok") is False:
+                    await self._record(Call(method, args, token, "slack_error", answer=answer))
+                    return web.json_response(answer)
+                await self._record(Call(method, args, token, "ok", answer=answer))
+                return web.json_response({"ok": True, **answer})
         return web.json_response({"ok": True, **self._answer(method, args)})
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +232,19 @@ class FakeSlack:
                 channel = _dm_channel(str(args.get("channel", "")))
                 ts = f"{int(time.time())}.{next(self._ts):06d}"
                 message = {"type": "message", "text": args.get("text", ""), "ts": ts}
+                if "blocks" in args:
+                    message["blocks"] = args["blocks"]
+                self.messages[(channel, ts)] = message
                 return {"channel": channel, "ts": ts, "message": message}
+            case "chat.update":
+                key = (str(args.get("channel", "")), str(args.get("ts", "")))
+                if key not in self.messages:
+                    return {"ok": False, "error": "message_not_found"}
+                updated = {**self.messages[key], "text": args.get("text", "")}
+                if "blocks" in args:
+                    updated["blocks"] = args["blocks"]
+                self.messages[key] = updated
+                return {"channel": key[0], "ts": key[1], "text": updated["text"]}
             case "conversations.open":
                 user = str(args.get("users", "")).split(",")[0]
                 return {"channel": {"id": _dm_channel(user)}}

@@ -31,11 +31,14 @@ EMOJI = {
     "lock": "🔒",
     "tada": "🎉",
     "sparkles": "✨",
+    "rotating_light": "🚨",
     "arrows_counterclockwise": "🔄",
     "hourglass": "⌛",
     "hourglass_flowing_sand": "⏳",
     "no_entry": "⛔",
     "scroll": "📜",
+    "zzz": "💤",
+    "ok_hand": "👌",
 }
 
 _CODE_RE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")

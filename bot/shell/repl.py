@@ -10,10 +10,8 @@ import contextlib
 import html
 import re
 import secrets
-import textwrap
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Self
 
 import aiohttp
@@ -27,6 +25,7 @@ from bot.shell.database import SHELL_TEAM_ID, database_banner, guard, workspace
 from bot.shell.driver import SlackDriver
 from bot.shell.fakeslack import Call, FakeSlack, Response
 from bot.shell.render import message_buttons, mrkdwn, render_message
+from bot.shell.session_parts import Question, Shown, indent, plain, yes_no
 from bot.shell.users import USER_ID_RE, login_name, user_id_for
 
 SHELL_ORG_NAME = "keybot shell"
@@ -44,38 +43,6 @@ Shell commands:
   /dms [@name]      every DM keybot sent in this session (or only those to @name)
   /help             this help
   /quit             leave (or Ctrl-D)"""
-
-
-@dataclass
-class _Shown:
-    """A message shown in this session: its number, who sees it, and where replies to it go."""
-
-    number: int
-    viewer: str
-    url: str
-    replaced: bool = False
-
-
-@dataclass(frozen=True)
-class _Question:
-    prompt: str
-    default: bool
-    answer: Callable[[bool], Awaitable[str]]
-
-
-def _yes_no(line: str, default: bool) -> bool | None:
-    word = line.strip().lower()
-    if not word:
-        return default
-    if word in ("y", "yes"):
-        return True
-    if word in ("n", "no"):
-        return False
-    return None
-
-
-def _indent(text: str) -> str:
-    return textwrap.indent(text, "  ")
 
 
 class Shell:
@@ -102,10 +69,10 @@ class Shell:
         self.finished = False
         self.dms: list[tuple[str, dict[str, Any]]] = []
         self._stack = stack
-        self._messages: list[_Shown] = []
-        self._buttons: list[tuple[dict[str, Any], _Shown]] = []
+        self._messages: list[Shown] = []
+        self._buttons: list[tuple[dict[str, Any], Shown]] = []
         self._fresh_output = True
-        self._question: _Question | None = None
+        self._question: Question | None = None
         self._calls_seen = 0
         self._responses_seen = 0
 
@@ -189,7 +156,7 @@ class Shell:
             missing = (
                 "No organization yet." if not teams else f"Workspace {self.team_id} has no organization."
             )
-            self._question = _Question(
+            self._question = Question(
                 f"{missing} Create one with you as its owner? [Y/n] ", True, self._bootstrap
             )
             return "\n".join(lines)
@@ -204,7 +171,7 @@ class Shell:
         self._fresh_output = True
         if self._question is not None:
             question = self._question
-            answer = _yes_no(line, question.default)
+            answer = yes_no(line, question.default)
             if answer is None:
                 return "Please answer y or n."
             self._question = None
@@ -277,25 +244,27 @@ class Shell:
             return f"There is no button [{number}]; the latest buttons are [1]–[{len(self._buttons)}]."
         button, shown = self._buttons[number - 1]
         if shown.replaced:
-            return f"Button [{number}] is gone: message #{shown.number} was replaced."
+            what = "its DM was updated" if shown.dm else f"message #{shown.number} was replaced"
+            return f"Button [{number}] is gone: {what}."
         if shown.viewer != self.user:
             viewer = self._name(shown.viewer)
-            return f"Button [{number}] is on message #{shown.number}, which only @{viewer} sees. Use /as {viewer}."
+            where = f"a DM to @{viewer}" if shown.dm else f"message #{shown.number}, which only @{viewer} sees"
+            return f"Button [{number}] is on {where}. Use /as {viewer}."
         confirm = button.get("confirm")
         if not isinstance(confirm, dict):
             return await self._press(button, shown)
-        yes = mrkdwn(_plain(confirm.get("confirm")) or "Yes", names=self.names)
-        no = mrkdwn(_plain(confirm.get("deny")) or "Cancel", names=self.names)
+        yes = mrkdwn(plain(confirm.get("confirm")) or "Yes", names=self.names)
+        no = mrkdwn(plain(confirm.get("deny")) or "Cancel", names=self.names)
 
         async def answer(ok: bool) -> str:
             return await self._press(button, shown) if ok else f"{no}: nothing was sent."
 
-        self._question = _Question(f"{yes} (y) or {no} (n)? [y/N] ", False, answer)
-        title = mrkdwn(_plain(confirm.get("title")), names=self.names)
-        return f"Slack asks: {title}\n{_indent(mrkdwn(_plain(confirm.get('text')), names=self.names))}"
+        self._question = Question(f"{yes} (y) or {no} (n)? [y/N] ", False, answer)
+        title = mrkdwn(plain(confirm.get("title")), names=self.names)
+        return f"Slack asks: {title}\n{indent(mrkdwn(plain(confirm.get('text')), names=self.names))}"
 
-    async def _press(self, button: dict[str, Any], shown: _Shown) -> str:
-        reply = await self.driver.click(self.user, button, response_url=shown.url)
+    async def _press(self, button: dict[str, Any], shown: Shown) -> str:
+        reply = await self.driver.click(self.user, button, response_url=shown.url, dm=shown.dm)
         lines = (
             []
             if reply.status == 200
@@ -327,7 +296,11 @@ class Shell:
                 return
 
     async def _collect(self) -> list[str]:
-        """Messages posted to response_urls and DMs sent since the last look; sends queued DMs first."""
+        """Messages posted to response_urls and DMs sent or updated since the last look; first runs due jobs
+        (unless a server owns the database) and sends queued DMs."""
+        for _ in range(_DRAIN_ROUNDS if not self.real_workspaces else 0):
+            if not await self.runtime.jobs.run_once():
+                break
         await self._drain()
         lines: list[str] = []
         responses, self._responses_seen = (
@@ -338,7 +311,7 @@ class Shell:
             lines += self._on_response(response)
         calls, self._calls_seen = self.slack.calls[self._calls_seen :], len(self.slack.calls)
         for call in calls:
-            if call.method == "chat.postMessage" and call.delivered:
+            if call.method in ("chat.postMessage", "chat.update") and call.delivered:
                 lines.append(self._on_dm(call))
         return lines
 
@@ -356,23 +329,37 @@ class Shell:
         return [self._show(body, url=url, viewer=target.viewer if target else self.user)]
 
     def _on_dm(self, call: Call) -> str:
+        """A DM sent (its buttons, if any, become clickable) or updated (the buttons of the old one go)."""
         channel = str(call.args.get("channel", ""))
         to = channel[1:] if channel.startswith("D") and USER_ID_RE.fullmatch(channel[1:]) else channel
         message: dict[str, Any] = {key: call.args[key] for key in ("text", "blocks") if key in call.args}
+        at = (str(call.answer.get("channel", channel)), str(call.answer.get("ts", "")))
+        for _, shown in self._buttons:
+            if shown.dm is not None and (shown.dm[0], shown.dm[1].get("ts")) == at:
+                shown.replaced = True
+        if call.method == "chat.update":
+            return self._dm_text(to, message, updated=True)
         self.dms.append((to, message))
-        return self._dm_text(to, message)
+        shown = Shown(number=0, viewer=to, url=self.slack.response_url(f"dm{at[1]}"), dm=(at[0], {**message, "ts": at[1]}))
+        return self._dm_text(to, message, first_button=self._number_buttons(message, shown))
 
-    def _dm_text(self, to: str, message: dict[str, Any]) -> str:
-        return f"DM to @{self._name(to)}:\n{_indent(render_message(message, names=self.names))}"
+    def _dm_text(self, to: str, message: dict[str, Any], *, first_button: int = 1, updated: bool = False) -> str:
+        body = render_message(message, names=self.names, first_button=first_button)
+        return f"DM to @{self._name(to)}{' (updated)' if updated else ''}:\n{indent(body)}"
 
-    def _show(self, message: dict[str, Any], *, url: str, viewer: str, replaces: _Shown | None = None) -> str:
-        shown = _Shown(number=len(self._messages) + 1, viewer=viewer, url=url)
-        self._messages.append(shown)
+    def _number_buttons(self, message: dict[str, Any], shown: Shown) -> int:
+        """Number the message's buttons for /click (after others of the same output); the first's number."""
         buttons = message_buttons(message)
         if buttons and self._fresh_output:
             self._buttons, self._fresh_output = [], False
         first = len(self._buttons) + 1
         self._buttons += [(button, shown) for button in buttons]
+        return first
+
+    def _show(self, message: dict[str, Any], *, url: str, viewer: str, replaces: Shown | None = None) -> str:
+        shown = Shown(number=len(self._messages) + 1, viewer=viewer, url=url)
+        self._messages.append(shown)
+        first = self._number_buttons(message, shown)
         if message.get("response_type") == "in_channel":
             audience = "everyone in the channel sees"
         else:
@@ -381,7 +368,7 @@ class Shell:
         if replaces is not None:
             head += f" (replaces message #{replaces.number})"
         body = render_message(message, names=self.names, first_button=first)
-        return f"{head}:\n{_indent(body)}"
+        return f"{head}:\n{indent(body)}"
 
     # -- users ------------------------------------------------------------------------------
 
@@ -408,8 +395,3 @@ class Shell:
 
         return _AT_RE.sub(mention, text)
 
-
-def _plain(obj: Any) -> str:
-    if isinstance(obj, dict):
-        return str(obj.get("text", ""))
-    return str(obj) if obj else ""

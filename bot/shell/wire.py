@@ -143,3 +143,95 @@ def _channel_name(channel_id: str) -> str:
 
 def _trigger_id() -> str:
     return f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
+
+
+def _user(user_id: str, team_id: str) -> dict[str, Any]:
+    return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id}
+
+
+def _interaction(payload: dict[str, Any]) -> bytes:
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def event_body(*, event: dict[str, Any], team_id: str) -> bytes:
+    """An Events API `event_callback` (JSON), e.g. ``{"type": "app_home_opened", "user": ..., "tab": "home"}``."""
+    return json.dumps(
+        {
+            "token": VERIFICATION_TOKEN,
+            "team_id": team_id,
+            "api_app_id": APP_ID,
+            "event": {"event_ts": f"{time.time():.6f}", **event},
+            "type": "event_callback",
+            "event_id": f"Ev{secrets.token_hex(5).upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": team_id, "user_id": "UKEYBOT", "is_bot": True}],
+        }
+    ).encode()
+
+
+def shortcut_body(*, user_id: str, team_id: str, callback_id: str) -> bytes:
+    """The `payload=<json>` body of a global shortcut."""
+    return _interaction(
+        {
+            "type": "shortcut",
+            "token": VERIFICATION_TOKEN,
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": team_id, "domain": TEAM_DOMAIN},
+            "user": _user(user_id, team_id),
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": _trigger_id(),
+        }
+    )
+
+
+def view_body(
+    *, kind: str, user_id: str, team_id: str, view: dict[str, Any], values: dict[str, dict[str, Any]] | None = None
+) -> bytes:
+    """A `view_submission` or `view_closed` of ``view`` (as the app opened it) with ``values`` as its state:
+    ``{block_id: {action_id: {"type": ..., "value" | "selected_option": ...}}}``."""
+    submitted = {
+        "id": f"V{secrets.token_hex(5).upper()}",
+        "team_id": team_id,
+        "app_id": APP_ID,
+        "hash": secrets.token_hex(8),
+        "private_metadata": "",
+        **view,
+        "state": {"values": values or {}},
+    }
+    payload = {
+        "type": kind,
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "user": _user(user_id, team_id),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": _trigger_id(),
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    if kind == "view_closed":
+        payload["is_cleared"] = False
+    return _interaction(payload)
+
+
+def block_suggestion_body(*, user_id: str, team_id: str, action_id: str, value: str, block_id: str = "b") -> bytes:
+    """The `payload=<json>` body of an external_select asking for options matching ``value``."""
+    return _interaction(
+        {
+            "type": "block_suggestion",
+            "user": _user(user_id, team_id),
+            "team": {"id": team_id, "domain": TEAM_DOMAIN},
+            "container": {"type": "view", "view_id": "V0"},
+            "api_app_id": APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "action_id": action_id,
+            "block_id": block_id,
+            "value": value,
+            "action_ts": f"{time.time():.6f}",
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+    )

@@ -8,6 +8,7 @@ from bot.services import Keybot
 from bot.slack import blocks, lifecycle_blocks
 from bot.slack.blocks import Message
 from bot.slack.codec import ActionId, MenuChoice, decode_choice, decode_page
+from bot.slack.nudge_actions import NUDGE_ACTIONS
 
 Click = Callable[[Keybot, Actor, str], Awaitable[Message]]
 
@@ -63,8 +64,9 @@ async def key_menu(kb: Keybot, actor: Actor, value: str) -> Message:
             return blocks.audit_page(await kb.audit.page(actor, project=choice.project), number=1)
 
 
-# Clicks whose answer is a new message rather than a replacement of the one clicked.
-ANSWER_BELOW = frozenset({ActionId.KEY_MENU})
+# Clicks whose answer is a new message rather than a replacement of the one clicked (a reminder DM is
+# updated for every owner by the outbox instead).
+ANSWER_BELOW = frozenset({ActionId.KEY_MENU, *NUDGE_ACTIONS})
 
 ACTIONS: dict[ActionId, Click] = {
     ActionId.DELETE_CONFIRM: confirm_delete,
@@ -74,4 +76,5 @@ ACTIONS: dict[ActionId, Click] = {
     ActionId.AUDIT_OLDER: audit_older,
     ActionId.AUDIT_NEWER: audit_newer,
     ActionId.KEY_MENU: key_menu,
+    **NUDGE_ACTIONS,
 }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.domain.errors import InvalidInput
+from bot.domain.jobs import NudgeRef
 
 STALE = "This button is out of date. Run the command again."
 # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and row ids that fit the
@@ -27,6 +28,11 @@ class ActionId(StrEnum):
     AUDIT_OLDER = "audit_older"
     AUDIT_NEWER = "audit_newer"
     KEY_MENU = "key_menu"
+    NUDGE_ROLL = "nudge_roll"  # the buttons of reminder DMs: each carries ``encode_nudge``
+    NUDGE_EXTEND = "nudge_extend"
+    NUDGE_LET_EXPIRE = "nudge_let_expire"
+    NUDGE_DELETE = "nudge_delete"
+    NUDGE_KEEP = "nudge_keep"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,22 @@ def decode_choice(value: str) -> KeyChoice:
     if match is None or match[1] not in MenuChoice.__members__.values():
         raise InvalidInput(STALE)
     return KeyChoice(choice=MenuChoice(match[1]), project=match[2], key=match[3])
+
+
+# ``n<job id>.<token>``: the token is secrets.token_urlsafe(12) (16 characters), compared server-side.
+_NUDGE_RE = re.compile(r"n([0-9]{1,10})\.([A-Za-z0-9_-]{16,64})")
+
+
+def encode_nudge(ref: NudgeRef) -> str:
+    return f"n{ref.job_id}.{ref.token}"
+
+
+def decode_nudge(value: str) -> NudgeRef:
+    """Parse a reminder button's value; InvalidInput (stale) for anything the encoder could not write."""
+    match = _NUDGE_RE.fullmatch(value)
+    if match is None or int(match[1]) > MAX_ROW_ID:
+        raise InvalidInput(STALE)
+    return NudgeRef(job_id=int(match[1]), token=match[2])
 
 
 def action_id_named(raw: str) -> ActionId:

@@ -17,13 +17,17 @@ Slack's ``ok: false`` answers fall in three groups (``classify``):
   ERROR line per outage;
 - anything else is transient and retried with backoff.
 
+Reminders (bot/slack/nudges.py) are never merged: each goes alone, with its buttons, and where it went
+(channel, ts) is recorded (``NudgeMessages``); a decision on one is a row that updates that message
+(``chat.update``), waiting while the reminder itself is not sent yet.
+
 A DM's text is never logged.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -37,11 +41,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import Unavailable
 from bot.domain.model import Notification
-from bot.ports import Outbox
+from bot.domain.notices import NUDGE_KINDS, Notice, NoticeKind
+from bot.domain.tracing import REQUEST_ID
+from bot.ports import NudgeMessages, Outbox
 from bot.slack.notices import merged_dm_text
+from bot.slack.nudges import decided_dm, nudge_dm
 
 log = logging.getLogger("keybot.outbox")
 MAX_BACKOFF = timedelta(minutes=15)
+UPDATE_TRIES = 8  # an update of a reminder whose DM is still not sent after that many tries is dead
 
 # chat.postMessage to a user id: answers that say this one DM can never be delivered as it is.
 # (A deactivated user's DM is accepted by Slack, so there is no error for it.)
@@ -56,6 +64,10 @@ DEAD_LETTER_ERRORS = frozenset(
         "no_text",
         "invalid_blocks",
         "too_many_attachments",
+        # chat.update of a reminder DM (bot/slack/nudges.py): the message is gone or can no longer change
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
     }
 )
 # Answers about keybot's token or app, not about this DM: every DM would get the same answer.
@@ -118,10 +130,13 @@ class OutboxWorker:
         base_backoff: float = 1.0,
         origin: str | None = None,
         merge_seconds: float = 0.0,
+        nudge_dms: NudgeMessages | None = None,
     ) -> None:
         """``origin``: the rows this worker sends, and no others (None: Slack's; "shell": keybot shell's).
-        ``merge_seconds``: a DM waits that long for more changes to the same person, then goes out as one."""
+        ``merge_seconds``: a DM waits that long for more changes to the same person, then goes out as one.
+        ``nudge_dms``: where reminder DMs went, so a decision can update them (without it, it cannot)."""
         self._store = store
+        self._nudge_dms = nudge_dms
         self._merge = merge_seconds
         self._origin = origin
         self._client = client
@@ -134,6 +149,8 @@ class OutboxWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._app_refused: str | None = None  # the error while Slack refuses keybot's token or app
+        self.retries = 0  # sends to retry later, and DMs buried as dead letters (read by /metrics)
+        self.dead_letters = 0
 
     def wake(self) -> None:
         """Tell the worker new rows are waiting (called after a commit that queued DMs)."""
@@ -179,12 +196,71 @@ class OutboxWorker:
             origin=self._origin,
             settle_seconds=self._merge,
         )
-        results = await asyncio.gather(*(self._send_merged(group) for group in _by_recipient(rows)))
+        results = await asyncio.gather(*(self._deliver(groups) for groups in _by_recipient(rows)))
         return sum(results)
+
+    async def _deliver(self, groups: list[list[Notification]]) -> int:
+        """One recipient's DMs, in order: merged notices as one DM, each reminder alone with its buttons,
+        each decision on a reminder as an update of that reminder's DM. How many rows went."""
+        sent = 0
+        for group in groups:
+            notice = group[0].notice
+            if notice is not None and notice.kind is NoticeKind.NUDGE_DECIDED:
+                sent += await self._update_nudge(group[0], notice)
+            elif notice is not None and notice.kind in NUDGE_KINDS:
+                sent += await self._send_nudge(group[0], notice)
+            else:
+                sent += await self._send_merged(group)
+        return sent
+
+    async def _send_nudge(self, row: Notification, notice: Notice) -> int:
+        """A reminder with its buttons; where it went (channel, ts) is recorded before it counts as sent."""
+        REQUEST_ID.set(notice.request_id)
+        dm = nudge_dm(notice)
+
+        async def post() -> None:
+            answer = await self._client.chat_postMessage(
+                channel=row.user_id, text=dm["text"], blocks=dm["blocks"], unfurl_links=False
+            )
+            if self._nudge_dms is not None and notice.nudge is not None:
+                channel, ts = str(answer.get("channel", row.user_id)), str(answer.get("ts", ""))
+                await self._nudge_dms.record_nudge_dm(
+                    job_id=notice.nudge, user_id=row.user_id, channel=channel, ts=ts, at=self._clock()
+                )
+
+        return int(await self._send(row, text=dm["text"], deliver=post))
+
+    async def _update_nudge(self, row: Notification, notice: Notice) -> int:
+        """Turn the reminder this person got into who decided what (``chat.update``). Until that reminder
+        is sent the update waits; if it never is, the update becomes a dead letter."""
+        REQUEST_ID.set(notice.request_id)
+        found = None
+        if self._nudge_dms is not None and notice.nudge is not None:
+            found = await self._nudge_dms.nudge_dm(job_id=notice.nudge, user_id=row.user_id)
+        if found is None:
+            if row.attempts >= UPDATE_TRIES or self._nudge_dms is None:
+                await self._store.bury(row.id, at=self._clock(), error="its reminder DM was never sent")
+                self.dead_letters += 1
+                log.warning("outbox: update %s to %s is dead: its reminder DM was never sent", row.id, row.user_id)
+                return 0
+            delay = self._backoff(row.attempts)
+            await self._store.reschedule(
+                row.id, at=self._clock() + timedelta(seconds=delay), error="its reminder DM is not sent yet"
+            )
+            return 0
+        channel, ts = found
+        dm = decided_dm(notice)
+
+        async def update() -> None:
+            await self._client.chat_update(channel=channel, ts=ts, text=dm["text"], blocks=dm["blocks"])
+
+        return int(await self._send(row, text=dm["text"], deliver=update))
 
     async def _send_merged(self, group: list[Notification]) -> int:
         """Send one recipient's notices as one DM; every row shares the outcome. How many rows went."""
         first, *others = group
+        # each group runs in its own task (gather): log lines of this send carry the queuing request's id
+        REQUEST_ID.set(first.notice.request_id if first.notice is not None else None)
         if not await self._send(first, text=_text(group)):
             for row in others:  # the same answer would come back: keep them with the first
                 await self._store.reschedule(row.id, at=self._clock(), error="merged with a DM not sent")
@@ -193,15 +269,23 @@ class OutboxWorker:
             await self._store.mark_sent(row.id, at=self._clock())
         return len(group)
 
-    async def _send(self, row: Notification, *, text: str) -> bool:
+    async def _send(
+        self, row: Notification, *, text: str, deliver: Callable[[], Awaitable[None]] | None = None
+    ) -> bool:
+        """Post ``text`` to the row's recipient (or run ``deliver``, which calls Slack itself); mark the row
+        sent on success, else reschedule or bury it as Slack's answer says."""
         try:
-            await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False)
+            if deliver is not None:
+                await deliver()
+            else:
+                await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False)
         except SlackApiError as err:
             status, retry_after = _status_and_retry_after(err)
             error = _slack_error(err)[:100]
             verdict = classify(status, error)
             if verdict is Verdict.DEAD:
                 await self._store.bury(row.id, at=self._clock(), error=f"{status} {error}"[:200])
+                self.dead_letters += 1
                 log.warning(
                     "outbox: DM %s to %s is dead: Slack answered %s, which no retry can change; "
                     "`keybot outbox` lists it, `keybot outbox retry %s` sends it again",
@@ -224,6 +308,7 @@ class OutboxWorker:
                 at=self._clock() + timedelta(seconds=delay),
                 error=f"{status} {error}"[:200],
             )
+            self.retries += 1
             log.warning(
                 "outbox: DM %s not sent (HTTP %s, attempt %s); retry in %.1fs",
                 row.id,
@@ -237,9 +322,11 @@ class OutboxWorker:
             await self._store.reschedule(
                 row.id, at=self._clock() + timedelta(seconds=delay), error=type(err).__name__
             )
+            self.retries += 1
             log.warning("outbox: DM %s not sent (%s); retry in %.1fs", row.id, type(err).__name__, delay)
             return False
         await self._store.mark_sent(row.id, at=self._clock())
+        log.info("outbox: DM %s sent", row.id)
         if self._app_refused is not None:
             self._app_refused = None
             log.info("outbox: Slack accepts keybot's bot token again; queued DMs are going out")
@@ -249,17 +336,24 @@ class OutboxWorker:
         return float(min(self._base_backoff * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds()))
 
 
-def _by_recipient(rows: Sequence[Notification]) -> list[list[Notification]]:
-    """Rows grouped by who gets them (and in which workspace), oldest first in each group. Rows
-    queued as plain text (before notices existed) each go alone."""
-    groups: dict[tuple[str, str | None], list[Notification]] = {}
-    alone: list[list[Notification]] = []
+def _by_recipient(rows: Sequence[Notification]) -> list[list[list[Notification]]]:
+    """For each recipient (in each workspace), their DMs in order: the notices to merge into one DM
+    (oldest first), then each reminder and each decision on one alone. Rows queued as plain text
+    (before notices existed) each go alone."""
+    merged: dict[tuple[str, str | None], list[Notification]] = {}
+    single: dict[tuple[str, str | None], list[list[Notification]]] = {}
+    alone: list[list[list[Notification]]] = []
     for row in sorted(rows, key=lambda r: r.id):
         if row.notice is None:
-            alone.append([row])
+            alone.append([[row]])
+        elif row.notice.kind in NUDGE_KINDS or row.notice.kind is NoticeKind.NUDGE_DECIDED:
+            single.setdefault((row.user_id, row.notice.team_id), []).append([row])
         else:
-            groups.setdefault((row.user_id, row.notice.team_id), []).append(row)
-    return [*groups.values(), *alone]
+            merged.setdefault((row.user_id, row.notice.team_id), []).append(row)
+    recipients = dict.fromkeys([*merged, *single])
+    return [
+        ([merged[who]] if who in merged else []) + single.get(who, []) for who in recipients
+    ] + alone
 
 
 def _text(group: list[Notification]) -> str:

@@ -21,7 +21,9 @@ KEYBOT = [sys.executable, "-m", "bot.cli"]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KEYBOT_", "DATABASE_URL"))}
+    """The environment of a newcomer's terminal: no keybot settings, and not inside another make."""
+    dropped = ("SLACK_", "KEYBOT_", "DATABASE_URL", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(extra)
     return env
 

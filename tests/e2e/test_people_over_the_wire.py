@@ -161,7 +161,6 @@ async def test_audit_shows_who_did_what_to_which_key_masked(harness: Harness) ->
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("create", "Missing arguments. Usage: `/apikeys create <project> <key-name> [expires <when>]"),
         ("create payments", "Missing argument. Usage"),
         ("create payments a b", "did you mean `a-b`"),
         ("create payments bad/name", "is not a valid key name"),

@@ -84,8 +84,9 @@ async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, c
     assert [sum(json.dumps(r.message).count(s) for r in replies) for s in secrets] == [1] * len(secrets)
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
-    tmp_path: Path, slack: FakeSlack
+    tmp_path: Path, slack: FakeSlack, log_format: str
 ) -> None:
     db_path = tmp_path / "keybot.db"
     url = f"sqlite+aiosqlite:///{db_path}"
@@ -93,7 +94,8 @@ async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
     for owner in (OWNER, SECOND_OWNER):  # SECOND_OWNER is DMed about OWNER's changes: DM sends get logged too
         await bootstrap(settings, team_id=TEAM, owner=owner, org="Acme")
     async with running_keybot(
-        database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "keybot.log", KEYBOT_LOG_LEVEL="DEBUG"
+        database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "keybot.log", KEYBOT_LOG_LEVEL="DEBUG",
+        KEYBOT_LOG_FORMAT=log_format,
     ) as kb, aiohttp.ClientSession() as session:
         driver = SlackDriver(
             events_url=kb.events_url, signing_secret=SIGNING_SECRET, slack=slack, team_id=TEAM, session=session
@@ -115,7 +117,11 @@ async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
         code, log = await kb.stop()
 
     assert code == 0, log
-    assert " DEBUG " in log  # DEBUG logging was really on
+    if log_format == "json":  # every line one JSON object; the scan below reads them as written
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        assert "DEBUG" in {line["level"] for line in lines}
+    else:
+        assert " DEBUG " in log  # DEBUG logging was really on
     assert "created key" in json.dumps([c.args for c in slack.dms_to(SECOND_OWNER)])  # DMs went out meanwhile
     hashes = stored_hashes(db_path)
     assert leaks({"the log": log}, secrets=secrets, hashes=hashes, tokens=tokens) == []

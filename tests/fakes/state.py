@@ -4,6 +4,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.domain.lifecycle import Policy
 from bot.domain.model import AuditEvent, KeyRecord, Org, PendingDeletion, Project, Scope
@@ -83,6 +84,8 @@ class State:
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     retired: dict[str, RetiredRow] = field(default_factory=dict)  # by old key id
     policies: dict[int, Policy] = field(default_factory=dict)  # by org id; absent: Policy()
+    jobs: dict[int, Any] = field(default_factory=dict)  # tests/fakes/jobs.py JobRow, by id
+    nudge_dms: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)  # (job, user): (channel, ts)
 
     def org_of_team(self, team_id: str) -> Org | None:
         return next((o for o in self.orgs.values() if o.team_id == team_id), None)

@@ -20,13 +20,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 
 from bot.domain.errors import Unavailable
-from bot.domain.model import AuditEvent, KeyRecord, KeyState, Notification, Scope, VerifyRecord
-from bot.ports import OutboxEntry, Transaction
+from bot.domain.model import AuditEvent, KeyState, Notification, VerifyRecord
+from bot.ports import KeyListingPage, OutboxEntry, Transaction
+from tests.fakes.jobs import MemoryJobQueue
 from tests.fakes.state import OutboxRow, State, scalars
 from tests.fakes.transaction import MemoryTransaction
 
 
-class MemoryStore:
+class MemoryStore(MemoryJobQueue):
     """``UnitOfWork``, ``KeyListing``, ``VerifyReads``, ``Outbox``, ``Health``, ``DeadLetters`` and
     ``Retention``, in memory."""
 
@@ -89,23 +90,23 @@ class MemoryStore:
         before_id: int | None,
         after_id: int | None,
         limit: int,
-    ) -> tuple[Scope | None, list[KeyRecord]]:
+    ) -> KeyListingPage:
         self.hit("key_listing")
         scope = self.state.scope(team_id=team_id, user_id=user_id, project_name=project_name)
         if scope is None or scope.project is None:
-            return scope, []
+            return KeyListingPage(scope=scope, keys=[])
         rows = [r for r in self.state.keys.values() if r.project_id == scope.project.id]
         if after_id is not None and before_id is None:  # the rows just newer, still newest first
             page = sorted((r for r in rows if r.id > after_id), key=lambda r: r.id)[:limit][::-1]
         else:
             older = [r for r in rows if before_id is None or r.id < before_id]
             page = sorted(older, key=lambda r: r.id, reverse=True)[:limit]
-        return scope, [r.as_record() for r in page]
-
-    async def key_counts(self, *, project_id: int, above: int | None) -> tuple[int, int]:
-        self.hit("key_counts")
-        ids = [r.id for r in self.state.keys.values() if r.project_id == project_id]
-        return len(ids), sum(1 for i in ids if above is not None and i > above)
+        if page:
+            newer = sum(1 for r in rows if r.id > page[0].id)
+        else:  # newer than where the page would be
+            newer = sum(1 for r in rows if (after_id is not None and r.id > after_id) or (
+                before_id is not None and r.id >= before_id))
+        return KeyListingPage(scope=scope, keys=[r.as_record() for r in page], total=len(rows), newer=newer)
 
     # -- VerifyReads --
 

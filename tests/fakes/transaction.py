@@ -21,6 +21,7 @@ from bot.domain.model import (
 )
 from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
+from tests.fakes.jobs import MemoryJobRows
 from tests.fakes.lifecycle import MemoryLifecycleRows
 from tests.fakes.state import KeyRow, OutboxRow, State
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from tests.fakes.store import MemoryStore
 
 
-class MemoryTransaction(MemoryLifecycleRows):
+class MemoryTransaction(MemoryLifecycleRows, MemoryJobRows):
     """The working copy of a write transaction, or the committed state of a read-only one (the key
     lifecycle's rows are in tests/fakes/lifecycle.py)."""
 
@@ -44,6 +45,9 @@ class MemoryTransaction(MemoryLifecycleRows):
         if write and not self._writable:
             raise RuntimeError(f"{method}() writes, but this is a read-only transaction")
         self._store.hit(method)
+
+    def _next_job_id(self) -> int:
+        return self._store.next_id("jobs")
 
     # -- OrgRows --
 
@@ -68,6 +72,10 @@ class MemoryTransaction(MemoryLifecycleRows):
     async def org_teams(self) -> list[str]:
         self._hit("org_teams")
         return sorted(o.team_id for o in self._s.orgs.values())
+
+    async def org_by_id(self, org_id: int) -> Org | None:
+        self._hit("org_by_id")
+        return self._s.orgs.get(org_id)
 
     # -- ProjectRows --
 
@@ -125,6 +133,8 @@ class MemoryTransaction(MemoryLifecycleRows):
         self._hit("delete_key", write=True)
         for key_id in [k for k, r in self._s.retired.items() if r.key_row_id == row_id]:
             del self._s.retired[key_id]  # ON DELETE CASCADE
+        for job_id in [j for j, r in self._s.jobs.items() if r.key_row_id == row_id]:
+            del self._s.jobs[job_id]  # ON DELETE CASCADE
         return self._s.keys.pop(row_id, None) is not None
 
     # -- RoleRows --

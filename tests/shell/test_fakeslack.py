@@ -43,9 +43,23 @@ async def test_form_encoded_blocks_are_decoded_from_json(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
     blocks = [{"type": "divider"}]
-    await client.api_call("chat.update", data={"channel": "C1", "blocks": json.dumps(blocks)})
+    await client.api_call("chat.postMessage", data={"channel": "C1", "blocks": json.dumps(blocks)})
 
-    assert slack.calls_to("chat.update")[0].args["blocks"] == blocks
+    assert slack.calls_to("chat.postMessage")[0].args["blocks"] == blocks
+
+
+async def test_chat_update_changes_a_posted_message_and_refuses_one_that_does_not_exist(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="U1", text="before", blocks=[{"type": "divider"}])
+    assert (posted["channel"], posted["message"]["ts"]) == ("DU1", posted["ts"])
+    updated = await client.chat_update(channel=posted["channel"], ts=posted["ts"], text="after", blocks=[])
+    assert (updated["channel"], updated["ts"]) == (posted["channel"], posted["ts"])
+    assert slack.message("DU1", posted["ts"]) == {"type": "message", "text": "after", "blocks": [], "ts": posted["ts"]}
+    assert [c.args["text"] for c in slack.updates_of("DU1", posted["ts"])] == ["after"]
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        await client.chat_update(channel="DU1", ts="1.000999", text="nothing there")
+    assert slack.calls_to("chat.update")[-1].outcome == "slack_error"
 
 
 async def test_auth_test_users_info_and_conversations_open_answer_like_slack(

@@ -63,10 +63,12 @@ async def engine(url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def store(engine: AsyncEngine) -> SqlStore:
+async def store(engine: AsyncEngine) -> AsyncIterator[SqlStore]:
     """A store on a freshly migrated database."""
     await upgrade(engine)
-    return SqlStore(engine)
+    store = SqlStore(engine)
+    yield store
+    await store.close()
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from tests.storage.helpers import OWNER, T0, TEAM, World, add_keys, new_key, not
 
 async def _key_names(store: SqlStore, project_name: str = "Web") -> list[str]:
     """Every key of the project, newest first, as ``/apikeys list`` reads them."""
-    _scope, keys = await store.key_listing(
+    keys = (await store.key_listing(
         team_id=TEAM, user_id=OWNER, project_name=project_name, before_id=None, after_id=None, limit=99
-    )
+    )).keys
     return [k.name for k in keys]
 
 

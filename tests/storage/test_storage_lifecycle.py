@@ -18,9 +18,9 @@ LATER = T0 + timedelta(hours=3)
 
 
 async def _listed(store: SqlStore) -> list[KeyRecord]:
-    _scope, keys = await store.key_listing(
+    keys = (await store.key_listing(
         team_id=TEAM, user_id=OWNER, project_name="Web", before_id=None, after_id=None, limit=99
-    )
+    )).keys
     return keys
 
 
@@ -182,7 +182,7 @@ async def test_migration_0004_adds_the_lifecycle_and_its_downgrade_keeps_the_aud
     engine: AsyncEngine,
 ) -> None:
     await upgrade(engine)
-    assert await current_revision(engine) == "0004" == head_revision()
+    assert await current_revision(engine) == head_revision()  # 0004 or later: the downgrade passes through it
     async with engine.connect() as conn:
         keys = await conn.run_sync(_columns, "api_keys")
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))

@@ -13,6 +13,8 @@ AT = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 DATE = "<!date^1736942400^{date_short_pretty} at {time}|2025-01-15 12:00 UTC>"
 UNTIL = AT + timedelta(days=1)
 UNTIL_DATE = "<!date^1737028800^{date_short_pretty} at {time}|2025-01-16 12:00 UTC>"
+SINCE = AT - timedelta(days=95)
+SINCE_DATE = "<!date^1728734400^{date_short_pretty} at {time}|2024-10-12 12:00 UTC>"
 MASKED = "kb_AbCdEfGhIj_…wxyz"
 
 
@@ -91,6 +93,45 @@ EXPECTED = {
         notice(NoticeKind.POLICY_CHANGED, org="Acme", setting="max-lifetime", value="90d"),
         f":scroll: <@U1> changed the key policy of the organization `Acme`, {DATE}: `max-lifetime` is now `90d`.",
     ),
+    "leaked key disabled": (
+        notice(NoticeKind.KEY_LEAKED, **KEY, url="https://github.com/acme/app/blob/1/x.py?a=1&b=<2>", value="disabled"),
+        f":rotating_light: GitHub found key `ci` (`{MASKED}`) in project `payments` in public at "
+        f"https://github.com/acme/app/blob/1/x.py?a=1&amp;b=&lt;2&gt;, {DATE}. keybot disabled it (your "
+        "organization's `leak-action`): it is refused until an owner enables it again. Remove it from there and "
+        "give its users a new key.",
+    ),
+    "expiry reminder": (
+        notice(NoticeKind.EXPIRY_NUDGE, **KEY, until=UNTIL, nudge=7, token="AbCdEfGhIjKlMnOp"),
+        f":hourglass_flowing_sand: Key `ci` (`{MASKED}`) in project `payments` expires {UNTIL_DATE}, in 1 day. "
+        "Roll it (a new secret and a fresh lifetime), extend it by 30 days, or let it expire.",
+    ),
+    "stale reminder": (
+        notice(NoticeKind.STALE_NUDGE, **KEY, since=SINCE, nudge=8, token="AbCdEfGhIjKlMnOp"),
+        f":zzz: Key `ci` (`{MASKED}`) in project `payments` has not been used since {SINCE_DATE} (95 days). "
+        "A key nobody uses is only a risk: delete it, or keep it if something still needs it.",
+    ),
+    "grace ended": (
+        notice(NoticeKind.GRACE_ENDED, **KEY, until=AT),
+        f":lock: The old secret of key `ci` (`{MASKED}`) in project `payments` stopped working {DATE}: the grace "
+        "period after <@U1>'s roll is over. Services still using it are refused.",
+    ),
+    "reminder decided": (
+        notice(NoticeKind.NUDGE_DECIDED, **KEY, nudge=7, decision="extended", until=UNTIL),
+        f":hourglass: <@U1> extended key `ci` (`{MASKED}`) in project `payments` by 30 days, {DATE}: it now "
+        f"expires {UNTIL_DATE}.",
+    ),
+    "leaked key alerted": (
+        notice(NoticeKind.KEY_LEAKED, **KEY, url="https://gist.github.com/u/1", value="alerted"),
+        f":rotating_light: GitHub found key `ci` (`{MASKED}`) in project `payments` in public at "
+        f"https://gist.github.com/u/1, {DATE}. It still works (your organization's `leak-action` is `alert`): "
+        "remove it from there and roll it now with `/apikeys roll payments ci`.",
+    ),
+    "leaked key already disabled": (
+        notice(NoticeKind.KEY_LEAKED, **KEY, url="https://gist.github.com/u/1", value="already disabled"),
+        f":rotating_light: GitHub found key `ci` (`{MASKED}`) in project `payments` in public at "
+        f"https://gist.github.com/u/1, {DATE}. It was already disabled: do not enable it again; give its users "
+        "a new key.",
+    ),
 }
 
 
@@ -110,10 +151,11 @@ def test_a_dm_shows_only_what_its_kind_is_about(kind: NoticeKind) -> None:
     canaries = {
         f.name: f"CANARY-{f.name}"
         for f in dataclasses.fields(Notice)
-        if f.name not in ("kind", "at", "until")
+        if f.name not in ("kind", "at", "until", "since")
     }
-    text = dm_text(Notice(kind=kind, at=AT, until=UNTIL, **canaries))
+    text = dm_text(Notice(kind=kind, at=AT, until=UNTIL, since=SINCE, **canaries))
     shown = {name for name, value in canaries.items() if value in text} | ({"until"} if UNTIL_DATE in text else set())
+    shown |= {"since"} if SINCE_DATE in text else set()
     assert (
         shown
         == {
@@ -126,6 +168,11 @@ def test_a_dm_shows_only_what_its_kind_is_about(kind: NoticeKind) -> None:
             NoticeKind.KEY_ROLLED: {"actor", "project", "key_name", "key_masked", "until"},
             NoticeKind.EXPIRY_CHANGED: {"actor", "project", "key_name", "key_masked", "until"},
             NoticeKind.POLICY_CHANGED: {"actor", "org", "setting", "value"},
+            NoticeKind.EXPIRY_NUDGE: {"project", "key_name", "key_masked", "until"},
+            NoticeKind.STALE_NUDGE: {"project", "key_name", "key_masked", "since"},
+            NoticeKind.GRACE_ENDED: {"actor", "project", "key_name", "key_masked", "until"},
+            NoticeKind.NUDGE_DECIDED: {"actor", "project", "key_name", "key_masked"},
+            NoticeKind.KEY_LEAKED: {"project", "key_name", "key_masked", "url"},
         }[kind]
     )
 
@@ -149,6 +196,12 @@ def test_a_notice_has_no_field_that_could_hold_a_secret() -> None:
         "until",
         "setting",
         "value",
+        "nudge",  # a reminder's job id and its buttons' token (bot/domain/jobs.py), never a key's secret
+        "token",
+        "decision",
+        "since",
+        "url",
+        "request_id",  # the request that queued it (bot/domain/tracing.py): an id, never a secret
     ]
 
 
@@ -161,6 +214,11 @@ def test_a_notice_has_no_field_that_could_hold_a_secret() -> None:
         NoticeKind.KEY_ENABLED,
         NoticeKind.KEY_ROLLED,
         NoticeKind.EXPIRY_CHANGED,
+        NoticeKind.KEY_LEAKED,
+        NoticeKind.EXPIRY_NUDGE,
+        NoticeKind.STALE_NUDGE,
+        NoticeKind.GRACE_ENDED,
+        NoticeKind.NUDGE_DECIDED,
     ],
 )
 def test_a_real_keys_notice_carries_no_secret_through(kind: NoticeKind) -> None:

@@ -1,0 +1,45 @@
+"""Small pieces of ``keybot shell``'s session: what was shown, a pending y/n question, text helpers."""
+
+import textwrap
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Shown:
+    """A message shown in this session: its number, who sees it, and where replies to it go."""
+
+    number: int
+    viewer: str
+    url: str
+    replaced: bool = False
+    dm: tuple[str, dict[str, Any]] | None = None  # a DM's channel and message (with its ts), for clicks on it
+
+
+@dataclass(frozen=True)
+class Question:
+    prompt: str
+    default: bool
+    answer: Callable[[bool], Awaitable[str]]
+
+
+def yes_no(line: str, default: bool) -> bool | None:
+    word = line.strip().lower()
+    if not word:
+        return default
+    if word in ("y", "yes"):
+        return True
+    if word in ("n", "no"):
+        return False
+    return None
+
+
+def indent(text: str) -> str:
+    return textwrap.indent(text, "  ")
+
+
+def plain(obj: Any) -> str:
+    if isinstance(obj, dict):
+        return str(obj.get("text", ""))
+    return str(obj) if obj else ""

@@ -1,0 +1,84 @@
+"""Block Kit for the App Home tab: roles, owned projects with key counts, keys expiring within 14 days
+(with Roll and Extend buttons) and a Create key button. Never a secret; at most 100 blocks (the lists
+are capped by the service and summarised beyond)."""
+
+import json
+from typing import Any
+
+from bot.services.home import HomeData
+from bot.slack.dates import slack_date
+
+View = dict[str, Any]
+Block = dict[str, Any]
+
+HOME_CREATE, HOME_ROLL, HOME_EXTEND = "home_create", "home_roll", "home_extend"
+EXTEND_BY = "30d"
+MAX_BLOCKS = 100
+
+
+def key_value(project: str, name: str) -> str:
+    return json.dumps([project, name], separators=(",", ":"))
+
+
+def read_key_value(raw: object) -> tuple[str, str] | None:
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    if isinstance(data, list) and len(data) == 2 and all(isinstance(x, str) for x in data):
+        return data[0], data[1]
+    return None
+
+
+def _section(text: str, accessory: Block | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def _button(text: str, action_id: str, value: str = "-", *, style: str | None = None) -> Block:
+    button: Block = {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def home_view(data: HomeData, *, notice: str | None = None) -> View:
+    blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": f"keybot — {data.org}"[:150]}}]
+    if notice:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": notice[:3000]}]})
+    roles = [f"{g.role} of `{g.project}`" if g.project else f"organization {g.role}" for g in data.grants]
+    blocks.append(_section("*Your roles:* " + (", ".join(roles) if roles else "none yet — ask an organization owner.")))
+    if data.owned_total:
+        blocks.append(
+            {"type": "actions", "block_id": "home_actions", "elements": [_button("Create key", HOME_CREATE, style="primary")]}
+        )
+    blocks.append({"type": "divider"})
+    if data.owned:
+        lines = [f"• `{p.name}` — {p.keys} key{'' if p.keys == 1 else 's'}" for p in data.owned]
+        more = data.owned_total - len(data.owned)
+        if more > 0:
+            lines.append(f"…and {more} more. `/apikeys projects` lists them all.")
+        blocks.append(_section("*Projects you own*\n" + "\n".join(lines)))
+    else:
+        blocks.append(_section("*Projects you own:* none."))
+    blocks.append({"type": "divider"})
+    if not data.expiring:
+        blocks.append(_section("*Keys expiring within 14 days:* none."))
+    else:
+        blocks.append(_section(f"*Keys expiring within 14 days* ({data.expiring_total})"))
+        for item in data.expiring:
+            key, value = item.key, key_value(item.project, item.key.name)
+            when = slack_date(key.expires_at) if key.expires_at else "never"
+            blocks.append(_section(f"`{key.name}` in `{item.project}` (`{key.masked}`) expires {when}"))
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [_button("Roll", HOME_ROLL, value), _button("Extend 30 days", HOME_EXTEND, value)],
+                }
+            )
+        more = data.expiring_total - len(data.expiring)
+        if more > 0:
+            blocks.append(_section(f"…and {more} more. `/apikeys list <project>` shows every key's status."))
+    return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}

@@ -1,0 +1,330 @@
+"""Slack-native surfaces (DESIGN.md §5.2): the App Home, the create and roll modals, the global
+shortcut "Create API key", and ``/apikeys create`` with no arguments.
+
+- A modal is opened with ``views.open`` on the request's ``trigger_id`` (valid 3 s) after one short
+  read (the projects the user owns and the policy) and before any argon2 work.
+- A submission is validated again from scratch (the project list and the user's roles are read again):
+  what the user can fix is shown inline (``response_action: errors``). The new secret is shown by
+  updating the submitted modal (``response_action: update``), the only place it ever goes. argon2 at
+  OWASP cost takes ~22 ms, so the ack normally carries it; if the work outlasts ``ack_budget``, the
+  modal is updated to "working…" at once and then, through ``views.update``, to the outcome.
+- The Home is published on ``app_home_opened`` and after a change the viewer makes from a modal or a
+  Home button; publishes are coalesced to at most one per user every ``HOME_INTERVAL`` seconds.
+"""
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.errors import Conflict, InvalidInput, KeybotError, NotFound, NotSetUp, PermissionDenied
+from bot.domain.lifecycle import clean_note
+from bot.domain.model import Actor
+from bot.domain.names import validate_name
+from bot.services import Keybot
+from bot.slack import home, modals
+from bot.slack.modals import EXPIRY, GRACE, NAME, NOTE, PROJECT, View
+
+HOME_INTERVAL = 3.0  # seconds between two publishes of one user's Home
+log = logging.getLogger("keybot.slack")
+
+
+def _actor(context: AsyncBoltContext) -> Actor | None:
+    user_id, team_id, enterprise_id = context.user_id, context.team_id, context.enterprise_id
+    if not isinstance(user_id, str) or not isinstance(team_id, str) or not user_id or not team_id:
+        return None
+    return Actor(team_id=team_id, user_id=user_id, enterprise_id=enterprise_id if isinstance(enterprise_id, str) else None)
+
+
+def _unexpected() -> str:
+    ref = secrets.token_hex(3).upper()
+    log.exception("unexpected error (ref %s)", ref)
+    return f"Something went wrong (ref {ref}). Try again, and give the ref to your keybot operator if it keeps happening."
+
+
+def _field(values: dict[str, Any], block: str) -> dict[str, Any]:
+    entry = values.get(block)
+    inner = entry.get(block) if isinstance(entry, dict) else None
+    return inner if isinstance(inner, dict) else {}
+
+
+def _typed(values: dict[str, Any], block: str) -> str | None:
+    value = _field(values, block).get("value")
+    return value if isinstance(value, str) else None
+
+
+def _chosen(values: dict[str, Any], block: str) -> str | None:
+    option = _field(values, block).get("selected_option")
+    value = option.get("value") if isinstance(option, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _state(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The submitted view and its input values (``{}`` when the payload has none)."""
+    view = body.get("view")
+    view = view if isinstance(view, dict) else {}
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, dict) else None
+    return view, values if isinstance(values, dict) else {}
+
+
+class HomePublisher:
+    """Publishes users' Home views, at most one per user every ``interval`` seconds: a refresh asked for
+    sooner is done once, when the interval ends, with the latest notice."""
+
+    def __init__(self, keybot: Keybot, *, interval: float = HOME_INTERVAL) -> None:
+        self._keybot, self._interval = keybot, interval
+        self._last: dict[tuple[str, str], float] = {}
+        self._waiting: dict[tuple[str, str], str | None] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def refresh(self, client: AsyncWebClient, actor: Actor, *, notice: str | None = None) -> None:
+        who = (actor.team_id, actor.user_id)
+        if who in self._waiting:
+            self._waiting[who] = notice or self._waiting[who]
+            return
+        self._waiting[who] = notice
+        delay = max(0.0, self._last.get(who, -1e9) + self._interval - time.monotonic())
+        task = asyncio.create_task(self._publish_after(client, actor, delay))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _publish_after(self, client: AsyncWebClient, actor: Actor, delay: float) -> None:
+        who = (actor.team_id, actor.user_id)
+        if delay:
+            await asyncio.sleep(delay)
+        notice = self._waiting.pop(who, None)
+        self._last[who] = time.monotonic()
+        try:
+            view = home.home_view(await self._keybot.home.home(actor), notice=notice)
+            await client.views_publish(user_id=actor.user_id, view=view)
+        except NotSetUp:
+            return
+        except Exception as err:  # Slack or the database unreachable: the next opening publishes again
+            log.warning("could not publish a Home view: %s", type(err).__name__)
+
+
+def register_views(app: AsyncApp, *, keybot: Keybot, ack_budget: float = 2.0, interval: float = HOME_INTERVAL) -> HomePublisher:
+    """Add the Home, modal, shortcut and ``/apikeys create`` (no arguments) listeners to ``app``. Call it
+    before the catch-all listeners of bot/slack/app.py so these match first."""
+    publisher = HomePublisher(keybot, interval=interval)
+
+    async def open_create(client: AsyncWebClient, actor: Actor, trigger_id: str, *, origin: str) -> str | None:
+        """Open the create modal; the refusal text instead when the user may not create keys."""
+        try:
+            form = await keybot.home.create_form(actor)
+        except KeybotError as err:
+            return str(err)
+        await client.views_open(trigger_id=trigger_id, view=modals.create_modal(form, origin=origin))
+        return None
+
+    async def no_args_create(body: dict[str, Any]) -> bool:
+        text = body.get("text")
+        return isinstance(text, str) and text.strip().lower() == "create"
+
+    @app.command("/apikeys", matchers=[no_args_create])
+    async def create_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        actor, trigger = _actor(context), body.get("trigger_id")
+        if actor is None or not isinstance(trigger, str):
+            await ack(response_type="ephemeral", text="This request did not say who sent it.")
+            return
+        try:
+            refusal = await open_create(client, actor, trigger, origin="command")
+        except Exception:
+            refusal = _unexpected()
+        if refusal:
+            await ack(response_type="ephemeral", text=refusal)
+        else:
+            await ack()
+
+    async def open_from_button(client: AsyncWebClient, body: dict[str, Any], context: AsyncBoltContext, origin: str) -> None:
+        actor, trigger = _actor(context), body.get("trigger_id")
+        if actor is None or not isinstance(trigger, str):
+            return
+        try:
+            refusal = await open_create(client, actor, trigger, origin=origin)
+            if refusal:
+                await client.views_open(trigger_id=trigger, view=modals.message_view("Create API key", refusal))
+        except Exception:
+            _unexpected()
+
+    @app.shortcut(modals.CREATE_CALLBACK)
+    async def create_shortcut(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        await open_from_button(client, body, context, "shortcut")
+
+    @app.action(home.HOME_CREATE)
+    async def home_create(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        await open_from_button(client, body, context, "home")
+
+    @app.options(PROJECT)
+    async def project_suggestions(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        actor, query = _actor(context), body.get("value")
+        try:
+            projects = [] if actor is None else (await keybot.home.create_form(actor)).projects
+        except KeybotError:
+            projects = []
+        await ack(options=modals.project_options(projects, query if isinstance(query, str) else ""))
+
+    @app.view(modals.CREATE_CALLBACK)
+    async def create_submitted(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        actor = _actor(context)
+        view, values = _state(body)
+        if actor is None:
+            await ack(response_action="errors", errors={NAME: "This request did not say who sent it."})
+            return
+        project, name, expiry, note = _chosen(values, PROJECT), _typed(values, NAME), _chosen(values, EXPIRY), _typed(values, NOTE)
+        note = note if note and note.strip() else None  # an optional field left blank
+        errors = await _check_create(keybot, actor, project=project, name=name, expiry=expiry, note=note)
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+
+        async def work() -> View:
+            assert project is not None and name is not None
+            created = await keybot.keys.create(actor, project=project, name=name, expires=expiry, note=note or None)
+            return modals.created_view(created)
+
+        await _finish(ack, client, view, work(), errors_at=_create_error_field, title="Create API key", budget=ack_budget)
+        publisher.refresh(client, actor, notice=f"Created key `{name}` in `{project}`.")
+
+    @app.action(home.HOME_ROLL)
+    async def home_roll(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        actions = body.get("actions")
+        key = home.read_key_value(actions[0].get("value")) if isinstance(actions, list) and actions else None
+        trigger = body.get("trigger_id")
+        if key is None or not isinstance(trigger, str):
+            return
+        try:
+            await client.views_open(trigger_id=trigger, view=modals.roll_modal(project=key[0], name=key[1], origin="home"))
+        except Exception:
+            _unexpected()
+
+    @app.view(modals.ROLL_CALLBACK)
+    async def roll_submitted(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        actor = _actor(context)
+        view, values = _state(body)
+        about = modals.read_metadata(view.get("private_metadata"))
+        project, name, grace = about.get("project"), about.get("name"), _chosen(values, GRACE)
+        if actor is None or project is None or name is None:
+            await ack(response_action="errors", errors={GRACE: "This form is not valid any more; open it again."})
+            return
+
+        async def work() -> View:
+            return modals.rolled_view(await keybot.lifecycle.roll(actor, project=project, name=name, grace=grace))
+
+        await _finish(ack, client, view, work(), errors_at=lambda _: GRACE, title="Roll API key", budget=ack_budget)
+        publisher.refresh(client, actor, notice=f"Rolled key `{name}` in `{project}`.")
+
+    @app.view_closed(re.compile(f"^({modals.CREATE_CALLBACK}|{modals.ROLL_CALLBACK})"))
+    async def closed(ack: AsyncAck) -> None:
+        await ack()  # nothing to keep: a shown secret is discarded with its view
+
+    @app.action(home.HOME_EXTEND)
+    async def home_extend(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        actor = _actor(context)
+        actions = body.get("actions")
+        key = home.read_key_value(actions[0].get("value")) if isinstance(actions, list) and actions else None
+        if actor is None or key is None:
+            return
+        try:
+            change = await keybot.lifecycle.set_expiry(actor, project=key[0], name=key[1], when=home.EXTEND_BY)
+            when = f"{change.expires_at:%Y-%m-%d %H:%M} UTC" if change.expires_at else "never"
+            notice = f":white_check_mark: Key `{change.name}` in `{change.project}` now expires {when}."
+        except KeybotError as err:
+            notice = f":warning: {err}"
+        except Exception:
+            notice = f":warning: {_unexpected()}"
+        publisher.refresh(client, actor, notice=notice)
+
+    @app.event("app_home_opened")
+    async def home_opened(ack: AsyncAck, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        actor = _actor(context)
+        if actor is not None and event.get("tab", "home") == "home":
+            publisher.refresh(client, actor)
+
+    return publisher
+
+
+async def _check_create(
+    keybot: Keybot, actor: Actor, *, project: str | None, name: str | None, expiry: str | None, note: str | None
+) -> dict[str, str]:
+    """The inline errors of a create submission, read afresh (roles, projects, policy); ``{}`` if none."""
+    errors: dict[str, str] = {}
+    try:
+        form = await keybot.home.create_form(actor)
+    except (PermissionDenied, NotFound, NotSetUp) as err:
+        return {PROJECT: str(err)}
+    if project is None:
+        errors[PROJECT] = "Choose a project."
+    elif project not in form.projects:
+        errors[PROJECT] = f"You are no longer an owner of `{project}`, so you cannot create keys in it."
+    try:
+        validate_name((name or "").strip(), kind="key")
+    except InvalidInput as err:
+        errors[NAME] = str(err)
+    if expiry is None or expiry not in form.expiries:
+        errors[EXPIRY] = "Choose one of the expiries offered; your organization's policy may have changed."
+    if note:
+        try:
+            clean_note(note)
+        except InvalidInput as err:
+            errors[NOTE] = str(err)
+    return errors
+
+
+def _create_error_field(err: KeybotError) -> str:
+    if isinstance(err, Conflict):
+        return NAME
+    if isinstance(err, PermissionDenied | NotFound | NotSetUp):
+        return PROJECT
+    if isinstance(err, InvalidInput):
+        return EXPIRY
+    return NAME
+
+
+async def _finish(
+    ack: AsyncAck,
+    client: AsyncWebClient,
+    view: dict[str, Any],
+    work: Awaitable[View],
+    *,
+    errors_at: Callable[[KeybotError], str],
+    title: str,
+    budget: float,
+) -> None:
+    """Ack a submission with the outcome of ``work``: the view showing the secret, or an inline error.
+    Work still running after ``budget`` seconds: ack with "working…", then ``views.update`` the outcome."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=budget)
+    if task not in done:
+        await ack(response_action="update", view=modals.working_view(title))
+    try:
+        outcome = await task
+    except KeybotError as err:  # what the user can fix (or retry), next to the field it concerns
+        if task in done:
+            await ack(response_action="errors", errors={errors_at(err): str(err)})
+            return
+        outcome = modals.message_view(title, f":warning: {err}")
+    except Exception:
+        outcome = modals.message_view(title, f":warning: {_unexpected()}")
+    if task in done:
+        await ack(response_action="update", view=outcome)
+        return
+    view_id = view.get("id")
+    try:
+        if isinstance(view_id, str):
+            await client.views_update(view_id=view_id, view=outcome)
+    except Exception as err:
+        log.warning("could not update a modal: %s", type(err).__name__)
