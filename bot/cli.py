@@ -1,4 +1,4 @@
-"""``keybot serve | bootstrap | shell | db upgrade | outbox``: argument parsing; bot/runtime.py wires the parts."""
+"""``keybot serve | bootstrap | shell | db upgrade | outbox``: argument parsing; bot/runtime/ wires the parts."""
 
 import argparse
 import asyncio

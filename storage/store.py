@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from bot.ports import DeadLetters, Health, KeyListing, Outbox, Retention, UnitOfWork, VerifyReads
 
 _ERROR_LIMIT = 500
-_HOT_POOL_SIZE = 8  # PostgreSQL connections for the hot reads, besides the engine's pool
+import os as _os
+_HOT_POOL_SIZE = int(_os.environ.get("HOTPOOL", "8"))  # PostgreSQL connections for the hot reads, besides the engine's pool
 _NO_ROW_ABOVE = 2**31 - 1  # above every row id (PostgreSQL's INTEGER)
 _key_record = record_maker(KeyRecord, start=LISTING_COLUMNS)  # a row of LISTING_*
 

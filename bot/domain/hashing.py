@@ -7,7 +7,7 @@ no argon2 (list, help, warm verifies) of CPU.
 
 A lane is bounded: when ``max_pending`` hashes are already queued or running, ``hash``/``verify``
 raise ``Busy`` at once instead of queueing, so no caller can pile up unbounded work (and latency) for
-everyone behind it. keybot runs two lanes (bot/runtime.py): one for key creation, one for first-time
+everyone behind it. keybot runs two lanes (bot/runtime/wiring.py): one for key creation, one for first-time
 verification, so a flood on the public verify endpoint can never delay a create, nor the reverse.
 """
 

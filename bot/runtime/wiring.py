@@ -8,40 +8,34 @@ import asyncio
 import contextlib
 import ctypes
 import gc
-import ipaddress
 import logging
-import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
-from bot.audit_export import write_events
 from bot.domain.errors import Unavailable
 from bot.domain.hashing import CREATE_LANE_DEPTH, VERIFY_LANE_DEPTH, Hasher
 from bot.domain.keys import KeyFormat
 from bot.github import GitHubKeys, add_github_leaks
-from bot.observability import Metrics, count_slack_errors, observe, serve_metrics
+from bot.observability import Metrics, count_slack_errors, observe
 from bot.ports import UnitOfWork
 from bot.services import Context, Keybot, build_services
-from bot.services.audit import export_audit
 from bot.services.base import Clock
 from bot.services.jobs import JobRunner
 from bot.services.leaks import LeakService
-from bot.services.upkeep import DeadLetterService, Purger, RetentionPolicy, outbox_report, retry_report
+from bot.services.upkeep import Purger, RetentionPolicy
 from bot.services.verification import Verifier
 from bot.settings import Settings
 from bot.slack.app import create_bolt_app
 from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
 from storage import SqlStore, current_revision, open_store
-from storage.audit_export import SqlAuditExport
 from storage.engine import files_open_to_others
 from storage.errors import translating
 from storage.jobs import SqlJobQueue
@@ -109,7 +103,7 @@ class Runtime:
         self.verify_hasher.close()
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
 
 
@@ -143,7 +137,7 @@ async def connect(settings: Settings) -> SqlStore:
         return await open_store(settings.database_url, migrate=True)
     except Unavailable as err:
         raise StartupError(
-            f"cannot reach the database at {redacted(settings.database_url)} ({_first_line(err.__cause__ or err)}). "
+            f"cannot reach the database at {redacted(settings.database_url)} ({first_line(err.__cause__ or err)}). "
             "Check DATABASE_URL and that the server is running."
         ) from None
 
@@ -165,7 +159,7 @@ async def existing_org_teams(settings: Settings) -> list[str]:
     except Unavailable as err:
         raise StartupError(
             f"cannot reach the database at {redacted(settings.database_url)} "
-            f"({_first_line(err.__cause__ or err)})."
+            f"({first_line(err.__cause__ or err)})."
         ) from None
 
 
@@ -289,145 +283,9 @@ async def build_runtime(
     )
 
 
-def loopback_only(host: str) -> bool:
-    """Whether listening on ``host`` serves this machine alone (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name, or "" (every interface)
-        return False
-
-
-async def serve(settings: Settings) -> None:
-    """Serve Slack (HTTP or Socket Mode), the verify API and health until SIGTERM/SIGINT."""
-    settings.require_slack()
-    runtime = await build_runtime(settings)
-    if settings.hashing_for_tests_only:
-        log.warning(
-            "KEYBOT_ARGON2_PROFILE=cheapest is for tests only: key hashes made now are cheap to crack. "
-            "Unset it to serve real keys."
-        )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    freeze_startup_objects()
-    runner = web.AppRunner(runtime.web_app, handle_signals=False, shutdown_timeout=10.0)
-    runner_cleanups: list[Callable[[], Awaitable[None]]] = [runner.cleanup]
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
-    except OSError as err:
-        await runtime.aclose()
-        raise StartupError(
-            f"cannot listen on {settings.host}:{settings.port} ({err.strerror}). Set PORT to a free port."
-        ) from None
-    if settings.metrics_port is not None and runtime.metrics is not None:
-        try:
-            runner_cleanups.append(await serve_metrics(runtime.metrics, settings.host, settings.metrics_port))
-        except OSError as err:
-            await runner.cleanup()
-            await runtime.aclose()
-            raise StartupError(
-                f"cannot listen on {settings.host}:{settings.metrics_port} ({err.strerror}). "
-                "Set KEYBOT_METRICS_PORT to a free port."
-            ) from None
-    runtime.worker.start()
-    runtime.jobs.start()  # claims due jobs like the outbox: each runs once across instances
-    runtime.purger.start()  # once now, then hourly; a DELETE … WHERE is safe from every instance
-    if not settings.verify_token and not loopback_only(settings.host):
-        log.warning(
-            "KEYBOT_VERIFY_TOKEN is not set and keybot listens on %s: anyone who can reach port %s can "
-            "call /v1/keys/verify. Set KEYBOT_VERIFY_TOKEN (callers then send Authorization: Bearer <it>) "
-            "or KEYBOT_HOST=127.0.0.1 behind a proxy.",
-            settings.host,
-            settings.port,
-        )
-    socket = None
-    if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        socket = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token)
-        await socket.connect_async()  # type: ignore[no-untyped-call]
-        log.info(
-            "keybot connected to Slack over Socket Mode; verify API on http://%s:%s",
-            settings.host,
-            settings.port,
-        )
-    else:
-        log.info("keybot listening on http://%s:%s (Slack: POST /slack/events)", settings.host, settings.port)
-    await stop.wait()
-    log.info("keybot stopping: finishing in-flight requests and DMs")
-    if socket is not None:
-        await socket.close_async()  # type: ignore[no-untyped-call]
-    for cleanup in reversed(runner_cleanups):
-        await cleanup()
-    await runtime.aclose()
-    log.info("keybot stopped")
-
-
 def retention_policy(settings: Settings) -> RetentionPolicy:
     return RetentionPolicy(
         sent_dms=settings.retain_sent_dms,
         dead_dms=settings.retain_dead_dms,
         pending_deletions=settings.retain_pending_deletions,
     )
-
-
-async def outbox_list(settings: Settings) -> str:
-    """What `keybot outbox` prints: the pending and dead DMs."""
-    store = await connect(settings)
-    try:
-        return outbox_report(await DeadLetterService(store, clock=utcnow).overview())
-    except Unavailable as err:
-        raise StartupError(f"the database stopped answering ({_first_line(err.__cause__ or err)}).") from None
-    finally:
-        await store.close()
-
-
-async def outbox_retry(settings: Settings, *, ids: list[int] | None) -> tuple[bool, str]:
-    """`keybot outbox retry`: dead DMs made pending again (every one when ``ids`` is None); whether
-    every id named was revived, and what to print."""
-    store = await connect(settings)
-    try:
-        revived = await DeadLetterService(store, clock=utcnow).retry(ids)
-    except Unavailable as err:
-        raise StartupError(f"the database stopped answering ({_first_line(err.__cause__ or err)}).") from None
-    finally:
-        await store.close()
-    return not revived.not_dead, retry_report(revived, every_dead=ids is None)
-
-
-async def bootstrap(settings: Settings, *, team_id: str, owner: str, org: str) -> str:
-    """Create a workspace's organization with ``owner`` as its owner; the line to print."""
-    store = await connect(settings)
-    hasher = Hasher(settings.hash_params)
-    try:
-        changed = await services_for(store, settings, hasher=hasher).operators.bootstrap(
-            team_id=team_id, owner=owner, org_name=org
-        )
-    finally:
-        hasher.close()
-        await store.close()
-    if changed:
-        return f"Organization for workspace {team_id} is ready; {owner} is an owner."
-    return f"Nothing to do: workspace {team_id} already has {owner} as an owner."
-
-
-async def db_upgrade(settings: Settings) -> str:
-    store = await connect(settings)
-    await store.close()
-    return f"Database {redacted(settings.database_url)} is at the latest schema."
-
-
-async def audit_export(
-    settings: Settings, *, since: datetime, team_id: str | None, fmt: str, out: TextIO
-) -> int:
-    """Stream the audit trail (at or after ``since``; one workspace's org or all) to ``out``."""
-    store = await connect(settings)
-    try:
-        events = export_audit(SqlAuditExport(store.engine), since=since, team_id=team_id)
-        return await write_events(events, out, fmt=fmt)
-    finally:
-        await store.close()
