@@ -930,10 +930,13 @@ async def run(
             seeded_keys: list[str] = json.loads(keys_file.read_text())["valid_keys"]
             keys_file.unlink()
             valid_keys, fresh_keys = seeded_keys[: cfg.real_keys], seeded_keys[cfg.real_keys :]
+            # each is stopped at the end even when a later one fails to start
             bolt = await start_server("bolt", "--slack-api-url", slack.url, logs=logs)
+            servers.append(bolt)
             floor = await start_server("aiohttp", logs=logs)
+            servers.append(floor)
             keybot = await start_server("keybot", "--db-url", db_url, "--slack-api-url", slack.url, logs=logs)
-            servers += [bolt, floor, keybot]
+            servers.append(keybot)
             await _outbox_drained(keybot)
             bench = Bench(
                 cfg,

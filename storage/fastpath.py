@@ -1,7 +1,7 @@
 """Statements compiled once per store and run on the raw driver connection: the hot reads' path.
 
 ``DriverStatement`` skips SQLAlchemy's execution layer and decodes rows itself; ``SqliteReader`` runs
-such statements synchronously on SQLite, ``PgReader`` on a small asyncpg pool of their own on
+such statements synchronously on SQLite, ``PgReader`` on asyncpg connections of their own on
 PostgreSQL; ``record_maker`` builds frozen records from rows at half the cost of calling the class.
 ``storage.store.SqlStore`` uses them for ``key_listing``, ``verify_record``, ``key_state`` and
 ``touch_key``.
@@ -9,7 +9,7 @@ PostgreSQL; ``record_maker`` builds frozen records from rows at half the cost of
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -170,64 +170,73 @@ _DROPPED = (
 )
 
 
-async def _keep_session(_conn: Any) -> None:
-    """The pool's reset on release: nothing. Hot statements change no session state and open no
-    transaction (asyncpg still rolls back one left open), so asyncpg's default reset, a round trip
-    (``RESET ALL``, ``UNLISTEN *``, …) on every release, would be pure cost."""
-
-
 class PgReader:
     """Hot statements on PostgreSQL (the hot reads, and verify's ``last_used_at`` UPDATE, which is as
-    safe to repeat) on an asyncpg pool of their own: one acquire and one round trip per statement,
-    autocommitted, without the engine's checkout (a greenlet, pool events, a pre-ping round trip).
+    safe to repeat) on asyncpg connections of their own: one round trip per statement, autocommitted,
+    without the engine's checkout (a greenlet, pool events, a pre-ping round trip) and without
+    asyncpg's pool either (its release runs a reset and a task per statement, ~40 µs; nothing here
+    changes session state or leaves a transaction open).
 
-    Instead of pinging before each use, a statement that finds its connection dropped (the server
-    restarted, an administrator terminated it, the network cut it) is run once more on a new
-    connection, after every other pooled connection is marked for replacement (a restart drops them
-    all): reads are safe to repeat, and a restart costs no user a failed request. A connection that
-    saw any other error or a cancellation is closed rather than reused. The pool starts empty
-    and opens connections as load needs them (at most ``size``). ``create_pool``: asyncpg's, or a
-    stand-in with its interface."""
+    Connections open as load needs them, at most ``size`` at once; an idle one is reused, the most
+    recently used first. Instead of pinging before each use, a statement that finds its connection
+    dropped (the server restarted, an administrator terminated it, the network cut it) is run once
+    more on a new connection, after the idle ones are closed too (a restart drops them all): reads are
+    safe to repeat, and a restart costs no user a failed request. A connection that saw any other
+    error or a cancellation is closed rather than reused. ``open_connection``: ``asyncpg.connect``, or
+    a stand-in taking the same arguments."""
 
     def __init__(
-        self, connect: dict[str, Any], *, size: int, create_pool: Callable[..., Any] = asyncpg.create_pool
+        self,
+        connect: dict[str, Any],
+        *,
+        size: int,
+        open_connection: Callable[..., Awaitable[Any]] = asyncpg.connect,
     ) -> None:
         self._connect = connect
-        self._size = size
-        self._create_pool = create_pool
-        self._pool: Any = None  # asyncpg.Pool, once started
-        self._starting: asyncio.Future[Any] | None = None
-
-    async def _started(self) -> Any:
-        if self._starting is None:  # the first hot read; any others wait for the same start
-            pool = self._create_pool(min_size=0, max_size=self._size, reset=_keep_session, **self._connect)
-            self._starting = asyncio.ensure_future(pool)  # opens no connection: min_size=0
-        self._pool = await asyncio.shield(self._starting)
-        return self._pool
+        self._open = open_connection
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[Any] = []  # asyncpg connections not in use, the most recently used last
+        self._closed = False
 
     async def fetch(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
-        pool = self._pool or await self._started()
         try:
-            return await self._fetch_once(pool, stmt, params)
+            return await self._fetch_once(stmt, params)
         except _DROPPED:
-            await pool.expire_connections()  # each is replaced when next acquired
-            return await self._fetch_once(pool, stmt, params)
+            self._close_idle()
+            return await self._fetch_once(stmt, params)
 
-    async def _fetch_once(self, pool: Any, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
-        async with pool.acquire() as conn:
+    async def _fetch_once(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
+        async with self._slots:
+            conn = self._idle_connection() or await self._open(**self._connect)
             try:
-                return await stmt.fetch(conn, params)
+                rows = await stmt.fetch(conn, params)
             except BaseException:
-                conn.terminate()  # the pool opens a new one when it is next needed
+                conn.terminate()
                 raise
+            if self._closed:
+                conn.terminate()
+            else:
+                self._idle.append(conn)
+            return rows
+
+    def _idle_connection(self) -> Any:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+        return None
+
+    def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.terminate()
 
     async def close(self) -> None:
-        """Close every connection (any still in use after 5 s is cut)."""
-        starting, self._starting, self._pool = self._starting, None, None
-        if starting is None or not starting.done() or starting.exception() is not None:
-            return
-        pool = starting.result()
-        try:
-            await asyncio.wait_for(pool.close(), timeout=5)
-        except TimeoutError:
-            pool.terminate()
+        """Close the idle connections (each in use is closed when its statement ends)."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                await asyncio.wait_for(conn.close(), timeout=5)
+            except Exception:
+                conn.terminate()

@@ -3,9 +3,9 @@ and ``open_store``.
 
 The hot reads (``key_listing`` for ``/apikeys list``; ``verify_record`` and ``key_state`` for
 verify) run outside any transaction on statements compiled once per store (``storage.fastpath``):
-synchronously on SQLite, on an asyncpg pool of their own on PostgreSQL (``PgReader``: no engine
-checkout, no pre-ping; verify's ``touch_key`` UPDATE shares that pool). A page of keys is one statement with the actor's scope and the project's
-counts. The other one-statement methods skip BEGIN/COMMIT (``storage.engine.single_statement``).
+synchronously on SQLite, on asyncpg connections of their own on PostgreSQL (``PgReader``: no
+engine checkout, no pre-ping; verify's ``touch_key`` UPDATE shares them). A page of keys is one
+statement with the actor's scope and the project's counts. The other one-statement methods skip BEGIN/COMMIT (``storage.engine.single_statement``).
 Every entry point translates database errors (``storage.errors``).
 """
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 _ERROR_LIMIT = 500
 # PostgreSQL connections for the hot reads, besides the engine's pool: one per request of a burst of 32
 # (fewer made requests queue for a connection, and p99 at c=32 doubled with 8), opened as load needs
-# them and closed after 5 idle minutes (asyncpg's default).
+# them and then kept, like the engine's pool_size.
 _HOT_POOL_SIZE = 32
 _NO_ROW_ABOVE = 2**31 - 1  # above every row id (PostgreSQL's INTEGER)
 _key_record = record_maker(KeyRecord, start=LISTING_COLUMNS)  # a row of LISTING_*
@@ -160,7 +160,7 @@ class SqlStore:
     @translating
     async def touch_key(self, row_id: int, *, at: datetime) -> None:
         """``last_used_at``, one autocommitted UPDATE (safe to repeat): on PostgreSQL on ``PgReader``'s
-        pool, whose retry after a dropped connection it shares; on SQLite on aiosqlite (the
+        connections, whose retry after a dropped connection it shares; on SQLite on aiosqlite (the
         synchronous reader is read-only)."""
         params = {"row_id": row_id, "at": at}
         if self._pg_reader is not None:

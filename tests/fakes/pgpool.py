@@ -1,71 +1,57 @@
-"""``FakePgPool``: the part of asyncpg's pool that ``storage.fastpath.PgReader`` uses, in memory.
+"""``FakePgServer``: asyncpg's ``connect`` and the part of its connections that
+``storage.fastpath.PgReader`` uses, in memory.
 
-Pass the instance as ``create_pool``: calling it records the pool's options and returns the pool,
-which is awaitable like asyncpg's. ``acquire()`` hands out the current connection, or a new one
-once the current one was terminated or the pool's connections expired (``expired`` counts how
-often). Each ``fetch`` is recorded in ``statements`` as (connection
-number, SQL, arguments); it raises the next exception of ``failures`` while there is one, and
-answers ``rows`` after that.
+Pass ``server.connect`` as ``open_connection``: it records the connection arguments and opens a new
+``FakePgConnection`` (``server.connections``, numbered from 1). Each ``fetch`` is recorded in
+``statements`` as (connection number, SQL, arguments) and lets other tasks run, as a round trip
+would; it raises the next exception of ``failures``
+while there is one, and answers ``rows`` after that. ``server.restart()`` closes every connection, as
+the server would.
 """
 
-from collections.abc import AsyncIterator, Generator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 
 class FakePgConnection:
-    def __init__(self, pool: "FakePgPool", number: int) -> None:
-        self.pool = pool
+    def __init__(self, server: "FakePgServer", number: int) -> None:
+        self.server = server
         self.number = number
-        self.terminated = False
+        self.terminated = False  # closed by the client: terminate() or close()
+        self.dropped = False  # closed by the server
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        assert not self.terminated, "a terminated connection was used again"
-        self.pool.statements.append((self.number, sql, args))
-        if self.pool.failures:
-            raise self.pool.failures.pop(0)
-        return list(self.pool.rows)
+        assert not self.terminated, "a closed connection was used again"
+        self.server.statements.append((self.number, sql, args))
+        await asyncio.sleep(0)  # the round trip: other statements run meanwhile
+        if self.server.failures:
+            raise self.server.failures.pop(0)
+        return list(self.server.rows)
+
+    def is_closed(self) -> bool:
+        return self.terminated or self.dropped
 
     def terminate(self) -> None:
         self.terminated = True
 
+    async def close(self) -> None:
+        self.terminated = True
 
-class FakePgPool:
+
+class FakePgServer:
     def __init__(self, *, rows: Sequence[tuple[Any, ...]] = (), failures: Sequence[BaseException] = ()) -> None:
         self.rows = list(rows)
         self.failures = list(failures)
         self.statements: list[tuple[int, str, tuple[Any, ...]]] = []
         self.connections: list[FakePgConnection] = []
-        self.options: dict[str, Any] = {}
-        self.closed = False
-        self.expired = 0
+        self.connect_args: dict[str, Any] = {}
 
-    def __call__(self, **options: Any) -> "FakePgPool":
-        self.options = options
-        return self
+    async def connect(self, **connect_args: Any) -> FakePgConnection:
+        self.connect_args = connect_args
+        self.connections.append(FakePgConnection(self, len(self.connections) + 1))
+        return self.connections[-1]
 
-    def __await__(self) -> Generator[Any, None, "FakePgPool"]:
-        return self._started().__await__()
-
-    async def _started(self) -> "FakePgPool":
-        return self
-
-    def acquire(self) -> AbstractAsyncContextManager[FakePgConnection]:
-        return self._acquire()
-
-    @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[FakePgConnection]:
-        if not self.connections or self.connections[-1].terminated:
-            self.connections.append(FakePgConnection(self, len(self.connections) + 1))
-        yield self.connections[-1]
-
-    async def expire_connections(self) -> None:
-        self.expired += 1
+    def restart(self) -> None:
         for connection in self.connections:
-            connection.terminated = True
-
-    async def close(self) -> None:
-        self.closed = True
-
-    def terminate(self) -> None:
-        self.closed = True
+            connection.dropped = True

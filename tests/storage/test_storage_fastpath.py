@@ -4,6 +4,7 @@ PostgreSQL's hot reads on a pool of their own that survives dropped connections.
 The hot reads themselves (pages, counts, verify records) are tested through the store in
 test_storage_listing.py, test_storage_key_counts.py and test_storage_errors.py."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from bot.domain.model import KeyRecord, KeyState
 from storage.fastpath import DriverStatement, PgReader, _result_processor, record_maker
 from storage.statements import KEY_STATE
 from storage.tables import UTCDateTime
-from tests.fakes.pgpool import FakePgPool
+from tests.fakes.pgpool import FakePgServer
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 KEY = KeyRecord(
@@ -79,24 +80,42 @@ def test_postgresql_timestamps_need_no_decoding_and_other_columns_keep_sqlalchem
     assert DriverStatement(KEY_STATE, dialect).rows([("K1", None, T0, None)]) == [("K1", None, T0, None)]
 
 
-def _key_state_reader(pool: FakePgPool) -> tuple[PgReader, DriverStatement]:
-    return PgReader({"host": "db"}, size=3, create_pool=pool), DriverStatement(KEY_STATE, asyncpg_dialect())
+def _key_state_reader(server: FakePgServer, *, size: int = 3) -> tuple[PgReader, DriverStatement]:
+    reader = PgReader({"host": "db"}, size=size, open_connection=server.connect)
+    return reader, DriverStatement(KEY_STATE, asyncpg_dialect())
 
 
 async def _key_state(reader: PgReader, stmt: DriverStatement) -> list[Any]:
     return [KeyState(*row) for row in await reader.fetch(stmt, {"row_id": 7, "key_id": "K1"})]
 
 
+ROW = ("K1", None, None, None)
+
+
 async def test_a_hot_read_on_a_dropped_connection_runs_once_more_on_a_new_one() -> None:
-    pool = FakePgPool(rows=[("K1", None, None, None)], failures=[asyncpg.exceptions.AdminShutdownError()])
-    reader, stmt = _key_state_reader(pool)
+    server = FakePgServer(rows=[ROW], failures=[asyncpg.exceptions.AdminShutdownError()])
+    reader, stmt = _key_state_reader(server)
 
-    assert await _key_state(reader, stmt) == [KeyState("K1", None, None, None)]
+    assert await _key_state(reader, stmt) == [KeyState(*ROW)]
 
-    assert [number for number, _, _ in pool.statements] == [1, 2]
-    assert [c.terminated for c in pool.connections] == [True, False]
-    assert pool.statements[0][1:] == pool.statements[1][1:] == (stmt.sql, ("K1", 7))
-    assert pool.expired == 1  # the others are replaced too: a restart drops them all
+    assert [number for number, _, _ in server.statements] == [1, 2]
+    assert [c.terminated for c in server.connections] == [True, False]
+    assert server.statements[0][1:] == server.statements[1][1:] == (stmt.sql, ("K1", 7))
+
+
+async def test_after_a_drop_the_idle_connections_are_replaced_too() -> None:
+    """A restart drops them all: none is tried only to fail the next request."""
+    server = FakePgServer(rows=[ROW])
+    reader, stmt = _key_state_reader(server)
+    await asyncio.gather(*(_key_state(reader, stmt) for _ in range(3)))  # three connections, idle now
+    assert len(server.connections) == 3
+    server.failures = [asyncpg.exceptions.ConnectionDoesNotExistError()]
+
+    assert await _key_state(reader, stmt) == [KeyState(*ROW)]
+    assert await _key_state(reader, stmt) == [KeyState(*ROW)]
+
+    assert [c.terminated for c in server.connections] == [True, True, True, False]
+    assert [number for number, _, _ in server.statements[3:]] == [3, 4, 4]
 
 
 @pytest.mark.parametrize(
@@ -108,43 +127,59 @@ async def test_a_hot_read_on_a_dropped_connection_runs_once_more_on_a_new_one() 
     ],
 )
 async def test_a_connection_dropped_twice_in_a_row_is_not_tried_a_third_time(drop: BaseException) -> None:
-    pool = FakePgPool(failures=[drop, drop])
-    reader, stmt = _key_state_reader(pool)
+    server = FakePgServer(failures=[drop, drop])
+    reader, stmt = _key_state_reader(server)
 
     with pytest.raises(type(drop)):
         await _key_state(reader, stmt)
 
-    assert len(pool.statements) == 2
-    assert all(c.terminated for c in pool.connections)
+    assert len(server.statements) == 2
+    assert all(c.terminated for c in server.connections)
 
 
 @pytest.mark.parametrize("failure", [TimeoutError(), asyncpg.exceptions.QueryCanceledError()])
 async def test_a_read_that_fails_otherwise_is_not_repeated_and_its_connection_is_not_reused(
     failure: BaseException,
 ) -> None:
-    pool = FakePgPool(rows=[("K1", None, None, None)], failures=[failure])
-    reader, stmt = _key_state_reader(pool)
+    server = FakePgServer(rows=[ROW], failures=[failure])
+    reader, stmt = _key_state_reader(server)
 
     with pytest.raises(type(failure)):
         await _key_state(reader, stmt)
-    assert await _key_state(reader, stmt) == [KeyState("K1", None, None, None)]
+    assert await _key_state(reader, stmt) == [KeyState(*ROW)]
 
-    assert [number for number, _, _ in pool.statements] == [1, 2]
-    assert [c.terminated for c in pool.connections] == [True, False]
-    assert pool.expired == 0
+    assert [number for number, _, _ in server.statements] == [1, 2]
+    assert [c.terminated for c in server.connections] == [True, False]
 
 
-async def test_the_hot_pool_starts_empty_resets_nothing_on_release_and_closes_with_the_reader() -> None:
-    pool = FakePgPool(rows=[("K1", None, None, None)])
-    reader, stmt = _key_state_reader(pool)
-    assert pool.options == {}  # nothing opened before the first read
-
+async def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:
+    server = FakePgServer(rows=[ROW])
+    reader, stmt = _key_state_reader(server)
     await _key_state(reader, stmt)
+    server.restart()
+
+    assert await _key_state(reader, stmt) == [KeyState(*ROW)]
+
+    assert [number for number, _, _ in server.statements] == [1, 2]
+
+
+async def test_connections_open_as_needed_up_to_the_size_and_are_reused() -> None:
+    server = FakePgServer(rows=[ROW])
+    reader, stmt = _key_state_reader(server, size=2)
+    assert server.connections == []  # nothing opened before the first read
+
+    await asyncio.gather(*(_key_state(reader, stmt) for _ in range(5)))
     await _key_state(reader, stmt)
-    reset = pool.options["reset"]
-    await reset(pool.connections[0])  # a no-op: it would have sent nothing
+
+    assert len(server.connections) == 2 and server.connect_args == {"host": "db"}
+    assert len(server.statements) == 6
+
+
+async def test_closing_the_reader_closes_its_connections() -> None:
+    server = FakePgServer(rows=[ROW])
+    reader, stmt = _key_state_reader(server)
+    await _key_state(reader, stmt)
+
     await reader.close()
 
-    assert (pool.options["min_size"], pool.options["max_size"], pool.options["host"]) == (0, 3, "db")
-    assert len(pool.connections) == 1 and pool.closed
-    assert pool.statements == [(1, stmt.sql, ("K1", 7))] * 2
+    assert [c.terminated for c in server.connections] == [True]

@@ -1008,6 +1008,18 @@ async def test_a_page_knows_its_place_among_all_keys(world: World) -> None:
     assert (last.first, len(last.keys), last.has_older) == (41, 5, False)
 
 
+async def test_a_page_reached_through_newer_knows_its_place_as_when_reached_through_older(world: World) -> None:
+    await _make_keys(world, 49)  # 50 with `default`: pages 1–20, 21–40, 41–50
+    first = await world.keybot.keys.page(OWNER, project="payments")
+    second = await world.keybot.keys.page(OWNER, project="payments", before_id=first.keys[-1].id)
+    third = await world.keybot.keys.page(OWNER, project="payments", before_id=second.keys[-1].id)
+    back = await world.keybot.keys.page(OWNER, project="payments", after_id=third.keys[0].id)
+    assert [k.id for k in back.keys] == [k.id for k in second.keys]
+    assert (back.first, back.total) == (second.first, second.total) == (21, 50)
+    top = await world.keybot.keys.page(OWNER, project="payments", after_id=back.keys[0].id)
+    assert (top.first, [k.id for k in top.keys]) == (1, [k.id for k in first.keys])
+
+
 async def test_paging_newer_with_fewer_than_a_page_left_shows_the_newest_page(world: World) -> None:
     await _make_keys(world, 24)
     first = await world.keybot.keys.page(OWNER, project="payments")
