@@ -40,6 +40,7 @@ from bot.domain.model import (
     VerifyRecord,
 )
 from bot.domain.notices import Notice
+from bot.domain.requests import AccessRequest, NewAccessRequest, RequestState
 from bot.domain.roles import OrgRole, ProjectRole
 
 # -- the unit of work, by area ------------------------------------------------------------------
@@ -191,6 +192,41 @@ class JobRows(Protocol):
         """The org's keys that expire after ``after`` and at or before ``until``."""
 
 
+class RequestRows(Protocol):
+    async def add_request(self, request: NewAccessRequest) -> AccessRequest:
+        """Store a pending request; ``Conflict`` if the requester already has one pending for the project."""
+
+    async def access_request(self, request_id: int) -> AccessRequest | None: ...
+
+    async def move_request(
+        self,
+        request_id: int,
+        *,
+        from_states: Sequence[RequestState],
+        to: RequestState,
+        at: datetime,
+        by: str | None = None,
+        reveal_until: datetime | None = None,
+        key_row_id: int | None = None,
+        key_name: str | None = None,
+    ) -> bool:
+        """Move the request to ``to`` if it is in one of ``from_states`` (one conditional update: of two
+        racing decisions exactly one returns True). ``by`` records who decided (approve, deny)."""
+
+    async def requests_seen_by(self, *, org_id: int, user_id: str, project_id: int | None, limit: int) -> list[AccessRequest]:
+        """Pending requests ``user_id`` is an approver of, then the user's own (newest first), of one
+        project or of the whole org; at most ``limit`` of each."""
+
+    async def open_requests_of(self, *, org_id: int, user_id: str) -> list[AccessRequest]:
+        """The user's pending and approved (not yet revealed) requests in the org."""
+
+    async def request_for_key(self, key_row_id: int) -> AccessRequest | None:
+        """The revealed request that made the key, if one did."""
+
+    async def request_jobs(self, request_id: int) -> list[Job]:
+        """The request's jobs (its expiry, its reveal button's), oldest first."""
+
+
 class Transaction(
     OrgRows,
     ProjectRows,
@@ -201,6 +237,7 @@ class Transaction(
     NoticeRows,
     LifecycleRows,
     JobRows,
+    RequestRows,
     Protocol,
 ):
     """One database transaction: every area's rows."""

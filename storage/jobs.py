@@ -27,7 +27,7 @@ from storage.tables import api_keys, jobs, nudge_messages, orgs, projects
 if TYPE_CHECKING:
     from bot.ports import JobRows, Jobs, NudgeMessages
 
-_JOB_COLUMNS = (
+JOB_COLUMNS = (
     jobs.c.id,
     jobs.c.kind,
     jobs.c.due_at,
@@ -41,13 +41,14 @@ _JOB_COLUMNS = (
     jobs.c.decision,
     jobs.c.decided_by,
     jobs.c.decided_at,
+    jobs.c.request_id,
 )
 
 
-def _job(row: Row[Any] | tuple[Any, ...]) -> Job:
+def job_of(row: Row[Any] | tuple[Any, ...]) -> Job:
     values: tuple[Any, ...] = tuple(row)
     job_id, kind, due_at, org_id, team_id, enterprise_id, key_row_id, payload, attempts, *rest = values
-    done_at, decision, decided_by, decided_at = rest
+    done_at, decision, decided_by, decided_at, request_id = rest
     return Job(
         id=job_id,
         kind=JobKind(kind),
@@ -62,6 +63,7 @@ def _job(row: Row[Any] | tuple[Any, ...]) -> Job:
         decision=Decision(decision) if decision else None,
         decided_by=decided_by,
         decided_at=decided_at,
+        request_id=request_id,
     )
 
 
@@ -86,6 +88,7 @@ class SqlJobRows:
             payload=job.data.to_json(),
             attempts=0,
             created_at=job.created_at,
+            request_id=job.request_id,
         )
         if revive and job.key_row_id is not None:
             upsert = stmt.on_conflict_do_update(
@@ -105,8 +108,8 @@ class SqlJobRows:
 
     @translating
     async def job(self, job_id: int) -> Job | None:
-        row = (await self._conn.execute(select(*_JOB_COLUMNS).where(jobs.c.id == job_id))).first()
-        return None if row is None else _job(row)
+        row = (await self._conn.execute(select(*JOB_COLUMNS).where(jobs.c.id == job_id))).first()
+        return None if row is None else job_of(row)
 
     @translating
     async def finish_job(
@@ -145,7 +148,7 @@ class SqlJobRows:
     @translating
     async def open_nudges(self, key_row_id: int) -> list[Job]:
         stmt = (
-            select(*_JOB_COLUMNS)
+            select(*JOB_COLUMNS)
             .where(
                 jobs.c.key_row_id == key_row_id,
                 jobs.c.kind.in_([kind.value for kind in NUDGES]),
@@ -154,7 +157,7 @@ class SqlJobRows:
             )
             .order_by(jobs.c.id)
         )
-        return [_job(row) for row in await self._conn.execute(stmt)]
+        return [job_of(row) for row in await self._conn.execute(stmt)]
 
     @translating
     async def orgs_without_sweep(self) -> list[Org]:
@@ -162,6 +165,7 @@ class SqlJobRows:
             jobs.c.org_id == orgs.c.id,
             jobs.c.kind == JobKind.STALE_SWEEP.value,
             jobs.c.key_row_id.is_(None),
+            jobs.c.request_id.is_(None),
             jobs.c.done_at.is_(None),
         )
         stmt = select(orgs.c.id, orgs.c.team_id, orgs.c.name).where(~pending.exists()).order_by(orgs.c.id)
@@ -208,7 +212,7 @@ class SqlJobQueue:
             update(jobs)
             .where(j.id.in_(due.scalar_subquery()))
             .values(claimed_until=now + timedelta(seconds=lease_seconds), attempts=j.attempts + 1)
-            .returning(*_JOB_COLUMNS)
+            .returning(*JOB_COLUMNS)
         )
         async with self._single.connect() as conn:
             # A read first: most polls find nothing due, and then take no write lock (SQLite's is global).
@@ -216,7 +220,7 @@ class SqlJobQueue:
                 return []
             rows = (await conn.execute(stmt)).all()
             await conn.commit()
-        return sorted((_job(row) for row in rows), key=lambda job: (job.due_at, job.id))
+        return sorted((job_of(row) for row in rows), key=lambda job: (job.due_at, job.id))
 
     @translating
     async def retry_job(self, job_id: int, *, at: datetime) -> None:

@@ -32,18 +32,19 @@ class SqlLifecycleRows:
     @translating
     async def org_policy(self, org_id: int) -> Policy:
         o = orgs.c
-        stmt = select(o.max_lifetime_s, o.default_lifetime_s, o.stale_after_s, o.leak_action).where(
+        stmt = select(o.max_lifetime_s, o.default_lifetime_s, o.stale_after_s, o.leak_action, o.requests).where(
             o.id == org_id
         )
         row = (await self._conn.execute(stmt)).first()
         if row is None:
             return Policy()
-        max_s, default_s, stale_s, leak = row
+        max_s, default_s, stale_s, leak, requests = row
         return Policy(
             max_lifetime=_duration(max_s),
             default_lifetime=_duration(default_s),
             stale_after=_duration(stale_s) or DEFAULT_STALE_AFTER,
             leak_action=LeakAction(leak) if leak else LeakAction.DISABLE,
+            requests=requests != "off",
         )
 
     @translating
@@ -56,6 +57,7 @@ class SqlLifecycleRows:
                 default_lifetime_s=_seconds(policy.default_lifetime),
                 stale_after_s=_seconds(policy.stale_after),
                 leak_action=policy.leak_action.value,
+                requests="on" if policy.requests else "off",
             )
         )
 

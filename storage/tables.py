@@ -71,6 +71,7 @@ orgs = Table(
     Column("default_lifetime_s", Integer, nullable=True),  # NULL: keys never expire unless asked
     Column("stale_after_s", Integer, nullable=True),  # NULL: 90 days
     Column("leak_action", String(16), nullable=True),  # NULL: "disable"
+    Column("requests", String(8), nullable=True),  # NULL: "on" (access requests open)
 )
 
 org_roles = Table(
@@ -216,15 +217,19 @@ jobs = Table(
     Column("decision", String(32), nullable=True),  # what became of it (bot/domain/jobs.py Decision)
     Column("decided_by", ID, nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
+    # An access request's jobs (its expiry, its reveal button's): no foreign key, a job whose request
+    # is gone is skipped when it fires.
+    Column("request_id", Integer, nullable=True),
     UniqueConstraint("kind", "key_row_id", "due_at"),
     Index(None, "done_at", "due_at"),
     Index(None, "key_row_id"),
+    Index(None, "request_id"),
     Index(
         "uq_jobs_pending_sweep",
         "org_id",
         unique=True,
-        sqlite_where=text("key_row_id IS NULL AND done_at IS NULL"),
-        postgresql_where=text("key_row_id IS NULL AND done_at IS NULL"),
+        sqlite_where=text("key_row_id IS NULL AND request_id IS NULL AND done_at IS NULL"),
+        postgresql_where=text("key_row_id IS NULL AND request_id IS NULL AND done_at IS NULL"),
     ),
     sqlite_autoincrement=True,
 )
@@ -240,4 +245,42 @@ nudge_messages = Table(
     Column("ts", String(32), nullable=False),
     Column("sent_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("job_id", "user_id"),
+)
+
+# Access requests (bot/domain/requests.py): one pending request per requester and project (a partial
+# unique index decides between two racing requests); the state changes by conditional updates only.
+access_requests = Table(
+    "access_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", Integer, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", ID, nullable=False),
+    Column("enterprise_id", ID, nullable=True),
+    Column("requester", ID, nullable=False),
+    Column("reason", String(500), nullable=True),
+    Column("expires", String(32), nullable=True),  # the key's `<when>` as asked; NULL: the policy's default
+    Column("state", String(16), nullable=False),
+    Column("approvers", Text, nullable=False),  # JSON list of the user ids its DM went to
+    Column("token", ID, nullable=False),  # the secret part of its buttons' values, never a key's secret
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),  # when it expires unanswered
+    Column("decided_by", ID, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("reveal_until", UTCDateTime, nullable=True),
+    Column("revealed_at", UTCDateTime, nullable=True),
+    Column("key_row_id", Integer, ForeignKey("api_keys.id", ondelete="SET NULL"), nullable=True),
+    Column("key_name", NAME, nullable=True),
+    Index(None, "project_id", "state"),
+    Index(None, "requester"),
+    Index(None, "key_row_id"),
+    Index(
+        "uq_access_requests_pending",
+        "project_id",
+        "requester",
+        unique=True,
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+    sqlite_autoincrement=True,
 )

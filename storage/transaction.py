@@ -29,6 +29,7 @@ from bot.domain.roles import OrgRole, ProjectRole
 from storage.errors import is_unique_violation, translating
 from storage.jobs import SqlJobRows
 from storage.lifecycle import SqlLifecycleRows
+from storage.requests import SqlRequestRows
 from storage.statements import KEY_COLUMNS, KEY_NAMED, SCOPE, scope_from_row, scope_params
 from storage.tables import (
     api_keys,
@@ -45,9 +46,9 @@ if TYPE_CHECKING:
     from bot.ports import Transaction
 
 
-class SqlTransaction(SqlLifecycleRows, SqlJobRows):
+class SqlTransaction(SqlLifecycleRows, SqlJobRows, SqlRequestRows):
     """One database transaction (see ``bot.ports.Transaction``); the key lifecycle's rows are in
-    ``storage.lifecycle``, the jobs' in ``storage.jobs``."""
+    ``storage.lifecycle``, the jobs' in ``storage.jobs``, the access requests' in ``storage.requests``."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn

@@ -9,6 +9,9 @@ Kinds of job:
 - ``stale nudge``: a key unused (last use, or creation) for the org's ``stale-after`` gets a DM with
   *Delete…* and *Keep*; once per ``stale-after`` period of disuse (the period's end is its due moment, so
   the jobs table's unique (kind, key, due moment) says whether it was already sent).
+- ``request expiry``: an access request (bot/domain/requests.py) nobody decided within 72 hours expires;
+  ``reveal expiry``: an approved request's *Reveal key* button stops working 24 hours after approval.
+  Both carry the request's id (``request_id``) and no key.
 - ``stale sweep``: one pending per organization, daily: finds stale keys (and keys expiring soon whose
   reminders were never scheduled, e.g. made before reminders existed) and schedules their nudges.
 
@@ -35,9 +38,12 @@ class JobKind(StrEnum):
     GRACE_END = "grace end"
     STALE_NUDGE = "stale nudge"
     STALE_SWEEP = "stale sweep"
+    REQUEST_EXPIRY = "request expiry"
+    REVEAL_EXPIRY = "reveal expiry"
 
 
 NUDGES = (JobKind.EXPIRY_NUDGE, JobKind.STALE_NUDGE)  # the jobs whose DMs carry buttons
+REQUEST_JOBS = (JobKind.REQUEST_EXPIRY, JobKind.REVEAL_EXPIRY)  # the jobs of an access request
 
 
 class Decision(StrEnum):
@@ -87,7 +93,8 @@ class JobData:
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A job to schedule. ``key_row_id`` is None for an organization's sweep."""
+    """A job to schedule. ``key_row_id`` is None for an organization's sweep and an access request's
+    jobs, which carry ``request_id`` instead."""
 
     kind: JobKind
     due_at: datetime
@@ -97,6 +104,7 @@ class NewJob:
     enterprise_id: str | None = None
     key_row_id: int | None = None
     data: JobData = JobData()
+    request_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,7 @@ class Job:
     decision: Decision | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
+    request_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ class PolicyField(StrEnum):
     DEFAULT_LIFETIME = "default-lifetime"
     STALE_AFTER = "stale-after"
     LEAK_ACTION = "leak-action"
+    REQUESTS = "requests"  # whether access requests (bot/domain/requests.py) are open: `on` or `off`
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class Policy:
     default_lifetime: timedelta | None = None
     stale_after: timedelta = DEFAULT_STALE_AFTER
     leak_action: LeakAction = LeakAction.DISABLE
+    requests: bool = True  # `policy requests off`: nobody may ask for a key with `/apikeys request`
 
     def expiry(self, requested: datetime | None, *, asked: bool, now: datetime) -> datetime | None:
         """The expiry of a key made ``now``: ``requested`` when ``asked`` (None = never), else the
@@ -70,7 +72,7 @@ class Policy:
         lifetime = self.default_lifetime or self.max_lifetime
         return now + lifetime if lifetime else None
 
-    def with_field(self, field: PolicyField, value: timedelta | LeakAction | None) -> "Policy":
+    def with_field(self, field: PolicyField, value: timedelta | LeakAction | bool | None) -> "Policy":
         """This policy with one field changed; InvalidInput if the result is inconsistent."""
         match field:
             case PolicyField.MAX_LIFETIME:
@@ -86,6 +88,10 @@ class Policy:
                 if not isinstance(value, LeakAction):
                     raise InvalidInput("`leak-action` is `disable` or `alert`.")
                 changed = replace(self, leak_action=value)
+            case PolicyField.REQUESTS:
+                if not isinstance(value, bool):
+                    raise InvalidInput("`requests` is `on` or `off`.")
+                changed = replace(self, requests=value)
         if (
             changed.max_lifetime is not None
             and changed.default_lifetime is not None
@@ -98,7 +104,7 @@ class Policy:
         return changed
 
 
-def _lifetime(value: timedelta | LeakAction | None) -> timedelta | None:
+def _lifetime(value: timedelta | LeakAction | bool | None) -> timedelta | None:
     if value is not None and not isinstance(value, timedelta):
         raise InvalidInput("This field takes a duration, like `90d`, or `none`.")
     return value
@@ -138,14 +144,21 @@ def policy_field_named(raw: str) -> PolicyField:
             return field
     raise InvalidInput(
         f"`{shown(raw)}` is not a policy setting. Settings: `max-lifetime`, `default-lifetime`, "
-        "`stale-after`, `leak-action`. Example: `/apikeys policy max-lifetime 90d`."
+        "`stale-after`, `leak-action`, `requests`. Example: `/apikeys policy max-lifetime 90d`."
     )
 
 
-def policy_value(field: PolicyField, raw: str) -> timedelta | LeakAction | None:
+def policy_value(field: PolicyField, raw: str) -> timedelta | LeakAction | bool | None:
     """The value ``raw`` sets ``field`` to; InvalidInput says what the field takes, with an example."""
     text = raw.strip().lower()
     match field:
+        case PolicyField.REQUESTS:
+            if text in ("on", "off"):
+                return text == "on"
+            raise InvalidInput(
+                f"`{shown(raw)}` is not a value of `requests`. Use `on` (members may ask for keys with "
+                "`/apikeys request`) or `off`. Example: `/apikeys policy requests off`."
+            )
         case PolicyField.LEAK_ACTION:
             for action in LeakAction:
                 if text == action.value:
@@ -184,6 +197,8 @@ def policy_text(policy: Policy, field: PolicyField) -> str:
             value = policy.stale_after
         case PolicyField.LEAK_ACTION:
             return policy.leak_action.value
+        case PolicyField.REQUESTS:
+            return "on" if policy.requests else "off"
     return "none" if value is None else format_duration(value)
 
 

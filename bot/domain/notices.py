@@ -30,9 +30,18 @@ class NoticeKind(StrEnum):
     GRACE_ENDED = "grace ended"
     NUDGE_DECIDED = "nudge decided"  # not a new DM: the reminder ``nudge`` sent this person is updated
     KEY_LEAKED = "key leaked"  # found in public by GitHub secret scanning (bot/services/leaks.py)
+    # Access requests (bot/domain/requests.py). ``nudge`` is the job id its DMs are recorded under.
+    ACCESS_REQUESTED = "access requested"  # to each approver, alone, with Approve and Deny
+    REQUEST_DECIDED = "request decided"  # not a new DM: each approver's request DM is updated
+    REQUEST_APPROVED = "request approved"  # to the requester, alone, with Reveal key
+    REVEAL_CLOSED = "reveal closed"  # not a new DM: the requester's Reveal key DM is updated
+    REQUEST_ENDED = "request ended"  # to the requester: denied, or expired unanswered (``decision``)
 
 
 NUDGE_KINDS = frozenset({NoticeKind.EXPIRY_NUDGE, NoticeKind.STALE_NUDGE})
+# DMs with buttons that go alone, where they went recorded; and the updates of them (chat.update).
+BUTTON_DMS = NUDGE_KINDS | {NoticeKind.ACCESS_REQUESTED, NoticeKind.REQUEST_APPROVED}
+UPDATES = frozenset({NoticeKind.NUDGE_DECIDED, NoticeKind.REQUEST_DECIDED, NoticeKind.REVEAL_CLOSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,8 @@ class Notice:
     decision: str | None = None  # what an owner decided on a reminder (bot/domain/jobs.py Decision)
     since: datetime | None = None  # a stale key's last use (or creation)
     url: str | None = None  # where a leaked key was found (``value``: what keybot did about it)
+    request: int | None = None  # an access request's id (its buttons carry it, with ``token``)
+    requester: str | None = None  # who asked, on an access request's DMs (``value``: the reason)
     # the request that queued it (bot/domain/tracing.py), so its DM's send can be traced to the command
     request_id: str | None = field(default_factory=current_request_id, compare=False)
 

@@ -32,6 +32,7 @@ class Action(StrEnum):
     READ_AUDIT = "read the audit log"
     SEE_POLICY = "see the key policy"
     SET_POLICY = "change the key policy"
+    REQUEST_KEY = "request keys (an owner approves each)"
 
 
 _KEY_ACTIONS = frozenset(
@@ -45,6 +46,7 @@ _PROJECT_OWNER = _KEY_ACTIONS | {
     Action.SEE_POLICY,
 }
 _PROJECT_VIEWER = frozenset({Action.SEE_PROJECT, Action.SEE_MEMBERS})
+_PROJECT_REQUESTER = _PROJECT_VIEWER | {Action.REQUEST_KEY}  # access requests (DESIGN.md §5.4)
 
 # What each role allows within one project's scope. Org roles apply to every project of the org.
 ORG_PERMISSIONS: dict[OrgRole, frozenset[Action]] = {
@@ -54,8 +56,8 @@ ORG_PERMISSIONS: dict[OrgRole, frozenset[Action]] = {
 }
 PROJECT_PERMISSIONS: dict[ProjectRole, frozenset[Action]] = {
     ProjectRole.OWNER: _PROJECT_OWNER,
-    ProjectRole.ADMIN: _PROJECT_VIEWER,
-    ProjectRole.READ_WRITE: _PROJECT_VIEWER,
+    ProjectRole.ADMIN: _PROJECT_REQUESTER,
+    ProjectRole.READ_WRITE: _PROJECT_REQUESTER,
     ProjectRole.READ_ONLY: _PROJECT_VIEWER,
 }
 
@@ -82,6 +84,8 @@ def required_roles(action: Action) -> str:
         return "an organization owner or an owner of a project"
     if action in (Action.SEE_PROJECT, Action.SEE_MEMBERS):
         return "an organization owner or a role in this project"
+    if action is Action.REQUEST_KEY:
+        return "an `admin` or `read-write` member of this project"
     return "an organization owner or an owner of this project"
 
 

@@ -19,6 +19,7 @@ from bot.services.nudges import NudgeService
 from bot.services.operators import OperatorService
 from bot.services.people import PeopleService
 from bot.services.projects import DEFAULT_KEY_NAME, ProjectService
+from bot.services.requests import RequestService
 
 __all__ = ["DEFAULT_KEY_NAME", "PAGE_SIZE", "Context", "Keybot", "build_services"]
 
@@ -37,6 +38,7 @@ class Keybot:
     nudges: NudgeService  # the buttons of reminder DMs
     jobs: JobService  # what scheduled jobs do when they fall due
     home: HomeService
+    requests: RequestService  # access requests: ask, approve or deny, reveal once
 
 
 def build_services(context: Context, *, listing: KeyListing, hasher: Hasher, key_format: KeyFormat) -> Keybot:
@@ -54,4 +56,5 @@ def build_services(context: Context, *, listing: KeyListing, hasher: Hasher, key
         nudges=NudgeService(context, keys=keys, lifecycle=lifecycle, maker=maker),
         jobs=JobService(context),
         home=HomeService(context, listing=listing),
+        requests=RequestService(context, keys=keys, maker=maker),
     )

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from bot.domain.errors import Unavailable
 from bot.domain.jobs import (
     NUDGES,
+    REQUEST_JOBS,
     SWEEP_EVERY,
     SWEEP_LOOKAHEAD,
     Decision,
@@ -36,6 +37,7 @@ from bot.domain.notices import Notice, NoticeKind
 from bot.ports import Jobs, Transaction
 from bot.services.base import Clock, Service
 from bot.services.reminders import Where, schedule_expiry_nudges
+from bot.services.requests import expire_request
 
 log = logging.getLogger("keybot.jobs")
 
@@ -67,7 +69,10 @@ class JobService(Service):
             if current.kind is JobKind.STALE_SWEEP:
                 await self._sweep(tx, current, now)
                 return 0
-            queued = await self._remind(tx, current, now)
+            if current.kind in REQUEST_JOBS:
+                queued = await expire_request(tx, current, now=now, origin=self._origin)
+            else:
+                queued = await self._remind(tx, current, now)
         if queued:
             self._on_notify()
         return queued

@@ -41,6 +41,7 @@ class KeyDetails:
     project: str
     key: KeyRecord
     now: datetime
+    approved_by: str | None = None  # for a key made by an access request: the owner who approved it
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +104,11 @@ class LifecycleService(Service):
         async with self._uow.read() as tx:
             _, proj = await self._project_scope(tx, actor, project, Action.LIST_KEYS)
             key = await tx.key_named(project_id=proj.id, name=name)
+            request = None if key is None else await tx.request_for_key(key.id)
         if key is None:
             raise _key_missing(name, proj.name)
-        return KeyDetails(project=proj.name, key=key, now=self._clock())
+        approver = None if request is None else request.decided_by
+        return KeyDetails(project=proj.name, key=key, now=self._clock(), approved_by=approver)
 
     async def disable(self, actor: Actor, *, project: str, name: str) -> KeyChange:
         """Switch a key off: it answers DISABLED (its old secret too) until it is enabled again."""

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from bot.domain.model import AuditEvent, KeyRecord, RoleGrant
+from bot.domain.names import shown
 from bot.domain.notices import SHELL_ORIGIN
 from bot.services.results import (
     AuditPage,
@@ -340,6 +341,20 @@ def _audit_sentence(event: AuditEvent, project: str) -> str:
             return f"chose to let key {key} expire {moment(event.detail)}"
         case "stale key kept":  # a reminder's *Keep*
             return f"kept key {key}, unused since {moment(event.detail)}"
+        case "access requested":
+            return "asked for a key" + (f" for: _{shown(event.detail, limit=200)}_" if event.detail else "")
+        case "access approved":
+            return f"approved {target}'s request for a key"
+        case "access denied":
+            return f"denied {target}'s request for a key"
+        case "access request expired":
+            return f"expired {target}'s request for a key: no owner answered within 72 hours"
+        case "reveal expired":
+            return f"closed {target}'s approved request: the key was not revealed within 24 hours"
+        case "access revealed":
+            return f"revealed key {key}, asked for and approved by {target}"
+        case "access request void":
+            return f"withdrew {target}'s open request for a key"
         case "project created":
             return f"created the project `{project}`"
         case "role granted":

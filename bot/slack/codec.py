@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from bot.domain.errors import InvalidInput
 from bot.domain.jobs import NudgeRef
+from bot.domain.requests import RequestRef
 
 STALE = "This button is out of date. Run the command again."
 # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and row ids that fit the
@@ -33,6 +34,9 @@ class ActionId(StrEnum):
     NUDGE_LET_EXPIRE = "nudge_let_expire"
     NUDGE_DELETE = "nudge_delete"
     NUDGE_KEEP = "nudge_keep"
+    REQUEST_APPROVE = "request_approve"  # the buttons of access requests: each carries ``encode_request``
+    REQUEST_DENY = "request_deny"
+    REQUEST_REVEAL = "request_reveal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,22 @@ def decode_nudge(value: str) -> NudgeRef:
     if match is None or int(match[1]) > MAX_ROW_ID:
         raise InvalidInput(STALE)
     return NudgeRef(job_id=int(match[1]), token=match[2])
+
+
+# ``r<request id>.<token>``: the token is secrets.token_urlsafe(12), compared server-side.
+_REQUEST_RE = re.compile(r"r([0-9]{1,10})\.([A-Za-z0-9_-]{16,64})")
+
+
+def encode_request(ref: RequestRef) -> str:
+    return f"r{ref.request_id}.{ref.token}"
+
+
+def decode_request(value: str) -> RequestRef:
+    """Parse an access request button's value; InvalidInput (stale) for anything the encoder could not write."""
+    match = _REQUEST_RE.fullmatch(value)
+    if match is None or int(match[1]) > MAX_ROW_ID:
+        raise InvalidInput(STALE)
+    return RequestRef(request_id=int(match[1]), token=match[2])
 
 
 def action_id_named(raw: str) -> ActionId:

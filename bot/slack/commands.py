@@ -1,13 +1,14 @@
 """``/apikeys`` subcommands: parse the words, call one service, build the reply."""
 
 import difflib
+import re
 from collections.abc import Awaitable, Callable
 
 from bot.domain.errors import InvalidInput
 from bot.domain.model import Actor
 from bot.domain.names import NAME_RE, shown
 from bot.services import Keybot
-from bot.slack import blocks, lifecycle_commands
+from bot.slack import blocks, lifecycle_commands, requests
 from bot.slack.blocks import Message
 from bot.slack.help import usage_of
 from bot.slack.parsing import expect, user_id, words
@@ -92,6 +93,37 @@ async def _audit(kb: Keybot, actor: Actor, args: list[str]) -> Message:
     return blocks.audit_page(await kb.audit.page(actor, project=project or ""), number=1)
 
 
+REQUEST = "request <project> [expires <when>] [for <reason…>]"
+
+
+async def _request(kb: Keybot, actor: Actor, rest: str) -> Message:
+    """``request <project> [expires <when>] [for <reason…>]``; ``rest``: the text after ``request``, so a
+    reason keeps its words as typed."""
+    head, reason = rest, None
+    found = re.search(r"(?:^|\s)for(?:\s|$)", rest, flags=re.IGNORECASE)
+    if found is not None and found.start() > 0 and words(rest[: found.start()]):
+        head, reason = rest[: found.start()], rest[found.end() :]
+    args = words(head)
+    (project,) = expect(args[:1], REQUEST, required=1)
+    options = args[1:]
+    expires = None
+    if options and options[0].lower() == "expires" and len(options) == 2:
+        expires, options = options[1], []
+    if options:
+        raise InvalidInput(f"I don't understand `{shown(' '.join(options))}` here. Usage: `/apikeys {REQUEST}`")
+    sent = await kb.requests.request(actor, project=project or "", expires=expires, reason=reason)
+    return requests.request_sent(sent)
+
+
+async def _request_words(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    return await _request(kb, actor, " ".join(args))
+
+
+async def _requests(kb: Keybot, actor: Actor, args: list[str]) -> Message:
+    (project,) = expect(args, "requests [<project>]", required=0, optional=1)
+    return requests.request_list(await kb.requests.requests(actor, project=project))
+
+
 COMMANDS: dict[str, Handler] = {
     "help": _help,
     "whoami": _whoami,
@@ -110,10 +142,13 @@ COMMANDS: dict[str, Handler] = {
     "enable": lifecycle_commands.enable,
     "roll": lifecycle_commands.roll,
     "policy": lifecycle_commands.policy,
+    "request": _request_words,
+    "requests": _requests,
 }
 # Commands that end in free text (a note) get the text after their verb as typed, not its words.
 TEXT_COMMANDS: dict[str, Callable[[Keybot, Actor, str], Awaitable[Message]]] = {
     "create": lifecycle_commands.create,
+    "request": _request,
 }
 
 
@@ -127,7 +162,7 @@ def _unknown(verb: str) -> InvalidInput:
 
 
 # Commands that change nothing and never run argon2: answered inline, without a task to time them.
-READ_ONLY = frozenset({"help", "whoami", "projects", "list", "members", "audit", "show"})
+READ_ONLY = frozenset({"help", "whoami", "projects", "list", "members", "audit", "show", "requests"})
 
 
 def reads_only(text: str) -> bool:

@@ -16,6 +16,8 @@ HELP_LINES = [
     ("enable <project> <key-name>", "switch a disabled key back on"),
     ("roll <project> <key-name> [grace <dur>]", "a new secret; the old one works for the grace (24h; `0`: no grace)"),
     ("delete <project> <key-name>", "delete a key, after you confirm"),
+    ("request <project> [expires <when>] [for <reason…>]", "ask the project's owners for a key (admin, read-write)"),
+    ("requests [<project>]", "access requests you may decide on, and your own"),
     ("policy [<setting> <value>]", "the organization's key policy (org owners change it)"),
     ("grant <@user> <role> [<project>]", "give a role in the org, or in a project"),
     ("revoke <@user> [<project>]", "remove a role"),
@@ -37,6 +39,7 @@ _ORDER = [
     Action.GRANT_PROJECT_ROLE,
     Action.SEE_PROJECT,
     Action.SEE_MEMBERS,
+    Action.REQUEST_KEY,
 ]
 _KEY_ACTIONS = {Action.CREATE_KEY, Action.LIST_KEYS, Action.MANAGE_KEYS, Action.DELETE_KEY}
 

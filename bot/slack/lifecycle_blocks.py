@@ -60,6 +60,8 @@ def key_details(details: KeyDetails) -> Message:
     if key.note:
         lines.append(f"*Note:* {shown(key.note, limit=200)}")
     lines.append(f"*Created* by <@{key.created_by}> {slack_date(key.created_at)}")
+    if details.approved_by is not None:
+        lines.append(f"*Requested* by <@{key.created_by}>, approved by <@{details.approved_by}>")
     lines.append(f"*Last used:* {slack_date(key.last_used_at) if key.last_used_at else 'never'}")
     lines.append(f"*Expires:* {slack_date(key.expires_at) if key.expires_at else 'never'}")
     if key.changed_at is not None and key.changed_by is not None:
@@ -98,6 +100,7 @@ _SETTING_HELP = {
     PolicyField.DEFAULT_LIFETIME: "the expiry of a key created without `expires` (`none`: never)",
     PolicyField.STALE_AFTER: "when an unused key counts as stale",
     PolicyField.LEAK_ACTION: "what a leaked key gets: `disable` or `alert`",
+    PolicyField.REQUESTS: "whether members may ask for keys with `/apikeys request`: `on` or `off`",
 }
 
 

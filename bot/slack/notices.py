@@ -5,6 +5,7 @@ from bot.domain.leaks import LeakOutcome
 from bot.domain.notices import Notice, NoticeKind
 from bot.slack.dates import mention, slack_date
 from bot.slack.help import role_allows, role_phrase
+from bot.slack.requests import request_text
 from bot.slack.nudges import reminder_text
 
 
@@ -64,6 +65,14 @@ def _lifecycle_dm(notice: Notice, *, who: str, when: str) -> str:
             return leak_dm(notice, key=key, when=when)
         case NoticeKind.EXPIRY_NUDGE | NoticeKind.STALE_NUDGE | NoticeKind.GRACE_ENDED | NoticeKind.NUDGE_DECIDED:
             return reminder_text(notice)
+        case (
+            NoticeKind.ACCESS_REQUESTED
+            | NoticeKind.REQUEST_APPROVED
+            | NoticeKind.REQUEST_DECIDED
+            | NoticeKind.REVEAL_CLOSED
+            | NoticeKind.REQUEST_ENDED
+        ):
+            return request_text(notice)
         case _:  # NoticeKind.POLICY_CHANGED
             return (
                 f":scroll: {who} changed the key policy of the organization `{notice.org}`, {when}: "

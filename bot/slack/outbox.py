@@ -41,11 +41,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import Unavailable
 from bot.domain.model import Notification
-from bot.domain.notices import NUDGE_KINDS, Notice, NoticeKind
+from bot.domain.notices import BUTTON_DMS, NUDGE_KINDS, UPDATES, Notice, NoticeKind
 from bot.domain.tracing import REQUEST_ID
 from bot.ports import NudgeMessages, Outbox
 from bot.slack.notices import merged_dm_text
 from bot.slack.nudges import decided_dm, nudge_dm
+from bot.slack.requests import request_closed_dm, request_dm
 
 log = logging.getLogger("keybot.outbox")
 MAX_BACKOFF = timedelta(minutes=15)
@@ -205,9 +206,9 @@ class OutboxWorker:
         sent = 0
         for group in groups:
             notice = group[0].notice
-            if notice is not None and notice.kind is NoticeKind.NUDGE_DECIDED:
+            if notice is not None and notice.kind in UPDATES:
                 sent += await self._update_nudge(group[0], notice)
-            elif notice is not None and notice.kind in NUDGE_KINDS:
+            elif notice is not None and notice.kind in BUTTON_DMS:
                 sent += await self._send_nudge(group[0], notice)
             else:
                 sent += await self._send_merged(group)
@@ -216,7 +217,7 @@ class OutboxWorker:
     async def _send_nudge(self, row: Notification, notice: Notice) -> int:
         """A reminder with its buttons; where it went (channel, ts) is recorded before it counts as sent."""
         REQUEST_ID.set(notice.request_id)
-        dm = nudge_dm(notice)
+        dm = nudge_dm(notice) if notice.kind in NUDGE_KINDS else request_dm(notice)
 
         async def post() -> None:
             answer = await self._client.chat_postMessage(
@@ -249,7 +250,7 @@ class OutboxWorker:
             )
             return 0
         channel, ts = found
-        dm = decided_dm(notice)
+        dm = decided_dm(notice) if notice.kind is NoticeKind.NUDGE_DECIDED else request_closed_dm(notice)
 
         async def update() -> None:
             await self._client.chat_update(channel=channel, ts=ts, text=dm["text"], blocks=dm["blocks"])
@@ -346,7 +347,7 @@ def _by_recipient(rows: Sequence[Notification]) -> list[list[list[Notification]]
     for row in sorted(rows, key=lambda r: r.id):
         if row.notice is None:
             alone.append([[row]])
-        elif row.notice.kind in NUDGE_KINDS or row.notice.kind is NoticeKind.NUDGE_DECIDED:
+        elif row.notice.kind in BUTTON_DMS or row.notice.kind in UPDATES:
             single.setdefault((row.user_id, row.notice.team_id), []).append([row])
         else:
             merged.setdefault((row.user_id, row.notice.team_id), []).append(row)
