@@ -5,8 +5,8 @@ from bot.domain.leaks import LeakOutcome
 from bot.domain.notices import Notice, NoticeKind
 from bot.slack.dates import mention, slack_date
 from bot.slack.help import role_allows, role_phrase
-from bot.slack.requests import request_text
 from bot.slack.nudges import reminder_text
+from bot.slack.requests import request_text
 
 
 def dm_text(notice: Notice) -> str:
