@@ -69,7 +69,7 @@ class Notice:
     decision: str | None = None  # what an owner decided on a reminder (bot/domain/jobs.py Decision)
     since: datetime | None = None  # a stale key's last use (or creation)
     url: str | None = None  # where a leaked key was found (``value``: what keybot did about it)
-    request: int | None = None  # an access request's id (its buttons carry it, with ``token``)
+    access_request: int | None = None  # an access request's id (its buttons carry it, with ``token``)
     requester: str | None = None  # who asked, on an access request's DMs (``value``: the reason)
     # the request that queued it (bot/domain/tracing.py), so its DM's send can be traced to the command
     request_id: str | None = field(default_factory=current_request_id, compare=False)

@@ -85,7 +85,7 @@ def required_roles(action: Action) -> str:
     if action in (Action.SEE_PROJECT, Action.SEE_MEMBERS):
         return "an organization owner or a role in this project"
     if action is Action.REQUEST_KEY:
-        return "an `admin` or `read-write` member of this project"
+        return "an organization owner, or an `admin` or `read-write` member of this project"
     return "an organization owner or an owner of this project"
 
 

@@ -445,7 +445,7 @@ def _notice(
         nudge=nudge,
         token=token,
         decision=decision,
-        request=request.id,
+        access_request=request.id,
         requester=request.requester,
         until=request.reveal_until if kind is NoticeKind.REQUEST_APPROVED else request.due_at,
         key_name=key_name,

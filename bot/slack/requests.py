@@ -137,11 +137,11 @@ def request_dm(notice: Notice) -> dict[str, Any]:
     """What ``chat.postMessage`` sends for a request DM with buttons (to an approver, or the requester)."""
     text = request_text(notice)
     blocks: list[Block] = [_section(text)]
-    if notice.request is not None and notice.token is not None:
+    if notice.access_request is not None and notice.token is not None:
         if notice.kind is NoticeKind.ACCESS_REQUESTED:
-            blocks.append(_decision_buttons(notice.request, notice.token))
+            blocks.append(_decision_buttons(notice.access_request, notice.token))
         else:
-            blocks.append(_reveal_button(notice.request, notice.token))
+            blocks.append(_reveal_button(notice.access_request, notice.token))
         blocks.append(_context(CHECKED_AT_CLICK))
     return {"text": text, "blocks": blocks}
 

@@ -9,6 +9,7 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -125,3 +126,56 @@ async def test_a_keybot_process_logging_at_debug_logs_no_key_hash_or_token(
     assert "created key" in json.dumps([c.args for c in slack.dms_to(SECOND_OWNER)])  # DMs went out meanwhile
     hashes = stored_hashes(db_path)
     assert leaks({"the log": log}, secrets=secrets, hashes=hashes, tokens=tokens) == []
+
+
+async def test_a_requested_key_is_nowhere_but_the_reply_to_its_reveal_click(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Access requests (DESIGN.md §5.4): the key made at the *Reveal key* click appears in that one reply
+    only — not in the request's DMs or their updates, the database, the logs or any other message."""
+    caplog.set_level(logging.DEBUG)
+    requester = "UWRITER1"
+    for text in ("grant <@UOWNER02> owner", "project create payments", f"grant <@{requester}> read-write payments"):
+        await harness.as_owner(text)
+    harness.runtime.jobs.start()
+    await harness.cmd(requester, "request payments expires 30d for the importer")
+    await harness.slack.wait_for(lambda s: any(_has(c, ActionId.REQUEST_APPROVE) for c in s.dms_to(SECOND_OWNER)))
+    ask = next(c for c in harness.slack.dms_to(SECOND_OWNER) if _has(c, ActionId.REQUEST_APPROVE))
+    await harness.driver.click(SECOND_OWNER, _button(ask, ActionId.REQUEST_APPROVE), dm=_in_dm(ask))
+    await harness.slack.wait_for(lambda s: any(_has(c, ActionId.REQUEST_REVEAL) for c in s.dms_to(requester)))
+    dm = next(c for c in harness.slack.dms_to(requester) if _has(c, ActionId.REQUEST_REVEAL))
+    revealed = await harness.driver.click(requester, _button(dm, ActionId.REQUEST_REVEAL), dm=_in_dm(dm))
+    again = await harness.driver.click(requester, _button(dm, ActionId.REQUEST_REVEAL), dm=_in_dm(dm))
+    [secret] = set(KEY_RE.findall(revealed.text))
+    await harness.cmd(requester, "requests")
+    await harness.as_owner("show payments request-1")
+    await harness.as_owner("audit payments")
+    await harness.outbox_drained()
+    await harness.slack.wait_for(lambda s: bool(s.updates_of(dm.answer["channel"], dm.answer["ts"])))
+
+    stored = b"".join(
+        path.read_bytes() for path in harness.db_path.parent.iterdir() if path.name.startswith("keybot.db")
+    )
+    slack_saw = json.dumps([c.args for c in harness.slack.calls])
+    later = json.dumps([r.body for r in harness.slack.responses if r.body != revealed.message])
+    assert "asks for a key" in slack_saw and "You revealed your key" in slack_saw  # the DMs were scanned
+    assert "already revealed" in again.text
+    places = {"logs": caplog.text, "web api": slack_saw, "later messages": later}
+    assert leaks({"database": stored.decode("latin-1"), **places}, secrets=[secret]) == []
+    assert leaks(places, secrets=[secret], hashes=stored_hashes(harness.db_path)) == []
+    assert json.dumps(revealed.message).count(secret) == 1
+
+
+def _has(call: Any, action: ActionId) -> bool:
+    return action.value in json.dumps(call.args.get("blocks") or [])
+
+
+def _button(call: Any, action: ActionId) -> dict[str, Any]:
+    return next(
+        e for b in call.args["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == action.value
+    )
+
+
+def _in_dm(call: Any) -> tuple[str, dict[str, Any]]:
+    message = {"type": "message", "ts": call.answer["ts"], "text": call.args["text"], "blocks": call.args["blocks"]}
+    return call.answer["channel"], message

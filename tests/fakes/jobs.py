@@ -34,6 +34,7 @@ class JobRow:
     decision: Decision | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
+    request_id: int | None = None
 
     def as_job(self) -> Job:
         return Job(
@@ -50,6 +51,7 @@ class JobRow:
             decision=self.decision,
             decided_by=self.decided_by,
             decided_at=self.decided_at,
+            request_id=self.request_id,
         )
 
 
@@ -66,8 +68,14 @@ class MemoryJobRows:
         self._hit("schedule_job", write=True)
         if job.key_row_id is not None and job.key_row_id not in self._s.keys:
             raise AssertionError("jobs.key_row_id references api_keys")  # the foreign key
-        if job.key_row_id is None:
-            same = [r for r in self._s.jobs.values() if r.org_id == job.org_id and r.key_row_id is None and r.done_at is None]
+        if job.request_id is not None:
+            same = []  # an access request's jobs: no key, and not a sweep
+        elif job.key_row_id is None:
+            same = [
+                r
+                for r in self._s.jobs.values()
+                if r.org_id == job.org_id and r.key_row_id is None and r.request_id is None and r.done_at is None
+            ]
         else:
             same = [
                 r
@@ -92,6 +100,7 @@ class MemoryJobRows:
             key_row_id=job.key_row_id,
             data=job.data,
             created_at=job.created_at,
+            request_id=job.request_id,
         )
         return True
 

@@ -86,6 +86,7 @@ class State:
     policies: dict[int, Policy] = field(default_factory=dict)  # by org id; absent: Policy()
     jobs: dict[int, Any] = field(default_factory=dict)  # tests/fakes/jobs.py JobRow, by id
     nudge_dms: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)  # (job, user): (channel, ts)
+    requests: dict[int, Any] = field(default_factory=dict)  # bot/domain/requests.py AccessRequest, by id
 
     def org_of_team(self, team_id: str) -> Org | None:
         return next((o for o in self.orgs.values() if o.team_id == team_id), None)

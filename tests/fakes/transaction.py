@@ -23,13 +23,14 @@ from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
 from tests.fakes.jobs import MemoryJobRows
 from tests.fakes.lifecycle import MemoryLifecycleRows
+from tests.fakes.requests import MemoryRequestRows
 from tests.fakes.state import KeyRow, OutboxRow, State
 
 if TYPE_CHECKING:
     from tests.fakes.store import MemoryStore
 
 
-class MemoryTransaction(MemoryLifecycleRows, MemoryJobRows):
+class MemoryTransaction(MemoryLifecycleRows, MemoryJobRows, MemoryRequestRows):
     """The working copy of a write transaction, or the committed state of a read-only one (the key
     lifecycle's rows are in tests/fakes/lifecycle.py)."""
 
@@ -48,6 +49,9 @@ class MemoryTransaction(MemoryLifecycleRows, MemoryJobRows):
 
     def _next_job_id(self) -> int:
         return self._store.next_id("jobs")
+
+    def _next_request_id(self) -> int:
+        return self._store.next_id("requests")
 
     # -- OrgRows --
 

@@ -176,6 +176,10 @@ def test_grace_defaults_to_a_day_allows_zero_and_stops_at_a_week() -> None:
 
 def test_each_policy_setting_reads_back_as_one_would_type_it() -> None:
     policy = Policy(max_lifetime=timedelta(days=90), leak_action=LeakAction.ALERT)
-    assert [policy_text(policy, field) for field in PolicyField] == ["90d", "none", "90d", "alert"]
+    assert [policy_text(policy, field) for field in PolicyField] == ["90d", "none", "90d", "alert", "on"]
     for field in PolicyField:
         assert policy.with_field(field, policy_value(field, policy_text(policy, field))) == policy
+    closed = policy.with_field(PolicyField.REQUESTS, policy_value(PolicyField.REQUESTS, " OFF "))
+    assert closed.requests is False and policy_text(closed, PolicyField.REQUESTS) == "off"
+    with pytest.raises(InvalidInput, match="`on`.*or `off`"):
+        policy_value(PolicyField.REQUESTS, "maybe")

@@ -361,16 +361,16 @@ def test_a_default_lifetime_equal_to_the_maximum_is_allowed() -> None:
 def test_every_policy_setting_reads_back_its_own_value() -> None:
     policy = Policy(
         max_lifetime=timedelta(days=90), default_lifetime=timedelta(days=30), stale_after=timedelta(weeks=2),
-        leak_action=LeakAction.ALERT,
+        leak_action=LeakAction.ALERT, requests=False,
     )
-    assert [policy_text(policy, f) for f in PolicyField] == ["90d", "30d", "2w", "alert"]
+    assert [policy_text(policy, f) for f in PolicyField] == ["90d", "30d", "2w", "alert", "off"]
 
 
 def test_the_lifecycle_refusals_say_exactly_what_to_type() -> None:
     cases = [
         (lambda: policy_field_named("lifetime"),
          "`lifetime` is not a policy setting. Settings: `max-lifetime`, `default-lifetime`, "
-         "`stale-after`, `leak-action`. Example: `/apikeys policy max-lifetime 90d`."),
+         "`stale-after`, `leak-action`, `requests`. Example: `/apikeys policy max-lifetime 90d`."),
         (lambda: policy_value(PolicyField.LEAK_ACTION, "shout"),
          "`shout` is not a leak action. Use `disable` (switch a leaked key off) or `alert` "
          "(only tell its owners). Example: `/apikeys policy leak-action alert`."),

@@ -132,6 +132,31 @@ EXPECTED = {
         f"https://gist.github.com/u/1, {DATE}. It was already disabled: do not enable it again; give its users "
         "a new key.",
     ),
+    "access requested": (
+        notice(NoticeKind.ACCESS_REQUESTED, project="payments", requester="U1", value="the <!here> importer", setting="30d", until=UNTIL),
+        ":raising_hand: <@U1> asks for a key of project `payments` for: _the &lt;!here&gt; importer_, with "
+        f"expiry `30d`. Approve it and they can reveal a new key once; the request expires {UNTIL_DATE} if "
+        "nobody answers.",
+    ),
+    "request approved": (
+        notice(NoticeKind.REQUEST_APPROVED, project="payments", requester="U2", until=UNTIL),
+        ":white_check_mark: <@U1> approved your request for a key of project `payments`. Reveal it before "
+        f"{UNTIL_DATE} (within 1 day): the key is created when you click, and shown once, only to you.",
+    ),
+    "request decided": (
+        notice(NoticeKind.REQUEST_DECIDED, project="payments", requester="U3", decision="denied"),
+        f":no_entry_sign: <@U1> denied <@U3>'s request for a key of project `payments`, {DATE}.",
+    ),
+    "reveal closed": (
+        notice(NoticeKind.REVEAL_CLOSED, **KEY, requester="U2", decision="revealed"),
+        f":key: You revealed your key of project `payments`, {DATE}: it is `ci` (`{MASKED}`). keybot keeps "
+        "only a hash.",
+    ),
+    "request ended": (
+        notice(NoticeKind.REQUEST_ENDED, project="payments", requester="U2", decision="expired"),
+        ":hourglass: Your request for a key of project `payments` expired: no owner answered within 72 hours. "
+        "`/apikeys request payments` asks again.",
+    ),
 }
 
 
@@ -173,6 +198,11 @@ def test_a_dm_shows_only_what_its_kind_is_about(kind: NoticeKind) -> None:
             NoticeKind.GRACE_ENDED: {"actor", "project", "key_name", "key_masked", "until"},
             NoticeKind.NUDGE_DECIDED: {"actor", "project", "key_name", "key_masked"},
             NoticeKind.KEY_LEAKED: {"project", "key_name", "key_masked", "url"},
+            NoticeKind.ACCESS_REQUESTED: {"requester", "project", "value", "setting", "until"},
+            NoticeKind.REQUEST_APPROVED: {"actor", "project", "until"},
+            NoticeKind.REQUEST_DECIDED: {"requester", "project"},  # an unknown decision reads as an expiry
+            NoticeKind.REVEAL_CLOSED: {"project"},
+            NoticeKind.REQUEST_ENDED: {"project"},
         }[kind]
     )
 
@@ -201,6 +231,8 @@ def test_a_notice_has_no_field_that_could_hold_a_secret() -> None:
         "decision",
         "since",
         "url",
+        "access_request",  # an access request's id; its buttons' secret is ``token``, never a key's
+        "requester",  # who asked for a key (``value``: their reason)
         "request_id",  # the request that queued it (bot/domain/tracing.py): an id, never a secret
     ]
 

@@ -28,35 +28,38 @@ COLUMNS = {
     "RA": Action.READ_AUDIT,
     "VP": Action.SEE_POLICY,
     "XP": Action.SET_POLICY,
+    "RK": Action.REQUEST_KEY,
 }
 
 # From DESIGN.md §1 and §5.1: org owners may do everything; billing-admin and member grant nothing about
 # keys or projects by themselves; a project owner manages that project's keys (create, list, show,
 # disable, enable, roll, expiry, delete), roles and audit log, and sees the org's key policy; admin,
 # read-write and read-only only see the project and its members. Creating projects, org roles and
-# changing the key policy are for org owners only. A user holding two roles gets what either allows.
+# changing the key policy are for org owners only. §5.4: admin and read-write members may request keys (an
+# org owner's table allows it too; the service tells owners to create the key instead). A user holding two
+# roles gets what either allows.
 EXPECTED = """
-org            project        CP SP CK LK MK DK SM GO GP RA VP XP
-owner          owner          Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          admin          Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          read-write     Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          read-only      Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
-owner          -              Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
-billing-admin  owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .
-billing-admin  admin          .  Y  .  .  .  .  Y  .  .  .  .  .
-billing-admin  read-write     .  Y  .  .  .  .  Y  .  .  .  .  .
-billing-admin  read-only      .  Y  .  .  .  .  Y  .  .  .  .  .
-billing-admin  -              .  .  .  .  .  .  .  .  .  .  .  .
-member         owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .
-member         admin          .  Y  .  .  .  .  Y  .  .  .  .  .
-member         read-write     .  Y  .  .  .  .  Y  .  .  .  .  .
-member         read-only      .  Y  .  .  .  .  Y  .  .  .  .  .
-member         -              .  .  .  .  .  .  .  .  .  .  .  .
--              owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .
--              admin          .  Y  .  .  .  .  Y  .  .  .  .  .
--              read-write     .  Y  .  .  .  .  Y  .  .  .  .  .
--              read-only      .  Y  .  .  .  .  Y  .  .  .  .  .
--              -              .  .  .  .  .  .  .  .  .  .  .  .
+org            project        CP SP CK LK MK DK SM GO GP RA VP XP RK
+owner          owner          Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          admin          Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          read-write     Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          read-only      Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+owner          -              Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y  Y
+billing-admin  owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .  .
+billing-admin  admin          .  Y  .  .  .  .  Y  .  .  .  .  .  Y
+billing-admin  read-write     .  Y  .  .  .  .  Y  .  .  .  .  .  Y
+billing-admin  read-only      .  Y  .  .  .  .  Y  .  .  .  .  .  .
+billing-admin  -              .  .  .  .  .  .  .  .  .  .  .  .  .
+member         owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .  .
+member         admin          .  Y  .  .  .  .  Y  .  .  .  .  .  Y
+member         read-write     .  Y  .  .  .  .  Y  .  .  .  .  .  Y
+member         read-only      .  Y  .  .  .  .  Y  .  .  .  .  .  .
+member         -              .  .  .  .  .  .  .  .  .  .  .  .  .
+-              owner          .  Y  Y  Y  Y  Y  Y  .  Y  Y  Y  .  .
+-              admin          .  Y  .  .  .  .  Y  .  .  .  .  .  Y
+-              read-write     .  Y  .  .  .  .  Y  .  .  .  .  .  Y
+-              read-only      .  Y  .  .  .  .  Y  .  .  .  .  .  .
+-              -              .  .  .  .  .  .  .  .  .  .  .  .  .
 """
 
 
@@ -194,3 +197,7 @@ def test_an_unknown_role_word_is_echoed_without_markup() -> None:
         org_role_named("<!channel>`x`")
     assert "<!channel>" not in str(err.value)
     assert "`x`" not in str(err.value)
+
+
+def test_requesting_a_key_says_which_project_roles_may() -> None:
+    assert required_roles(Action.REQUEST_KEY) == "an organization owner, or an `admin` or `read-write` member of this project"
