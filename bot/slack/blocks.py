@@ -114,8 +114,9 @@ def error_message(text: str) -> Message:
     return message(f":warning: {text}")
 
 
-def created_key(created: CreatedKey, *, new_project: bool = False) -> Message:
-    """The one reply that shows a secret. ``new_project``: the key is a new project's ``default``."""
+def created_key(created: CreatedKey, *, new_project: bool = False, requested: bool = False) -> Message:
+    """The one reply that shows a secret. ``new_project``: the key is a new project's ``default``;
+    ``requested``: revealed from an access request (its requester cannot roll it)."""
     if new_project:
         intro = (
             f":sparkles: Created project `{created.project}`; its `{created.name}` key is below. "
@@ -134,7 +135,12 @@ def created_key(created: CreatedKey, *, new_project: bool = False) -> Message:
             _section(f"```{created.plaintext}```"),
             _context(
                 f"Only you can see this message. keybot keeps only a hash; from now on the key shows as "
-                f"`{created.masked}`. If you lose it, roll it (`/apikeys roll {created.project} {created.name}`)."
+                f"`{created.masked}`. "
+                + (
+                    f"If you lose it, ask an owner of `{created.project}` to roll it."
+                    if requested
+                    else f"If you lose it, roll it (`/apikeys roll {created.project} {created.name}`)."
+                )
                 + (f" It expires {slack_date(created.expires_at)}." if created.expires_at else "")
             ),
         ],

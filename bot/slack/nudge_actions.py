@@ -41,7 +41,7 @@ async def request_deny(kb: Keybot, actor: Actor, value: str) -> Message:
 
 async def request_reveal(kb: Keybot, actor: Actor, value: str) -> Message:
     """*Reveal key*: the key's plaintext, in this private reply only."""
-    return blocks.created_key(await kb.requests.reveal(actor, decode_request(value)))
+    return blocks.created_key(await kb.requests.reveal(actor, decode_request(value)), requested=True)
 
 
 NUDGE_ACTIONS: dict[ActionId, Callable[[Keybot, Actor, str], Awaitable[Message]]] = {

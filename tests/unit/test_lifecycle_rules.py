@@ -181,5 +181,5 @@ def test_each_policy_setting_reads_back_as_one_would_type_it() -> None:
         assert policy.with_field(field, policy_value(field, policy_text(policy, field))) == policy
     closed = policy.with_field(PolicyField.REQUESTS, policy_value(PolicyField.REQUESTS, " OFF "))
     assert closed.requests is False and policy_text(closed, PolicyField.REQUESTS) == "off"
-    with pytest.raises(InvalidInput, match="`on`.*or `off`"):
+    with pytest.raises(InvalidInput, match=r"`on`.*or `off`"):
         policy_value(PolicyField.REQUESTS, "maybe")
