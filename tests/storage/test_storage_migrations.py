@@ -100,7 +100,7 @@ async def test_migration_0002_adds_the_notice_columns_and_its_downgrade_removes_
         columns_0002, _ = await conn.run_sync(_outbox_shape)
     assert columns_0002 == _OUTBOX_0001 | {"notice", "team_id"}
     await upgrade(engine)
-    assert await current_revision(engine) == "0005" == head_revision()
+    assert await current_revision(engine) == "0006" == head_revision()
     async with engine.connect() as conn:
         columns, _ = await conn.run_sync(_outbox_shape)
         audit_columns = {c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("audit_events"))}
