@@ -39,6 +39,9 @@ EMOJI = {
     "scroll": "📜",
     "zzz": "💤",
     "ok_hand": "👌",
+    "no_entry_sign": "🚫",
+    "outbox_tray": "📤",
+    "raising_hand": "🙋",
 }
 
 _CODE_RE = re.compile(r"```[\s\S]*?```|`[^`\n]+`")

@@ -107,7 +107,12 @@ async def _request(kb: Keybot, actor: Actor, rest: str) -> Message:
     (project,) = expect(args[:1], REQUEST, required=1)
     options = args[1:]
     expires = None
-    if options and options[0].lower() == "expires" and len(options) == 2:
+    if options and options[0].lower() == "expires":
+        if len(options) != 2:
+            raise InvalidInput(
+                "`expires` needs one time, like `expires 30d`, `expires 2027-03-01` or `expires never`. "
+                f"Usage: `/apikeys {REQUEST}`"
+            )
         expires, options = options[1], []
     if options:
         raise InvalidInput(f"I don't understand `{shown(' '.join(options))}` here. Usage: `/apikeys {REQUEST}`")

@@ -204,6 +204,7 @@ async def test_wrong_requests_get_private_explanations_and_send_nothing(h: Harne
         (WRITER, "request payments for"): "needs a reason",
         (WRITER, "request payments expires 400x"): "",
         (WRITER, "request payments soon"): "I don't understand",
+        (WRITER, "request payments expires"): "`expires` needs one time",
         (WRITER, "request"): "Usage",
         (PROJECT_OWNER, "request payments"): "you need no approval",
     }
