@@ -1,4 +1,5 @@
-"""The HTTP surface: ``POST /slack/events`` (Bolt), ``POST /v1/keys/verify``, ``GET /healthz``."""
+"""The HTTP surface: ``POST /slack/events`` (Bolt), ``POST /v1/keys/verify``, ``GET /healthz``, and with
+OAuth (many workspaces) Bolt's ``GET /slack/install`` and ``GET /slack/oauth_redirect``."""
 
 import json
 import logging
@@ -11,6 +12,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.payload_utils import (
@@ -76,7 +78,7 @@ def _served(body: dict[str, Any]) -> bool:
 
 # The kinds of App Home and modal requests keybot serves (bot/slack/views.py), by payload type.
 SURFACE_TYPES = frozenset({"event_callback", "shortcut", "view_submission", "view_closed", "block_suggestion"})
-SERVED_EVENTS = frozenset({"app_home_opened"})
+SERVED_EVENTS = frozenset({"app_home_opened", "app_uninstalled", "tokens_revoked"})
 
 
 def _served_surface(body: dict[str, Any]) -> bool:
@@ -157,6 +159,24 @@ def _signed(signature: SignatureVerifier, raw: str, headers: Mapping[str, str]) 
         return False
 
 
+def add_install_pages(app: web.Application, flow: AsyncOAuthFlow) -> None:
+    """Bolt's OAuth flow on ``GET /slack/install`` (the "Add to Slack" page, with a one-use ``state``
+    in the database and in a cookie) and ``GET /slack/oauth_redirect`` (checks both, exchanges the code
+    with ``oauth.v2.access``, stores the installation). Slack's signature does not apply: these are a
+    browser's requests."""
+
+    async def install(request: web.Request) -> web.Response:
+        bolt_req = AsyncBoltRequest(body="", query=request.query_string, headers=dict(request.headers))
+        return await to_aiohttp_response(await flow.handle_installation(bolt_req))
+
+    async def redirect(request: web.Request) -> web.Response:
+        bolt_req = AsyncBoltRequest(body="", query=request.query_string, headers=dict(request.headers))
+        return await to_aiohttp_response(await flow.handle_callback(bolt_req))
+
+    app.router.add_get(flow.install_path, install)
+    app.router.add_get(flow.redirect_uri_path, redirect)
+
+
 def _json(data: dict[str, Any], *, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, separators=(",", ":")))
 
@@ -231,6 +251,8 @@ def create_web_app(
 
     if bolt is not None:
         app.router.add_post("/slack/events", slack_events)
+    if bolt is not None and bolt.oauth_flow is not None:
+        add_install_pages(app, bolt.oauth_flow)
     app.router.add_post("/v1/keys/verify", verify)
     app.router.add_get("/healthz", healthz)
     return app

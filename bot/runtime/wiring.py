@@ -16,6 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
@@ -25,6 +27,7 @@ from bot.domain.keys import KeyFormat
 from bot.github import GitHubKeys, add_github_leaks
 from bot.observability import Metrics, count_slack_errors, observe
 from bot.ports import UnitOfWork
+from bot.runtime.installations import OneUseStateStore, installation_stores
 from bot.services import Context, Keybot, build_services
 from bot.services.base import Clock
 from bot.services.jobs import JobRunner
@@ -33,6 +36,7 @@ from bot.services.upkeep import Purger, RetentionPolicy
 from bot.services.verification import Verifier
 from bot.settings import Settings
 from bot.slack.app import create_bolt_app
+from bot.slack.installs import InstalledTokens, OAuthParts
 from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
 from storage import SqlStore, current_revision, open_store
@@ -224,6 +228,7 @@ async def build_runtime(
     token = settings.slack_bot_token or "xoxb-not-configured"
     client = client or slack_client(token=token, base_url=settings.slack_api_url)
     job_queue = SqlJobQueue(store.engine)
+    oauth = _oauth_parts(settings, store=store, clock=clock) if settings.oauth else None
     worker = OutboxWorker(
         store,
         client,
@@ -232,6 +237,7 @@ async def build_runtime(
         origin=origin,
         merge_seconds=settings.dm_merge_seconds,
         nudge_dms=job_queue,
+        tokens=oauth.tokens if oauth is not None else None,
     )
     verifier = Verifier(store, hasher=verify_hasher, key_format=key_format, clock=clock)
     uow = unit_of_work(store) if unit_of_work is not None else store
@@ -252,6 +258,7 @@ async def build_runtime(
         client=AsyncWebClient(base_url=settings.slack_api_url),  # the token comes from authorize()
         ack_budget=ack_budget,
         late_replies=late_replies,
+        oauth=oauth.bolt_parts(keybot, worker) if oauth is not None else None,
     )
     web_app = create_web_app(
         health=store,
@@ -281,6 +288,43 @@ async def build_runtime(
         late_replies=late_replies,
         metrics=metrics,
     )
+
+
+@dataclass
+class _OAuth:
+    """keybot installed through OAuth: slack-sdk's stores on keybot's database, the outbox's tokens."""
+
+    settings: Settings
+    store: SqlStore
+    clock: Clock
+    installations: AsyncSQLAlchemyInstallationStore
+    states: OneUseStateStore
+    tokens: InstalledTokens
+
+    def bolt_parts(self, keybot: Keybot, worker: OutboxWorker) -> OAuthParts:
+        async def on_installed(org_key: str, installer: str, org_name: str) -> None:
+            await keybot.operators.install(team_id=org_key, installer=installer, org_name=org_name)
+            if await self.store.resume_workspace(org_key, now=self.clock()):  # DMs kept while uninstalled
+                worker.wake()
+
+        return OAuthParts(
+            client_id=self.settings.slack_client_id or "",
+            client_secret=self.settings.slack_client_secret or "",
+            scopes=self.settings.slack_scopes,
+            installations=self.installations,
+            states=self.states,
+            on_installed=on_installed,
+        )
+
+
+def _oauth_parts(settings: Settings, *, store: SqlStore, clock: Clock) -> _OAuth:
+    client_id, client_secret = settings.slack_client_id or "", settings.slack_client_secret or ""
+    installations, states = installation_stores(store.engine, client_id=client_id)
+    rotator = AsyncTokenRotator(
+        client_id=client_id, client_secret=client_secret, client=slack_client(token="", base_url=settings.slack_api_url)
+    )
+    tokens = InstalledTokens(installations, rotator=rotator)
+    return _OAuth(settings, store, clock, installations, states, tokens)
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:

@@ -31,6 +31,7 @@ from bot.slack.actions import ACTIONS, ANSWER_BELOW
 from bot.slack.codec import STALE, ActionId, action_id_named
 from bot.slack.commands import reads_only, run_command
 from bot.slack.errors import guarded
+from bot.slack.installs import OAuthParts, context_org_key, oauth_flow, register_uninstalls
 from bot.slack.views import register_views
 
 COMMAND = "/apikeys"
@@ -38,8 +39,9 @@ SLOW_READ = "The key database is slow to answer right now, so nothing was shown.
 
 
 def _actor(context: AsyncBoltContext) -> Actor:
-    """Who is acting, as Bolt read it from the request (``context.user_id``, ``team_id``, ``enterprise_id``)."""
-    user_id, team_id, enterprise_id = context.user_id, context.team_id, context.enterprise_id
+    """Who is acting, as Bolt read it from the request (``context.user_id``, ``team_id``, ``enterprise_id``);
+    in an org-wide Enterprise Grid install the enterprise id stands for the team id (``org_key``)."""
+    user_id, team_id, enterprise_id = context.user_id, context_org_key(context), context.enterprise_id
     if not isinstance(user_id, str) or not isinstance(team_id, str) or not user_id or not team_id:
         raise InvalidInput("This request did not say who sent it.")
     return Actor(
@@ -86,10 +88,14 @@ def create_bolt_app(
     logger: logging.Logger | None = None,
     ack_budget: float = 2.0,
     late_replies: set[asyncio.Task[None]] | None = None,
+    oauth: OAuthParts | None = None,
 ) -> AsyncApp:
     """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path.
 
-    ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown."""
+    ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown.
+    With ``oauth``, keybot is installed through OAuth: each request's token comes from the installation
+    store (``bot_token`` is unused), ``app.oauth_flow`` serves the install pages, and uninstalls delete
+    tokens (bot/slack/installs.py)."""
     pending = late_replies if late_replies is not None else set()
 
     async def authorize(**kwargs: Any) -> AuthorizeResult:
@@ -105,15 +111,24 @@ def create_bolt_app(
     bolt_logger.setLevel(max(bolt_logger.getEffectiveLevel(), logging.INFO))
     if not any(isinstance(f, _TokenFromEnvironmentIsExpected) for f in bolt_logger.filters):
         bolt_logger.addFilter(_TokenFromEnvironmentIsExpected())
+    installed: dict[str, Any] = {"authorize": authorize}
+    if oauth is not None:
+        installed = {
+            "installation_store": oauth.installations,
+            "installation_store_bot_only": True,
+            "oauth_flow": oauth_flow(oauth, client=client, logger=bolt_logger),
+        }
     app = AsyncApp(
         signing_secret=signing_secret,
         # bot/web.py checks Slack's signature on the raw body before it parses it; Bolt need not again.
         request_verification_enabled=False,
-        authorize=authorize,
         client=client,
         process_before_response=True,
         logger=bolt_logger,
+        **installed,
     )
+    if oauth is not None and oauth.installations is not None:
+        register_uninstalls(app, installations=oauth.installations)
     register_views(app, keybot=keybot, ack_budget=ack_budget)  # before the catch-alls below: matched first
 
     async def respond_later(work: Awaitable[tuple[blocks.Message, bool]], respond: AsyncRespond) -> None:

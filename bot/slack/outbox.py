@@ -30,6 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -44,6 +45,7 @@ from bot.domain.model import Notification
 from bot.domain.notices import NUDGE_KINDS, Notice, NoticeKind
 from bot.domain.tracing import REQUEST_ID
 from bot.ports import NudgeMessages, Outbox
+from bot.slack.installs import WorkspaceTokens
 from bot.slack.notices import merged_dm_text
 from bot.slack.nudges import decided_dm, nudge_dm
 
@@ -131,10 +133,14 @@ class OutboxWorker:
         origin: str | None = None,
         merge_seconds: float = 0.0,
         nudge_dms: NudgeMessages | None = None,
+        tokens: WorkspaceTokens | None = None,
     ) -> None:
         """``origin``: the rows this worker sends, and no others (None: Slack's; "shell": keybot shell's).
         ``merge_seconds``: a DM waits that long for more changes to the same person, then goes out as one.
-        ``nudge_dms``: where reminder DMs went, so a decision can update them (without it, it cannot)."""
+        ``nudge_dms``: where reminder DMs went, so a decision can update them (without it, it cannot).
+        ``tokens``: the bot token of each row's workspace (keybot installed through OAuth); without it
+        every call uses ``client``'s own token."""
+        self._tokens = tokens
         self._store = store
         self._nudge_dms = nudge_dms
         self._merge = merge_seconds
@@ -218,9 +224,9 @@ class OutboxWorker:
         REQUEST_ID.set(notice.request_id)
         dm = nudge_dm(notice)
 
-        async def post() -> None:
+        async def post(auth: dict[str, Any]) -> None:
             answer = await self._client.chat_postMessage(
-                channel=row.user_id, text=dm["text"], blocks=dm["blocks"], unfurl_links=False
+                channel=row.user_id, text=dm["text"], blocks=dm["blocks"], unfurl_links=False, **auth
             )
             if self._nudge_dms is not None and notice.nudge is not None:
                 channel, ts = str(answer.get("channel", row.user_id)), str(answer.get("ts", ""))
@@ -251,8 +257,8 @@ class OutboxWorker:
         channel, ts = found
         dm = decided_dm(notice)
 
-        async def update() -> None:
-            await self._client.chat_update(channel=channel, ts=ts, text=dm["text"], blocks=dm["blocks"])
+        async def update(auth: dict[str, Any]) -> None:
+            await self._client.chat_update(channel=channel, ts=ts, text=dm["text"], blocks=dm["blocks"], **auth)
 
         return int(await self._send(row, text=dm["text"], deliver=update))
 
@@ -269,20 +275,50 @@ class OutboxWorker:
             await self._store.mark_sent(row.id, at=self._clock())
         return len(group)
 
+    async def _auth(self, row: Notification) -> dict[str, Any] | None:
+        """The token argument of the row's workspace ({} without ``tokens``); None if keybot is not
+        installed there now (uninstalled: the row waits for a reinstall)."""
+        if self._tokens is None:
+            return {}
+        team, enterprise = _workspace(row)
+        token = await self._tokens.token_for(team_id=team, enterprise_id=enterprise)
+        return None if token is None else {"token": token}
+
+    async def _not_installed(self, row: Notification) -> None:
+        team, _ = _workspace(row)
+        delay = self._backoff(row.attempts)
+        await self._store.reschedule(
+            row.id, at=self._clock() + timedelta(seconds=delay), error="keybot is not installed in its workspace"
+        )
+        log.info("outbox: DM %s waits: keybot is not installed in %s; retry in %.1fs", row.id, team, delay)
+
     async def _send(
-        self, row: Notification, *, text: str, deliver: Callable[[], Awaitable[None]] | None = None
+        self, row: Notification, *, text: str, deliver: Callable[[dict[str, Any]], Awaitable[None]] | None = None
     ) -> bool:
-        """Post ``text`` to the row's recipient (or run ``deliver``, which calls Slack itself); mark the row
-        sent on success, else reschedule or bury it as Slack's answer says."""
+        """Post ``text`` to the row's recipient (or run ``deliver``, which calls Slack itself) with the
+        token of the row's workspace; mark the row sent on success, else reschedule or bury it as
+        Slack's answer says."""
+        auth = await self._auth(row)
+        if auth is None:
+            await self._not_installed(row)
+            return False
         try:
             if deliver is not None:
-                await deliver()
+                await deliver(auth)
             else:
-                await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False)
+                await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False, **auth)
         except SlackApiError as err:
             status, retry_after = _status_and_retry_after(err)
             error = _slack_error(err)[:100]
             verdict = classify(status, error)
+            if error == "token_expired" and self._tokens is not None:
+                team, enterprise = _workspace(row)
+                if await self._tokens.refreshed(team_id=team, enterprise_id=enterprise) is not None:
+                    # Slack refused the call: nothing was delivered; send again now with the new token
+                    await self._store.reschedule(row.id, at=self._clock(), error="token refreshed")
+                    self.wake()
+                    log.info("outbox: DM %s waits for a refreshed token; sending again", row.id)
+                    return False
             if verdict is Verdict.DEAD:
                 await self._store.bury(row.id, at=self._clock(), error=f"{status} {error}"[:200])
                 self.dead_letters += 1
@@ -354,6 +390,13 @@ def _by_recipient(rows: Sequence[Notification]) -> list[list[list[Notification]]
     return [
         ([merged[who]] if who in merged else []) + single.get(who, []) for who in recipients
     ] + alone
+
+
+def _workspace(row: Notification) -> tuple[str | None, str | None]:
+    """The (team or org key, enterprise) whose token sends ``row``; (None, None) for rows queued as text."""
+    if row.notice is None:
+        return None, None
+    return row.notice.team_id, row.notice.enterprise_id
 
 
 def _text(group: list[Notification]) -> str:

@@ -30,6 +30,7 @@ from bot.domain.model import Actor
 from bot.domain.names import validate_name
 from bot.services import Keybot
 from bot.slack import home, modals
+from bot.slack.installs import context_org_key
 from bot.slack.modals import EXPIRY, GRACE, NAME, NOTE, PROJECT, View
 
 HOME_INTERVAL = 3.0  # seconds between two publishes of one user's Home
@@ -37,7 +38,7 @@ log = logging.getLogger("keybot.slack")
 
 
 def _actor(context: AsyncBoltContext) -> Actor | None:
-    user_id, team_id, enterprise_id = context.user_id, context.team_id, context.enterprise_id
+    user_id, team_id, enterprise_id = context.user_id, context_org_key(context), context.enterprise_id
     if not isinstance(user_id, str) or not isinstance(team_id, str) or not user_id or not team_id:
         return None
     return Actor(team_id=team_id, user_id=user_id, enterprise_id=enterprise_id if isinstance(enterprise_id, str) else None)

@@ -170,14 +170,14 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_pa
 
 
 def _shape(table: object) -> dict[str, tuple[str, bool]]:
-    columns = getattr(table, "columns")
+    columns = table.columns
     return {c.name: (type(c.type).__name__, bool(c.nullable)) for c in columns}
 
 
 def test_the_slack_tables_are_exactly_those_slack_sdks_stores_use() -> None:
-    from sqlalchemy import MetaData
     from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
     from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+    from sqlalchemy import MetaData
 
     from storage.tables import slack_bots, slack_installations, slack_oauth_states
 
