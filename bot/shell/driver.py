@@ -87,11 +87,25 @@ class SlackDriver:
     def _new_response_url(self) -> str:
         return self.slack.response_url(f"r{next(self._ids)}")
 
-    async def command(self, user_id: str, text: str, *, team_id: str | None = None) -> Reply:
-        """``/apikeys <text>`` typed by ``user_id``; the reply is the ack body."""
+    async def command(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        team_id: str | None = None,
+        enterprise_id: str | None = None,
+        org_wide: bool = False,
+    ) -> Reply:
+        """``/apikeys <text>`` typed by ``user_id``; the reply is the ack body. ``enterprise_id``: typed in
+        a workspace of that Enterprise Grid org; ``org_wide``: where keybot is installed org-wide."""
         url = self._new_response_url()
         body = slash_command_body(
-            text=text, user_id=user_id, team_id=team_id or self.team_id, response_url=url
+            text=text,
+            user_id=user_id,
+            team_id=team_id or self.team_id,
+            response_url=url,
+            enterprise_id=enterprise_id,
+            is_enterprise_install=org_wide,
         )
         status, raw = await post_signed(
             self.session, self.events_url, body, signing_secret=self.signing_secret
