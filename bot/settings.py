@@ -92,7 +92,8 @@ class Settings:
             given = "SLACK_APP_TOKEN" if self.slack_app_token else "SLACK_SIGNING_SECRET"
             raise SettingsError(
                 f"{given} is set but SLACK_BOT_TOKEN is not: keybot needs both. Copy the Bot User OAuth "
-                "Token (xoxb-…) from the app's OAuth & Permissions page and export it as SLACK_BOT_TOKEN."
+                "Token (xoxb-…) from the app's OAuth & Permissions page and export it as SLACK_BOT_TOKEN "
+                "(or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install keybot in many workspaces)."
             )
         if not self.slack_bot_token:
             raise SettingsError(
@@ -116,9 +117,10 @@ class Settings:
 
 
     def _require_oauth(self) -> None:
-        if self.slack_app_token is not None and not self.slack_app_token.startswith("xapp-"):
+        if self.slack_app_token is not None:
             raise SettingsError(
-                "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic Information page)."
+                "SLACK_APP_TOKEN is set with SLACK_CLIENT_ID: installing keybot in many workspaces needs HTTP "
+                "mode (Slack redirects browsers to /slack/oauth_redirect). Unset SLACK_APP_TOKEN."
             )
         if not self.slack_signing_secret:
             raise SettingsError(

@@ -7,6 +7,7 @@ issued. A browser is played by GET requests carrying the state cookie keybot set
 """
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from bot.settings import Settings
 from bot.shell.driver import Reply, SlackDriver
 from bot.shell.fakeslack import Call, FakeSlack, Grant, ServerError
 from bot.shell.wire import event_body, post_signed
-from storage import make_engine
+from storage import make_engine, metadata
 from storage.tables import orgs, outbox, slack_bots, slack_installations, slack_oauth_states
 from tests.procs import SIGNING_SECRET, fresh_postgres_database
 
@@ -33,6 +34,7 @@ T1, T2 = "T0000AAA1", "T0000BBB2"
 GRID, GRID_A, GRID_B = "E0000GRD1", "T0000GA01", "T0000GB02"
 OWNER = "UOWNER01"  # the same user id installs both workspaces: ids mean nothing across workspaces
 READER = "UREADER1"
+KEY = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
 STATE = re.compile(r"state=([0-9a-f-]{36})")
 
 
@@ -325,3 +327,32 @@ async def test_a_token_about_to_expire_is_rotated_before_a_dm_is_sent(deployment
     tokens = d.slack.tokens_of(T1)
     assert first not in {c.token for c in delivered} and len(tokens) >= 2
     assert delivered[0].token in tokens[1:]
+
+
+async def test_no_key_secret_bot_token_or_client_secret_reaches_a_log_line_and_no_key_secret_the_database(
+    deployment: Deployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    d = deployment
+    await d.install("code-1", Grant(team_id=T1, user_id=OWNER, expires_in=600))
+    await d.cmd(OWNER, "project create payments", team=T1)
+    created = await d.cmd(OWNER, "create payments ci", team=T1)
+    [secret] = KEY.findall(created.text)
+    await d.cmd(OWNER, f"grant <@{READER}> owner payments", team=T1)
+    await d.slack.wait_for(lambda s: dms(s, READER), timeout=20)
+    await d.drained()
+    tokens = [*d.slack.issued, *(i.refresh_token for i in d.slack.issued.values() if i.refresh_token)]
+    assert len(tokens) >= 3  # the first token, its refresh token, the rotated one (and its refresh token)
+    logged = caplog.text
+    for value in [secret, d.slack.client_secret, *tokens]:
+        assert value not in logged
+    engine = make_engine(d.url)
+    try:
+        async with engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                rows = (await conn.execute(select(table))).all()
+                assert secret not in repr(rows), table.name
+    finally:
+        await engine.dispose()
+    for call in d.slack.calls:
+        assert secret not in repr(call.args)
