@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     boot = sub.add_parser("bootstrap", help="create a workspace's organization and its first owner")
     boot.add_argument(
-        "--team-id", required=True, type=_slack_id("workspace", "TE"), help="the Slack workspace id, T…"
+        "--team-id", required=True, type=_slack_id("workspace", "TE"), help="the Slack workspace id, T… (E…: an Enterprise Grid org installed org-wide)"
     )
     boot.add_argument(
         "--owner",
