@@ -31,7 +31,7 @@ from bot.slack.actions import ACTIONS, ANSWER_BELOW
 from bot.slack.codec import STALE, ActionId, action_id_named
 from bot.slack.commands import reads_only, run_command
 from bot.slack.errors import guarded
-from bot.slack.installs import OAuthParts, context_org_key, oauth_flow, register_uninstalls
+from bot.slack.installs import NOT_INSTALLED, OAuthParts, context_org_key, oauth_flow, register_uninstalls
 from bot.slack.views import register_views
 
 COMMAND = "/apikeys"
@@ -117,6 +117,7 @@ def create_bolt_app(
             "installation_store": oauth.installations,
             "installation_store_bot_only": True,
             "oauth_flow": oauth_flow(oauth, client=client, logger=bolt_logger),
+            "user_facing_authorize_error_message": NOT_INSTALLED,
         }
     app = AsyncApp(
         signing_secret=signing_secret,

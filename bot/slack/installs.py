@@ -38,6 +38,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 log = logging.getLogger("keybot.installs")
 ROTATE_MINUTES_BEFORE_EXPIRY = 120  # Bolt's default: a token expiring within 2 h is refreshed first
 UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
+NOT_INSTALLED = (
+    ":warning: keybot is not installed in this workspace any more, so it cannot act here. Ask a workspace "
+    "admin to install it again: your organization's keys and roles were kept."
+)
 
 
 def org_key(*, team_id: str | None, enterprise_id: str | None, is_enterprise_install: bool) -> str | None:

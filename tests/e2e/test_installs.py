@@ -28,7 +28,7 @@ from bot.shell.fakeslack import Call, FakeSlack, Grant, ServerError
 from bot.shell.wire import event_body, post_signed
 from storage import make_engine, metadata
 from storage.tables import orgs, outbox, slack_bots, slack_installations, slack_oauth_states
-from tests.procs import SIGNING_SECRET, fresh_postgres_database
+from tests.procs import SIGNING_SECRET, fresh_postgres_database, running_keybot
 
 T1, T2 = "T0000AAA1", "T0000BBB2"
 GRID, GRID_A, GRID_B = "E0000GRD1", "T0000GA01", "T0000GB02"
@@ -255,6 +255,12 @@ async def test_an_uninstall_deletes_the_tokens_at_once_and_a_reinstall_sends_the
     assert await d.event({"type": "app_uninstalled"}, team=T1) == 200
     assert await d.rows(slack_bots) == [] and await d.rows(slack_installations) == []
     d.slack.revoke(T1)
+    meanwhile = await d.cmd(OWNER, "list payments", team=T1)  # Bolt answers on the response_url, which
+    # Slack shows privately unless told "in_channel"
+    name = meanwhile.response_url.rsplit("/", 1)[-1]
+    [said] = await d.slack.wait_for(lambda s: s.responses_to(name))
+    assert meanwhile.status == 200 and said.body.get("response_type", "ephemeral") == "ephemeral", said.body
+    assert "not installed in this workspace" in said.body["text"] and "ci" not in said.body["text"]
 
     # a change made while keybot is not installed (as keybot shell or a scheduled job could)
     actor = Actor(team_id=T1, user_id=OWNER)
@@ -356,3 +362,25 @@ async def test_no_key_secret_bot_token_or_client_secret_reaches_a_log_line_and_n
         await engine.dispose()
     for call in d.slack.calls:
         assert secret not in repr(call.args)
+
+
+async def test_keybot_serve_with_a_client_id_and_secret_and_no_bot_token_serves_the_install_page(
+    tmp_path: Path,
+) -> None:
+    async with FakeSlack() as slack:
+        async with running_keybot(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}",
+            slack_api_url=slack.api_url,
+            log_path=tmp_path / "kb.log",
+            SLACK_BOT_TOKEN="",
+            SLACK_CLIENT_ID=slack.client_id,
+            SLACK_CLIENT_SECRET=slack.client_secret,
+        ) as kb, aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+            async with session.get(f"{kb.base_url}/slack/install") as response:
+                page = await response.text()
+                assert response.status == 200 and STATE.search(page) is not None
+            async with session.get(f"{kb.base_url}/slack/oauth_redirect", params={"code": "x", "state": "y"}) as r:
+                assert r.status == 400  # no state cookie: not the browser that started
+            code, log = await kb.stop()
+    assert code == 0, log
+    assert "Traceback" not in log and slack.client_secret not in log
