@@ -367,20 +367,23 @@ async def test_no_key_secret_bot_token_or_client_secret_reaches_a_log_line_and_n
 async def test_keybot_serve_with_a_client_id_and_secret_and_no_bot_token_serves_the_install_page(
     tmp_path: Path,
 ) -> None:
-    async with FakeSlack() as slack:
-        async with running_keybot(
+    async with (
+        FakeSlack() as slack,
+        running_keybot(
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}",
             slack_api_url=slack.api_url,
             log_path=tmp_path / "kb.log",
             SLACK_BOT_TOKEN="",
             SLACK_CLIENT_ID=slack.client_id,
             SLACK_CLIENT_SECRET=slack.client_secret,
-        ) as kb, aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-            async with session.get(f"{kb.base_url}/slack/install") as response:
-                page = await response.text()
-                assert response.status == 200 and STATE.search(page) is not None
-            async with session.get(f"{kb.base_url}/slack/oauth_redirect", params={"code": "x", "state": "y"}) as r:
-                assert r.status == 400  # no state cookie: not the browser that started
-            code, log = await kb.stop()
+        ) as kb,
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
+    ):
+        async with session.get(f"{kb.base_url}/slack/install") as response:
+            page = await response.text()
+            assert response.status == 200 and STATE.search(page) is not None
+        async with session.get(f"{kb.base_url}/slack/oauth_redirect", params={"code": "x", "state": "y"}) as r:
+            assert r.status == 400  # no state cookie: not the browser that started
+        code, log = await kb.stop()
     assert code == 0, log
     assert "Traceback" not in log and slack.client_secret not in log
