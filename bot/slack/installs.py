@@ -124,7 +124,9 @@ class InstalledTokens:
         try:
             rotated = await self._rotator.perform_bot_token_rotation(bot=bot, minutes_before_expiration=minutes)
         except SlackTokenRotationError as err:
-            log.warning("could not refresh the bot token of %s: %s", team_id, type(err.api_error).__name__)
+            data = getattr(err.api_error.response, "data", None)
+            error = str(data.get("error", "")) if isinstance(data, dict) else "no answer"
+            log.warning("could not refresh the bot token of %s: Slack answered %s", team_id, error[:100])
             return None
         if rotated is None:
             return bot.bot_token
