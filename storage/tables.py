@@ -247,6 +247,20 @@ nudge_messages = Table(
 # (``slack_sdk.oauth.installation_store.sqlalchemy``, ``slack_sdk.oauth.state_store.sqlalchemy``) read
 # and write them; keybot's migrations create them (0007) and a test compares both definitions. Their
 # timestamps are naive UTC, as slack-sdk writes them. Bot tokens live here, never in a log line.
+def _bot_token_columns() -> list[Column[Any]]:
+    """The workspace and bot token columns both slack-sdk tables have."""
+    return [
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", String(200)),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", String(200)),
+        Column("bot_token_expires_at", DateTime),
+    ]
+
+
 slack_installations = Table(
     "slack_installations",
     metadata,
@@ -256,14 +270,7 @@ slack_installations = Table(
     Column("enterprise_id", String(32)),
     Column("enterprise_name", String(200)),
     Column("enterprise_url", String(200)),
-    Column("team_id", String(32)),
-    Column("team_name", String(200)),
-    Column("bot_token", String(200)),
-    Column("bot_id", String(32)),
-    Column("bot_user_id", String(32)),
-    Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
-    Column("bot_token_expires_at", DateTime),
+    *_bot_token_columns(),
     Column("user_id", String(32), nullable=False),
     Column("user_token", String(200)),
     Column("user_scopes", String(1000)),
@@ -287,14 +294,7 @@ slack_bots = Table(
     Column("app_id", String(32), nullable=False),
     Column("enterprise_id", String(32)),
     Column("enterprise_name", String(200)),
-    Column("team_id", String(32)),
-    Column("team_name", String(200)),
-    Column("bot_token", String(200)),
-    Column("bot_id", String(32)),
-    Column("bot_user_id", String(32)),
-    Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
-    Column("bot_token_expires_at", DateTime),
+    *_bot_token_columns(),
     Column("is_enterprise_install", Boolean, default=False, nullable=False),
     Column("installed_at", DateTime, nullable=False),
     Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
