@@ -241,6 +241,10 @@ async def test_an_org_wide_grid_install_is_one_org_whose_roles_hold_in_each_of_i
     # a workspace outside the Grid org, with the same user ids, sees nothing of it
     await d.install("code-1", Grant(team_id=T1, user_id="UOTHER01"))
     assert "payments" not in (await d.cmd(OWNER, "projects", team=T1)).text
+    # uninstalled from the whole Grid org: its tokens go, the other workspace's stay
+    assert await d.event({"type": "app_uninstalled"}, team=GRID_A, enterprise=GRID, org_wide=True) == 200
+    assert [(b.enterprise_id, b.team_id) for b in await d.rows(slack_bots)] == [(None, T1)]
+    assert [(i.enterprise_id, i.team_id) for i in await d.rows(slack_installations)] == [(None, T1)]
 
 
 async def test_an_uninstall_deletes_the_tokens_at_once_and_a_reinstall_sends_the_kept_dms_once(
