@@ -22,11 +22,12 @@ from sqlalchemy import select
 from bot.domain.hashing import HashParams
 from bot.domain.model import Actor
 from bot.runtime import Runtime, build_runtime
+from bot.runtime.installations import installation_stores
 from bot.settings import Settings
 from bot.shell.driver import Reply, SlackDriver
 from bot.shell.fakeslack import Call, FakeSlack, Grant, ServerError
 from bot.shell.wire import event_body, post_signed
-from storage import make_engine, metadata
+from storage import make_engine, metadata, open_store
 from storage.tables import orgs, outbox, slack_bots, slack_installations, slack_oauth_states
 from tests.procs import SIGNING_SECRET, fresh_postgres_database, running_keybot
 
@@ -391,3 +392,16 @@ async def test_keybot_serve_with_a_client_id_and_secret_and_no_bot_token_serves_
         code, log = await kb.stop()
     assert code == 0, log
     assert "Traceback" not in log and slack.client_secret not in log
+
+
+async def test_callbacks_racing_with_one_state_find_it_exactly_once(database_url: str) -> None:
+    store = await open_store(database_url, migrate=True)
+    try:
+        _, states = installation_stores(store.engine, client_id="1.2")
+        for _ in range(3):
+            state = await states.async_issue()
+            results = await asyncio.gather(*(states.async_consume(state) for _ in range(8)))
+            assert sorted(results) == [False] * 7 + [True]
+        assert not await states.async_consume("0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f")
+    finally:
+        await store.close()
