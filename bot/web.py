@@ -76,11 +76,11 @@ def _served(body: dict[str, Any]) -> bool:
 
 # The kinds of App Home and modal requests keybot serves (bot/slack/views.py), by payload type.
 SURFACE_TYPES = frozenset({"event_callback", "shortcut", "view_submission", "view_closed", "block_suggestion"})
-SERVED_EVENTS = frozenset({"app_home_opened"})
+SERVED_EVENTS = frozenset({"app_home_opened", "message", "user_change"})
 
 
 def _served_surface(body: dict[str, Any]) -> bool:
-    """Events (``app_home_opened`` only), global shortcuts, modal submissions and closings, and menu
+    """Events (``app_home_opened``, ``message``, ``user_change``), global shortcuts, modal submissions and closings, and menu
     suggestions, with the fields Bolt indexes into checked first."""
     kind = body.get("type")
     if not isinstance(kind, str) or kind not in SURFACE_TYPES:
@@ -89,8 +89,14 @@ def _served_surface(body: dict[str, Any]) -> bool:
         event = body.get("event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise MalformedRequest("event_callback without an event type")
-        if not isinstance(event.get("user", ""), str) or not isinstance(body.get("team_id", ""), str):
-            raise MalformedRequest("event with a malformed user or team")
+        user = event.get("user", "")
+        if event["type"] == "user_change":
+            if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+                raise MalformedRequest("user_change without a user id")
+        elif not isinstance(user, str):
+            raise MalformedRequest("event with a malformed user")
+        if not isinstance(body.get("team_id", ""), str):
+            raise MalformedRequest("event with a malformed team")
         return event["type"] in SERVED_EVENTS
     user, team = body.get("user"), body.get("team")
     if not isinstance(user, dict) or not isinstance(user.get("id"), str):
