@@ -54,24 +54,24 @@ def leak_text(notice: Notice) -> str:
     roll = f"`/apikeys roll {notice.project} {notice.key_name}`"
     if notice.channel is None:
         found = f":rotating_light: GitHub found {key} in public at {_escaped(notice.url or 'an unknown place')}, {when}."
-        remove = "Remove it from there"
+        remove, still = "Remove it from there and", ": remove it from there and"
     else:
-        link = f" (<{notice.url}|the message>)" if notice.url and notice.url.startswith("https://") else ""
+        link = f" (<{_escaped(notice.url)}|the message>)" if notice.url else ""
         poster = mention(notice.poster) if notice.poster else "someone"
         found = f":rotating_light: {poster} posted {key} in {conversation(notice.channel)}{link}, {when}."
-        remove = "They were asked to delete the message"
+        remove, still = "They were asked to delete the message;", ". They were asked to delete the message;"
     match notice.value:
         case LeakOutcome.DISABLED:
             return (
                 f"{found} keybot disabled it (your organization's `leak-action`): it is refused until an owner "
-                f"enables it again. {remove}, and give its users a new key."
+                f"enables it again. {remove} give its users a new key."
             )
         case LeakOutcome.ALREADY_DISABLED:
             return f"{found} It was already disabled: do not enable it again; give its users a new key."
         case _:  # LeakOutcome.ALERTED
             return (
-                f"{found} It still works (your organization's `leak-action` is `alert`). {remove}, "
-                f"and roll it now with {roll}."
+                f"{found} It still works (your organization's `leak-action` is `alert`){still} "
+                f"roll it now with {roll}."
             )
 
 
