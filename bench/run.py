@@ -1,6 +1,7 @@
 """One benchmark run: start the servers, seed, drive every workload, evaluate the targets.
 
-Order (each step sees the state the previous ones left): floors; ``help``; ``list`` at 1,000 keys;
+Order (each step sees the state the previous ones left): floors; ``help``; ``list`` at 1,000 keys, then
+at c=1 while 200 message events per second arrive;
 warm verify and the malformed-key query check; cold verify; flooded verify; first-time verifies and
 creates while guessers flood known key ids; ``create``; ``list`` while creates run; the 100,000-key
 fill and ``list`` at 10,000 keys in the project; memory last, after every other request.
@@ -42,6 +43,7 @@ from bench.load import Measured, Request
 from bench.report import Row, Target, machine, write
 from bot.domain.hashing import Hasher, HashParams
 from bot.domain.keys import KEY_ID_LEN, KeyFormat
+from bot.shell.wire import event_body, sign
 
 PG_ADMIN_URL = os.environ.get("KEYBOT_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 HIGH = 32
@@ -454,6 +456,44 @@ class Bench:
                     )
                 )
 
+    async def list_during_messages(self) -> None:
+        """``list`` at c=1 while ordinary messages stream into /slack/events at ``MESSAGE_RATE`` per second
+        (each costs keybot one key-regex scan and an ack), against ``list`` at rest before and after (A B A)."""
+        self.say(f"list {LIST_PROJECT} at c=1 while {MESSAGE_RATE} messages/s arrive vs at rest")
+        make = load.cycle([self.list_request(LIST_PROJECT)])
+        half = self.cfg.duration / 2
+        rest, _ = await self.at_rest(make, 1)
+        stream = Measured()
+        sending = asyncio.create_task(message_stream(self.keybot.url, rate=MESSAGE_RATE, into=stream))
+        try:
+            await load.for_duration(make, concurrency=1, duration=self.cfg.warmup)
+            during, sql = await self.on_keybot(load.for_duration(make, concurrency=1, duration=self.cfg.duration))
+        finally:
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+        rest.merge(await load.for_duration(make, concurrency=1, duration=half))
+        self.add(
+            Row.of(
+                f"message events at {MESSAGE_RATE}/s",
+                1,
+                stream,
+                note=f"{stream.count} ordinary channel messages, signed like Slack's, sent at a fixed pace "
+                f"({stream.rps:.0f}/s achieved) while list ran; each must be acked 200",
+            )
+        )
+        row = Row.of(
+            f"{self.small} during messages",
+            1,
+            during,
+            base=rest,
+            baseline=f"{self.small} at rest",
+            statements_per_request=sql / during.count if during.count else None,
+            note=f"p99 {_r(during.p99)} ms during, {_r(rest.p99)} ms at rest",
+        )
+        self.judge(row, "p50 ≤ 1.5× at rest", _at_most(1.5))
+        self.add(row)
+
     async def verify_warm(self) -> None:
         self.say("verify, warm cache (one valid key again and again) vs the bare aiohttp handler")
         make = load.cycle([self.verify_request(self.keybot, self.valid_keys[0], load.valid_verdict)])
@@ -842,6 +882,37 @@ class Bench:
         )
 
 
+MESSAGE_RATE = 200  # ordinary messages per second into /slack/events (DESIGN.md §5.5)
+MESSAGE_TEXT = "deploy went fine, the dashboard kb_docs link is in the wiki; ping me if the build breaks again"
+
+
+async def message_stream(base_url: str, *, rate: float, into: Measured) -> None:
+    """Ordinary ``message.channels`` events posted at a fixed pace (an open loop: a slow answer does not
+    slow the stream), until cancelled."""
+    async with load.session(64) as client:
+        pending: set[asyncio.Task[None]] = set()
+        start = time.perf_counter()
+        try:
+            for n in itertools.count():
+                delay = start + n / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                event = {"type": "message", "channel": "C0BENCH", "user": f"U{n % 50:08d}", "text": MESSAGE_TEXT,
+                         "ts": f"{int(time.time())}.{n:06d}", "channel_type": "channel"}
+                body = event_body(event=event, team_id=TEAM)
+                headers = {"Content-Type": "application/json", **sign(SIGNING_SECRET, body)}
+                task = asyncio.create_task(
+                    load.send(client, Request(f"{base_url}/slack/events", body, headers, load.any_body), into)
+                )
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        finally:
+            into.elapsed = time.perf_counter() - start
+            for task in list(pending):
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
 def _k(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
 
@@ -874,6 +945,7 @@ def _slope(points: list[tuple[int, float]]) -> float:
 PHASES = (
     "help",
     "list",
+    "list during messages",
     "verify warm",
     "malformed",
     "verify cold",
@@ -958,6 +1030,7 @@ async def run(
             phases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
                 ("help", bench.help),
                 ("list", bench.list_at_rest),
+                ("list during messages", bench.list_during_messages),
                 ("verify warm", bench.verify_warm),
                 ("malformed", bench.malformed_costs_no_query),
                 ("verify cold", bench.verify_cold),
