@@ -13,7 +13,15 @@ import pytest
 
 from bot.shell.wire import event_body, post_signed
 from tests.e2e.test_github_leaks import GitHubStandIn, github, report  # noqa: F401 (the fixture)
-from tests.faults.helpers import OWNER, TEAM, Instance, SlackWithOutages, bootstrap, eventually, in_process_keybot
+from tests.faults.helpers import (
+    OWNER,
+    TEAM,
+    Instance,
+    SlackWithOutages,
+    bootstrap,
+    eventually,
+    in_process_keybot,
+)
 from tests.procs import SIGNING_SECRET, PostgresUnreachable, fresh_postgres_database
 
 pytestmark = [pytest.mark.postgres]
