@@ -43,7 +43,6 @@ from bench.load import Measured, Request
 from bench.report import Row, Target, machine, write
 from bot.domain.hashing import Hasher, HashParams
 from bot.domain.keys import KEY_ID_LEN, KeyFormat
-from bot.shell.wire import event_body, sign
 
 PG_ADMIN_URL = os.environ.get("KEYBOT_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 HIGH = 32
@@ -463,23 +462,17 @@ class Bench:
         make = load.cycle([self.list_request(LIST_PROJECT)])
         half = self.cfg.duration / 2
         rest, _ = await self.at_rest(make, 1)
-        stream = Measured()
-        sending = asyncio.create_task(message_stream(self.keybot.url, rate=MESSAGE_RATE, into=stream))
-        try:
+        async with self.sidecar("messages", "the message stream", "--rate", str(MESSAGE_RATE)) as stream:
             await load.for_duration(make, concurrency=1, duration=self.cfg.warmup)
             during, sql = await self.on_keybot(load.for_duration(make, concurrency=1, duration=self.cfg.duration))
-        finally:
-            sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sending
         rest.merge(await load.for_duration(make, concurrency=1, duration=half))
         self.add(
             Row.of(
                 f"message events at {MESSAGE_RATE}/s",
                 1,
                 stream,
-                note=f"{stream.count} ordinary channel messages, signed like Slack's, sent at a fixed pace "
-                f"({stream.rps:.0f}/s achieved) while list ran; each must be acked 200",
+                note=f"{stream.count} ordinary channel messages, signed like Slack's, sent at a fixed pace from "
+                f"their own process at nice 19 ({stream.rps:.0f}/s achieved) while list ran; each must be acked 200",
             )
         )
         row = Row.of(
@@ -491,6 +484,8 @@ class Bench:
             statements_per_request=sql / during.count if during.count else None,
             note=f"p99 {_r(during.p99)} ms during, {_r(rest.p99)} ms at rest",
         )
+        if not during.latencies or during.errors:
+            row.ratio = None  # nothing measured, or list failed: no ratio, and FAIL
         self.judge(row, "p50 ≤ 1.5× at rest", _at_most(1.5))
         self.add(row)
 
@@ -613,22 +608,27 @@ class Bench:
         )
         return verified, made
 
-    @contextlib.asynccontextmanager
-    async def guessers(self, key_ids: list[str]) -> AsyncIterator[Measured]:
+    def guessers(self, key_ids: list[str]) -> contextlib.AbstractAsyncContextManager[Measured]:
         """``HIGH`` guessers (``python -m bench.flood``, its own process at nice 19) flooding keybot
         with wrong secrets for ``key_ids`` while the block runs; their measurement fills in after it."""
         args = [arg for key_id in key_ids for arg in ("--key-id", key_id)]
-        log = self.logs / "flood.log"
+        return self.sidecar("flood", "the guessers", *args, "--concurrency", str(HIGH))
+
+    @contextlib.asynccontextmanager
+    async def sidecar(self, module: str, what: str, *args: str) -> AsyncIterator[Measured]:
+        """``python -m bench.<module> --url <keybot> *args`` (a load process of its own) while the block
+        runs; its measurement (one JSON line at SIGTERM) fills in after it."""
+        log = self.logs / f"{module}.log"
         with log.open("ab") as err:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.flood", "--url", self.keybot.url, *args,
-                "--concurrency", str(HIGH), cwd=ROOT, env=_env(), stdout=asyncio.subprocess.PIPE, stderr=err,
+                sys.executable, "-m", f"bench.{module}", "--url", self.keybot.url, *args,
+                cwd=ROOT, env=_env(), stdout=asyncio.subprocess.PIPE, stderr=err,
             )  # fmt: skip
         assert process.stdout is not None
         measured = Measured()
         try:
             if not await asyncio.wait_for(process.stdout.readline(), timeout=60):
-                raise BenchError(f"the guessers did not start; their log ({log}) ends with:\n{_tail(log)}")
+                raise BenchError(f"{what} did not start; their log ({log}) ends with:\n{_tail(log)}")
             yield measured
         finally:
             if process.returncode is None:
@@ -636,7 +636,7 @@ class Bench:
             out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
         lines = out.decode().strip().splitlines()
         if process.returncode != 0 or not lines:
-            raise BenchError(f"the guessers failed; their log ({log}) ends with:\n{_tail(log)}")
+            raise BenchError(f"{what} failed; their log ({log}) ends with:\n{_tail(log)}")
         measured.merge(Measured(**json.loads(lines[-1])))
 
     async def verify_guessed(self) -> None:
@@ -883,34 +883,6 @@ class Bench:
 
 
 MESSAGE_RATE = 200  # ordinary messages per second into /slack/events (DESIGN.md §5.5)
-MESSAGE_TEXT = "deploy went fine, the dashboard kb_docs link is in the wiki; ping me if the build breaks again"
-
-
-async def message_stream(base_url: str, *, rate: float, into: Measured) -> None:
-    """Ordinary ``message.channels`` events posted at a fixed pace (an open loop: a slow answer does not
-    slow the stream), until cancelled."""
-    async with load.session(64) as client:
-        pending: set[asyncio.Task[None]] = set()
-        start = time.perf_counter()
-        try:
-            for n in itertools.count():
-                delay = start + n / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                event = {"type": "message", "channel": "C0BENCH", "user": f"U{n % 50:08d}", "text": MESSAGE_TEXT,
-                         "ts": f"{int(time.time())}.{n:06d}", "channel_type": "channel"}
-                body = event_body(event=event, team_id=TEAM)
-                headers = {"Content-Type": "application/json", **sign(SIGNING_SECRET, body)}
-                task = asyncio.create_task(
-                    load.send(client, Request(f"{base_url}/slack/events", body, headers, load.any_body), into)
-                )
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-        finally:
-            into.elapsed = time.perf_counter() - start
-            for task in list(pending):
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _k(n: int) -> str:

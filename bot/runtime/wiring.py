@@ -273,6 +273,7 @@ async def build_runtime(
         bolt=None if settings.socket_mode else bolt,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
         verify_token=settings.verify_token,
+        on_message=watch.message,
     )
     if settings.github_keys_url:  # GitHub's secret-scanning partner endpoint, POST /v1/leaks/github
         add_github_leaks(web_app, keys=GitHubKeys(settings.github_keys_url), leaks=leaks)

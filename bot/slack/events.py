@@ -67,7 +67,8 @@ def _from_keybot(body: dict[str, Any], message: dict[str, Any]) -> bool:
         for a in (authorizations if isinstance(authorizations, list) else [])
         if isinstance(a, dict) and a.get("is_bot")
     }
-    if message.get("user") in bots:
+    user = message.get("user")
+    if isinstance(user, str) and user in bots:
         return True
     app = body.get("api_app_id")
     profile = message.get("bot_profile")
