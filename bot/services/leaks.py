@@ -81,7 +81,7 @@ class LeakService(Service):
         acted: list[str] = []
         link: str | None = None
         asked = False
-        for token in dict.fromkeys(message.candidates[:MAX_CANDIDATES]):
+        for token in list(dict.fromkeys(message.candidates))[:MAX_CANDIDATES]:
             found = await self._live(token)
             if found is None:
                 continue
