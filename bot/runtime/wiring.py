@@ -32,10 +32,13 @@ from bot.services import Context, Keybot, build_services
 from bot.services.base import Clock
 from bot.services.jobs import JobRunner
 from bot.services.leaks import LeakService
+from bot.services.offboarding import OffboardingService
 from bot.services.upkeep import Purger, RetentionPolicy
 from bot.services.verification import Verifier
 from bot.settings import Settings
 from bot.slack.app import create_bolt_app
+from bot.slack.directory import SlackDirectory
+from bot.slack.events import EventWatch
 from bot.slack.installs import InstalledTokens, OAuthParts
 from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
@@ -92,12 +95,15 @@ class Runtime:
     verify_hasher: Hasher  # first-time verifies' argon2 lane; keybot.hasher is the creates' lane
     purger: Purger  # the retention purge; `serve` starts it
     jobs: JobRunner  # scheduled work (reminders, grace ends, stale sweeps); `serve` starts it
+    watch: EventWatch | None = None  # messages checked for leaked keys, and deactivations
     metrics: Metrics | None = None  # None with KEYBOT_METRICS=off
     late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
 
     async def aclose(self) -> None:
         if self.late_replies:  # slow commands still owe their user a reply
             await asyncio.wait(self.late_replies, timeout=10)
+        if self.watch is not None:
+            await self.watch.aclose()  # before the outbox worker, which sends what it queued
         await self.jobs.stop()  # before the outbox worker, whose last drain sends what jobs queued
         await self.worker.stop()
         await self.purger.stop()
@@ -251,6 +257,16 @@ async def build_runtime(
     )
     keybot = services_for(store, settings, hasher=hasher, context=context)
     late_replies: set[asyncio.Task[None]] = set()
+    leaks = LeakService(context, reads=store, hasher=verify_hasher, key_format=key_format)
+    watch = EventWatch(
+        leaks=leaks,
+        offboarding=OffboardingService(
+            context, directory=SlackDirectory(client, tokens=oauth.tokens if oauth is not None else None)
+        ),
+        client=client,
+        key_format=key_format,
+        tokens=oauth.tokens if oauth is not None else None,
+    )
     bolt = create_bolt_app(
         keybot=keybot,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
@@ -259,6 +275,7 @@ async def build_runtime(
         ack_budget=ack_budget,
         late_replies=late_replies,
         oauth=oauth.bolt_parts(keybot, worker) if oauth is not None else None,
+        watch=watch,
     )
     web_app = create_web_app(
         health=store,
@@ -266,9 +283,9 @@ async def build_runtime(
         bolt=None if settings.socket_mode else bolt,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
         verify_token=settings.verify_token,
+        on_message=watch.message,
     )
     if settings.github_keys_url:  # GitHub's secret-scanning partner endpoint, POST /v1/leaks/github
-        leaks = LeakService(context, reads=store, hasher=verify_hasher, key_format=key_format)
         add_github_leaks(web_app, keys=GitHubKeys(settings.github_keys_url), leaks=leaks)
     metrics = observe(web_app, enabled=settings.metrics, store=store, lanes=(hasher, verify_hasher), verifier=verifier, worker=worker)
     if metrics is not None:
@@ -286,6 +303,7 @@ async def build_runtime(
         purger=Purger(store, clock=clock, policy=retention_policy(settings)),
         jobs=JobRunner(job_queue, keybot.jobs, clock=clock),
         late_replies=late_replies,
+        watch=watch,
         metrics=metrics,
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from bot.shell.fakeslack import FakeSlack, Response
-from bot.shell.wire import block_actions_body, post_signed, slash_command_body
+from bot.shell.wire import block_actions_body, event_body, post_signed, slash_command_body
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,15 @@ class SlackDriver:
         status, _ = await post_signed(self.session, self.events_url, body, signing_secret=self.signing_secret)
         posted: list[Response] = self.slack.responses_to(name)[before:]
         return Reply(status=status, message=posted[-1].body if posted else {}, response_url=url)
+
+
+    async def event(self, event: dict[str, Any], *, team_id: str | None = None) -> int:
+        """An Events API event (a message in a channel, a ``user_change``), as Slack posts it; the status."""
+        body = event_body(event=event, team_id=team_id or self.team_id)
+        status, _ = await post_signed(
+            self.session, self.events_url, body, signing_secret=self.signing_secret, content_type="application/json"
+        )
+        return status
 
 
 def _parse(raw: str) -> dict[str, Any]:

@@ -126,6 +126,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.responses: list[Response] = []
         self.users: dict[str, str] = {}
+        self.admins: set[str] = set()  # workspace admins, as users.list answers (``is_admin``)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # posted messages by (channel, ts), as updated
         self._failures: defaultdict[str, deque[Failure]] = defaultdict(deque)
         self._changed = asyncio.Condition()
@@ -375,6 +376,18 @@ class FakeSlack:
                     updated["blocks"] = args["blocks"]
                 self.messages[key] = updated
                 return {"channel": key[0], "ts": key[1], "text": updated["text"]}
+            case "chat.postEphemeral":
+                return {"message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+            case "chat.getPermalink":
+                channel, ts = str(args.get("channel", "")), str(args.get("message_ts", ""))
+                return {"channel": channel, "permalink": f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
+            case "users.list":
+                members = [
+                    {"id": user_id, "team_id": self.team_id, "name": user_id.lower(), "deleted": False,
+                     "is_bot": False, "is_admin": user_id in self.admins, "is_owner": False}
+                    for user_id in sorted({*self.users, *self.admins})
+                ]
+                return {"members": members, "response_metadata": {"next_cursor": ""}}
             case "conversations.open":
                 user = str(args.get("users", "")).split(",")[0]
                 return {"channel": {"id": _dm_channel(user)}}

@@ -10,6 +10,7 @@ import contextlib
 import html
 import re
 import secrets
+import time
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any, Self
@@ -29,6 +30,7 @@ from bot.shell.session_parts import Question, Shown, indent, plain, yes_no
 from bot.shell.users import USER_ID_RE, login_name, user_id_for
 
 SHELL_ORG_NAME = "keybot shell"
+GENERAL = "C0GENERAL"  # the channel /say posts in
 _DRAIN_ROUNDS = 50  # batches of DMs sent after one command, at most
 
 _AT_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)")
@@ -41,6 +43,8 @@ Shell commands:
   /as <name or U…>  act as another Slack user (/as alone: who you are)
   /click N          press button [N] of the latest message with buttons
   /dms [@name]      every DM keybot sent in this session (or only those to @name)
+  /say <text>       post a message in #general as you (keybot checks messages for leaked keys)
+  /deactivate @name deactivate a user in Slack (keybot ends their access and tells the owners)
   /help             this help
   /quit             leave (or Ctrl-D)"""
 
@@ -75,6 +79,7 @@ class Shell:
         self._question: Question | None = None
         self._calls_seen = 0
         self._responses_seen = 0
+        self._said = 0
 
     @classmethod
     async def open(cls, settings: Settings, *, user: str | None = None, production: bool = False) -> Self:
@@ -192,6 +197,10 @@ class Shell:
                 return await self._click(rest)
             case "/dms":
                 return await self._show_dms(rest)
+            case "/say":
+                return await self._say(rest)
+            case "/deactivate":
+                return await self._deactivate(rest)
             case "/help" | "/?":
                 return SHELL_HELP
             case "/quit" | "/exit" | "/q":
@@ -273,6 +282,33 @@ class Shell:
         lines += await self._collect()
         return "\n".join(lines) or "(no reply)"
 
+    async def _say(self, text: str) -> str:
+        if not text:
+            return "Usage: /say <text> — post a message in #general as you."
+        self._said += 1
+        ts = f"{int(time.time())}.{self._said:06d}"
+        event = {"type": "message", "channel": GENERAL, "channel_type": "channel", "user": self.user,
+                 "text": self.slack_text(text), "ts": ts}
+        return await self._event(event, done=f"You posted in #general: {text}")
+
+    async def _deactivate(self, who: str) -> str:
+        if len(who.split()) != 1:
+            return "Usage: /deactivate @name — deactivate that user in Slack."
+        try:
+            user = self._register(who.removeprefix("@"))
+        except ValueError:
+            return f"`{who}` is not a name or a user id. Usage: /deactivate @ana."
+        event = {"type": "user_change", "user": {"id": user, "team_id": self.team_id, "name": self._name(user), "deleted": True}}
+        return await self._event(event, done=f"Slack deactivated @{self._name(user)}.")
+
+    async def _event(self, event: dict[str, Any], *, done: str) -> str:
+        status = await self.driver.event(event)
+        if status != 200:
+            return f"Slack would retry this event (keybot answered HTTP {status})."
+        if self.runtime.watch is not None:
+            await self.runtime.watch.idle()
+        return "\n".join([done, *await self._collect()])
+
     async def _show_dms(self, who: str) -> str:
         lines = await self._collect()
         if len(who.split()) > 1:
@@ -313,6 +349,10 @@ class Shell:
         for call in calls:
             if call.method in ("chat.postMessage", "chat.update") and call.delivered:
                 lines.append(self._on_dm(call))
+            elif call.method == "chat.postEphemeral" and call.delivered:
+                viewer = str(call.args.get("user", ""))
+                body = render_message({"text": call.args.get("text", "")}, names=self.names)
+                lines.append(f"In #general, only @{self._name(viewer)} sees:\n{indent(body)}")
         return lines
 
     def _on_response(self, response: Response) -> list[str]:

@@ -31,6 +31,7 @@ from bot.slack.actions import ACTIONS, ANSWER_BELOW
 from bot.slack.codec import STALE, ActionId, action_id_named
 from bot.slack.commands import reads_only, run_command
 from bot.slack.errors import guarded
+from bot.slack.events import EventWatch
 from bot.slack.installs import NOT_INSTALLED, OAuthParts, context_org_key, oauth_flow, register_uninstalls
 from bot.slack.views import register_views
 
@@ -89,13 +90,15 @@ def create_bolt_app(
     ack_budget: float = 2.0,
     late_replies: set[asyncio.Task[None]] | None = None,
     oauth: OAuthParts | None = None,
+    watch: EventWatch | None = None,
 ) -> AsyncApp:
     """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path.
 
     ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown.
     With ``oauth``, keybot is installed through OAuth: each request's token comes from the installation
     store (``bot_token`` is unused), ``app.oauth_flow`` serves the install pages, and uninstalls delete
-    tokens (bot/slack/installs.py)."""
+    tokens (bot/slack/installs.py). ``watch`` takes message and ``user_change`` events (leaks and
+    offboarding, bot/slack/events.py)."""
     pending = late_replies if late_replies is not None else set()
 
     async def authorize(**kwargs: Any) -> AuthorizeResult:
@@ -161,6 +164,18 @@ def create_bolt_app(
         pending.add(task)
         task.add_done_callback(pending.discard)
         return acked(blocks.working_message())
+
+    if watch is not None:
+
+        @app.event("message")
+        async def message(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            watch.message(body)
+
+        @app.event("user_change")
+        async def user_change(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            watch.user_change(body)
 
     @app.action(re.compile(".*"))
     async def clicked(

@@ -33,6 +33,9 @@ class ActionId(StrEnum):
     NUDGE_LET_EXPIRE = "nudge_let_expire"
     NUDGE_DELETE = "nudge_delete"
     NUDGE_KEEP = "nudge_keep"
+    LEAK_ROLL = "leak_roll"  # the buttons of leak and deactivation DMs: each carries ``encode_choice``
+    LEAK_ENABLE = "leak_enable"
+    LEAK_DELETE = "leak_delete"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ Slack's ``ok: false`` answers fall in three groups (``classify``):
   ERROR line per outage;
 - anything else is transient and retried with backoff.
 
+Leak and deactivation DMs (bot/slack/leak_dms.py) go alone too, with their buttons.
+
 Reminders (bot/slack/nudges.py) are never merged: each goes alone, with its buttons, and where it went
 (channel, ts) is recorded (``NudgeMessages``); a decision on one is a row that updates that message
 (``chat.update``), waiting while the reminder itself is not sent yet.
@@ -42,10 +44,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import Unavailable
 from bot.domain.model import Notification
-from bot.domain.notices import NUDGE_KINDS, Notice, NoticeKind
+from bot.domain.notices import BUTTON_KINDS, NUDGE_KINDS, Notice, NoticeKind
 from bot.domain.tracing import REQUEST_ID
 from bot.ports import NudgeMessages, Outbox
 from bot.slack.installs import WorkspaceTokens
+from bot.slack.leak_dms import button_dm
 from bot.slack.notices import merged_dm_text
 from bot.slack.nudges import decided_dm, nudge_dm
 
@@ -215,6 +218,8 @@ class OutboxWorker:
                 sent += await self._update_nudge(group[0], notice)
             elif notice is not None and notice.kind in NUDGE_KINDS:
                 sent += await self._send_nudge(group[0], notice)
+            elif notice is not None and notice.kind in BUTTON_KINDS:
+                sent += await self._send_with_buttons(group[0], notice)
             else:
                 sent += await self._send_merged(group)
         return sent
@@ -233,6 +238,18 @@ class OutboxWorker:
                 await self._nudge_dms.record_nudge_dm(
                     job_id=notice.nudge, user_id=row.user_id, channel=channel, ts=ts, at=self._clock()
                 )
+
+        return int(await self._send(row, text=dm["text"], deliver=post))
+
+    async def _send_with_buttons(self, row: Notification, notice: Notice) -> int:
+        """A leak or deactivation DM (bot/slack/leak_dms.py), alone, with its buttons."""
+        REQUEST_ID.set(notice.request_id)
+        dm = button_dm(notice)
+
+        async def post(auth: dict[str, Any]) -> None:
+            await self._client.chat_postMessage(
+                channel=row.user_id, text=dm["text"], blocks=dm["blocks"], unfurl_links=False, **auth
+            )
 
         return int(await self._send(row, text=dm["text"], deliver=post))
 
@@ -382,7 +399,7 @@ def _by_recipient(rows: Sequence[Notification]) -> list[list[list[Notification]]
     for row in sorted(rows, key=lambda r: r.id):
         if row.notice is None:
             alone.append([[row]])
-        elif row.notice.kind in NUDGE_KINDS or row.notice.kind is NoticeKind.NUDGE_DECIDED:
+        elif row.notice.kind in NUDGE_KINDS | BUTTON_KINDS or row.notice.kind is NoticeKind.NUDGE_DECIDED:
             single.setdefault((row.user_id, row.notice.team_id), []).append([row])
         else:
             merged.setdefault((row.user_id, row.notice.team_id), []).append(row)

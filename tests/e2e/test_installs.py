@@ -405,3 +405,37 @@ async def test_callbacks_racing_with_one_state_find_it_exactly_once(database_url
         assert not await states.async_consume("0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f")
     finally:
         await store.close()
+
+
+async def test_a_key_pasted_in_a_workspace_is_handled_with_that_workspaces_token_and_ignored_elsewhere(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    await d.install("code-1", Grant(team_id=T1, user_id=OWNER, name="One"))
+    await d.install("code-2", Grant(team_id=T2, user_id=OWNER, name="Two"))
+    await d.install("code-g", Grant(team_id=None, user_id=OWNER, enterprise_id=GRID, org_wide=True, name="Grid"))
+    [one], [grid] = d.slack.tokens_of(T1), d.slack.tokens_of(GRID)
+    await d.cmd(OWNER, "project create zebra-7", team=T1)
+    [secret] = set(KEY.findall((await d.cmd(OWNER, "create zebra-7 ci", team=T1)).text))
+    await d.cmd(OWNER, "project create payments", team=GRID_A, enterprise=GRID, org_wide=True)
+    [grid_secret] = set(KEY.findall((await d.cmd(OWNER, "create payments ci", team=GRID_A, enterprise=GRID,
+                                                 org_wide=True)).text))
+    await d.drained()
+    assert d.runtime.watch is not None
+
+    def pasted(text: str, ts: str) -> dict[str, Any]:
+        return {"type": "message", "channel": "C0000LEAK", "user": READER, "text": text, "ts": ts}
+
+    assert await d.event(pasted(f"oops {secret}", "1700000000.000100"), team=T2) == 200  # not T2's key
+    await d.runtime.watch.idle()
+    assert d.slack.calls_to("chat.postEphemeral") == []
+    assert await d.event(pasted(f"oops {secret}", "1700000000.000200"), team=T1) == 200
+    assert await d.event(pasted(f"and {grid_secret}", "1700000000.000300"), team=GRID_B, enterprise=GRID,
+                         org_wide=True) == 200
+    await d.runtime.watch.idle()
+    warned = d.slack.calls_to("chat.postEphemeral")
+    assert [(c.args["user"], c.token) for c in warned] == [(READER, one), (READER, grid)]
+    assert {c.token for c in d.slack.calls_to("chat.getPermalink")} == {one, grid}
+    await d.drained()
+    leak_dms = [c for c in dms(d.slack, OWNER) if "posted key" in str(c.args.get("text"))]
+    assert sorted(c.token for c in leak_dms) == sorted([one, grid])
