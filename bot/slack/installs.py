@@ -155,7 +155,6 @@ class OAuthParts:
 
 def oauth_flow(parts: OAuthParts, *, client: AsyncWebClient, logger: logging.Logger) -> AsyncOAuthFlow:
     """Bolt's OAuth flow with slack-sdk's stores; after an installation is stored, ``on_installed``."""
-    flow: AsyncOAuthFlow | None = None
 
     async def success(args: AsyncSuccessArgs) -> BoltResponse:
         installation: Installation = args.installation
@@ -184,8 +183,7 @@ def oauth_flow(parts: OAuthParts, *, client: AsyncWebClient, logger: logging.Log
         callback_options=AsyncCallbackOptions(success=success, failure=failure),
         logger=logger,
     )
-    flow = AsyncOAuthFlow(client=client, logger=logger, settings=settings)
-    return flow
+    return AsyncOAuthFlow(client=client, logger=logger, settings=settings)
 
 
 def register_uninstalls(app: AsyncApp, *, installations: AsyncInstallationStore) -> None:

@@ -126,7 +126,8 @@ async def deployment(database_url: str) -> AsyncIterator[Deployment]:
             host="127.0.0.1",
             port=0,
         )
-        runtime = await build_runtime(settings, outbox_backoff=0.05)
+        # a loaded machine may take over 2 s for a command: its reply is then still the ack
+        runtime = await build_runtime(settings, outbox_backoff=0.05, ack_budget=20.0)
         runner = web.AppRunner(runtime.web_app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
