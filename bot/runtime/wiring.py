@@ -33,6 +33,7 @@ from bot.services.upkeep import Purger, RetentionPolicy
 from bot.services.verification import Verifier
 from bot.settings import Settings
 from bot.slack.app import create_bolt_app
+from bot.slack.home_refresh import HOME_INTERVAL, HomePublisher
 from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
 from storage import SqlStore, current_revision, open_store
@@ -88,6 +89,7 @@ class Runtime:
     verify_hasher: Hasher  # first-time verifies' argon2 lane; keybot.hasher is the creates' lane
     purger: Purger  # the retention purge; `serve` starts it
     jobs: JobRunner  # scheduled work (reminders, grace ends, stale sweeps); `serve` starts it
+    home: HomePublisher  # App Home views: published on opening and refreshed after changes
     metrics: Metrics | None = None  # None with KEYBOT_METRICS=off
     late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
 
@@ -96,6 +98,7 @@ class Runtime:
             await asyncio.wait(self.late_replies, timeout=10)
         await self.jobs.stop()  # before the outbox worker, whose last drain sends what jobs queued
         await self.worker.stop()
+        await self.home.aclose()  # after the worker, whose last DMs may ask for refreshes
         await self.purger.stop()
         await self.verifier.aclose()
         await self.store.close()
@@ -203,6 +206,7 @@ async def build_runtime(
     verify_hasher: Hasher | None = None,
     unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
     origin: str | None = None,
+    home_interval: float = HOME_INTERVAL,
 ) -> Runtime:
     """Wire store, services, verifier, outbox worker, Bolt app and web app from settings.
 
@@ -213,7 +217,8 @@ async def build_runtime(
     other; both closed by ``aclose``),
     ``unit_of_work`` what the services change data through, made from the store (default: the store),
     ``origin`` where changes come from (None: Slack; ``SHELL_ORIGIN``: keybot shell), stamped on every
-    audit event and DM, whose outbox worker sends only the DMs of that origin."""
+    audit event and DM, whose outbox worker sends only the DMs of that origin; ``home_interval`` the
+    seconds between two publishes of one user's App Home."""
     return_big_allocations_to_the_os()
     store = await connect(settings)
     key_format = KeyFormat(settings.key_prefix)
@@ -245,6 +250,8 @@ async def build_runtime(
     )
     keybot = services_for(store, settings, hasher=hasher, context=context)
     late_replies: set[asyncio.Task[None]] = set()
+    home = HomePublisher(keybot, client=client, interval=home_interval)
+    worker.on_delivered = home.concerned  # others' changes refresh the Homes of those they concern
     bolt = create_bolt_app(
         keybot=keybot,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
@@ -252,6 +259,7 @@ async def build_runtime(
         client=AsyncWebClient(base_url=settings.slack_api_url),  # the token comes from authorize()
         ack_budget=ack_budget,
         late_replies=late_replies,
+        home=home,
     )
     web_app = create_web_app(
         health=store,
@@ -279,6 +287,7 @@ async def build_runtime(
         purger=Purger(store, clock=clock, policy=retention_policy(settings)),
         jobs=JobRunner(job_queue, keybot.jobs, clock=clock),
         late_replies=late_replies,
+        home=home,
         metrics=metrics,
     )
 

@@ -31,6 +31,7 @@ from bot.slack.actions import ACTIONS, ANSWER_BELOW
 from bot.slack.codec import STALE, ActionId, action_id_named
 from bot.slack.commands import reads_only, run_command
 from bot.slack.errors import guarded
+from bot.slack.home_refresh import HomePublisher
 from bot.slack.views import register_views
 
 COMMAND = "/apikeys"
@@ -86,10 +87,12 @@ def create_bolt_app(
     logger: logging.Logger | None = None,
     ack_budget: float = 2.0,
     late_replies: set[asyncio.Task[None]] | None = None,
+    home: HomePublisher | None = None,
 ) -> AsyncApp:
     """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path.
 
-    ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown."""
+    ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown; ``home``
+    publishes the App Home views (one of its own when not given)."""
     pending = late_replies if late_replies is not None else set()
 
     async def authorize(**kwargs: Any) -> AuthorizeResult:
@@ -114,7 +117,7 @@ def create_bolt_app(
         process_before_response=True,
         logger=bolt_logger,
     )
-    register_views(app, keybot=keybot, ack_budget=ack_budget)  # before the catch-alls below: matched first
+    register_views(app, keybot=keybot, publisher=home or HomePublisher(keybot), ack_budget=ack_budget)  # before the catch-alls below: matched first
 
     async def respond_later(work: Awaitable[tuple[blocks.Message, bool]], respond: AsyncRespond) -> None:
         reply, _ = await work
