@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.shell.render import render_message
 
-PROMPT_MARK = " » "  # every form prompt ends so: "Key name » "
+PROMPT_MARK = " > "  # every form prompt is "✎ <label> > ": "✎ Key name > "
 SELECTS = ("static_select", "external_select")
 
 
@@ -93,9 +93,9 @@ class Form:
     def prompt(self) -> str:
         now = self.current
         if now is None:
-            return PROMPT_MARK.lstrip()
+            return "✎" + PROMPT_MARK
         keep = f" [{now.chosen[1]}]" if now.chosen is not None and now.kind in SELECTS else ""
-        return f"{now.label}{' (optional)' if now.optional else ''}{keep}{PROMPT_MARK}"
+        return f"✎ {now.label}{' (optional)' if now.optional else ''}{keep}{PROMPT_MARK}"
 
     def question(self) -> str:
         """What to show before asking the current field: its error, hint and choices."""
