@@ -52,7 +52,8 @@ class HomePublisher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``client``: the Web API client of refreshes that no request asked for (``concerned``)."""
-        self._keybot, self._client, self._interval, self._budget, self._now = keybot, client, interval, budget, clock
+        self._keybot, self._client, self._now = keybot, client, clock
+        self.interval, self.budget = interval, budget  # seconds between one user's publishes; per workspace a minute
         self._last: dict[Who, float] = {}
         self._waiting: dict[Who, str | None] = {}
         self._watched: OrderedDict[Who, tuple[Actor, float]] = OrderedDict()
@@ -88,7 +89,7 @@ class HomePublisher:
             self._waiting[who] = notice or self._waiting[who]
             return
         self._waiting[who] = notice
-        delay = max(0.0, self._last.get(who, -1e9) + self._interval - self._now())
+        delay = max(0.0, self._last.get(who, -1e9) + self.interval - self._now())
         task = asyncio.create_task(self._publish_after(client, actor, delay))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -120,7 +121,7 @@ class HomePublisher:
             now = self._now()
             while sent and now - sent[0] >= 60.0:
                 sent.popleft()
-            if len(sent) < self._budget:
+            if len(sent) < self.budget:
                 sent.append(now)
                 return
             await asyncio.sleep(sent[0] + 60.0 - now)
