@@ -153,9 +153,37 @@ SUBMISSIONS = st.builds(
     mutations=MUTATIONS,
 )
 
+# Submissions keybot accepts (a new key, or a roll): the properties must hold when a secret is shown too.
+WELL_FORMED = st.builds(
+    Submission,
+    user=st.sampled_from([OWNER, PROJECT_OWNER]),
+    team=st.just(TEAM),
+    callback=st.just(modals.CREATE_CALLBACK),
+    values=st.builds(
+        lambda name, expiry: {
+            modals.PROJECT: {modals.PROJECT: chosen("payments")},
+            modals.NAME: {modals.NAME: typed(name)},
+            modals.EXPIRY: {modals.EXPIRY: chosen(expiry)},
+            modals.NOTE: {modals.NOTE: typed(None)},
+        },
+        st.from_regex(r"[a-z][a-z0-9-]{2,20}", fullmatch=True),
+        st.sampled_from(["1w", "30d", "90d", "never"]),
+    ),
+    metadata=st.just(""),
+    mutations=st.just([]),
+) | st.builds(
+    Submission,
+    user=st.just(OWNER),
+    team=st.just(TEAM),
+    callback=st.just(modals.ROLL_CALLBACK),
+    values=st.builds(lambda grace: {modals.GRACE: {modals.GRACE: chosen(grace)}}, st.sampled_from(["0", "1h"])),
+    metadata=st.builds(lambda n: modals.metadata(project="payments", name=f"k{n:02d}"), st.integers(2, 21)),
+    mutations=st.just([]),
+)
+
 
 @FUZZ
-@given(request=SUBMISSIONS, kind=st.sampled_from(["view_submission", "view_submission", "view_closed"]))
+@given(request=st.one_of(WELL_FORMED, SUBMISSIONS, SUBMISSIONS), kind=st.sampled_from(["view_submission", "view_submission", "view_closed"]))
 async def test_no_view_submission_gets_a_5xx_a_public_message_or_a_change_without_showing_its_secret(
     world: World, request: Submission, kind: str
 ) -> None:
@@ -253,3 +281,15 @@ async def test_no_app_home_opened_event_gets_a_5xx_or_publishes_to_anyone_but_it
     assert all(c.method == "views.publish" for c in h.slack.calls[calls_before:])
     user = payload.get("event", {}).get("user") if isinstance(payload.get("event"), dict) else None
     clean_calls(world, calls_before, publish_to={user} if isinstance(user, str) else set())
+
+
+async def test_a_well_formed_create_submission_is_answered_with_its_secret(world: World) -> None:
+    """Guards the fuzz above against testing nothing: an owner's valid submission does create a key."""
+    values = {
+        modals.PROJECT: {modals.PROJECT: chosen("payments")},
+        modals.NAME: {modals.NAME: typed("guard")},
+        modals.EXPIRY: {modals.EXPIRY: chosen("30d")},
+    }
+    view = {"type": "modal", "callback_id": modals.CREATE_CALLBACK, "blocks": []}
+    status, raw = await send(world, interaction(view_body(kind="view_submission", user_id=OWNER, team_id=TEAM, view=view, values=values)))
+    assert status == 200 and json.loads(raw)["response_action"] == "update" and len(KEY_RE.findall(raw)) == 1
