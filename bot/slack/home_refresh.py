@@ -4,7 +4,8 @@
   ``WATCH_FOR`` (Slack sends the event again at each opening; at most ``MAX_WATCHED`` users, the least
   recently seen forgotten first). Someone who never opened the Home gets no publish: the first opening
   publishes a fresh view anyway.
-- **When**: on opening; after a change the viewer makes from the Home or a modal; and after a change
+- **When**: on opening; after a change the viewer makes from the Home, or from a modal while they
+  have the Home open (``changed``); and after a change
   someone else made that concerns the viewer — a DM keybot delivered to them (a key created, deleted,
   disabled, rolled in a project they own, a role granted or revoked: ``concerned`` is called by the
   outbox worker for each recipient it handled).
@@ -63,11 +64,7 @@ class HomePublisher:
 
     def opened(self, client: AsyncWebClient, actor: Actor) -> None:
         """The user opened their Home: publish it, and keep it fresh after others' changes."""
-        who = (actor.team_id, actor.user_id)
-        self._watched.pop(who, None)
-        self._watched[who] = (actor, self._now())
-        while len(self._watched) > MAX_WATCHED:
-            self._watched.popitem(last=False)
+        self.opened_elsewhere(actor)
         self.refresh(client, actor)
 
     def watching(self, team_id: str, user_id: str) -> bool:
@@ -79,6 +76,22 @@ class HomePublisher:
         if self._client is None or not self.watching(team_id, user_id):
             return
         self.refresh(self._client, self._watched[(team_id, user_id)][0])
+
+    def changed(self, client: AsyncWebClient, actor: Actor, *, notice: str, seen: bool = False) -> None:
+        """The user changed something (from a modal or a Home button): refresh their Home with ``notice``
+        if they opened it, or ``seen`` it (the change came from their Home, perhaps opened elsewhere)."""
+        if seen:
+            self.opened_elsewhere(actor)
+        if self.watching(actor.team_id, actor.user_id):
+            self.refresh(client, actor, notice=notice)
+
+    def opened_elsewhere(self, actor: Actor) -> None:
+        """Remember the user as a Home viewer without publishing (they clicked on their Home)."""
+        who = (actor.team_id, actor.user_id)
+        self._watched.pop(who, None)
+        self._watched[who] = (actor, self._now())
+        while len(self._watched) > MAX_WATCHED:
+            self._watched.popitem(last=False)
 
     def refresh(self, client: AsyncWebClient, actor: Actor, *, notice: str | None = None) -> None:
         """Publish ``actor``'s Home now, or once at the end of their interval if one went out recently."""

@@ -30,6 +30,7 @@ from bot.domain.model import Actor
 from bot.domain.names import validate_name
 from bot.services import Keybot
 from bot.slack import home, modals
+from bot.slack.codec import ActionId, decode_nudge
 from bot.slack.home_refresh import HomePublisher
 from bot.slack.modals import EXPIRY, GRACE, NAME, NOTE, PROJECT, View
 
@@ -157,7 +158,8 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
             return modals.created_view(created)
 
         await _finish(ack, client, view, work(), errors_at=_create_error_field, title="Create API key", budget=ack_budget)
-        publisher.refresh(client, actor, notice=f"Created key `{name}` in `{project}`.")
+        from_home = modals.read_metadata(view.get("private_metadata")).get("origin") == "home"
+        publisher.changed(client, actor, notice=f"Created key `{name}` in `{project}`.", seen=from_home)
 
     @app.action(home.HOME_ROLL)
     async def home_roll(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
@@ -172,6 +174,24 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
         except Exception:
             _unexpected()
 
+    @app.action(ActionId.NUDGE_ROLL)
+    async def nudge_roll(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        actor, trigger, actions = _actor(context), body.get("trigger_id"), body.get("actions")
+        value = actions[0].get("value") if isinstance(actions, list) and actions and isinstance(actions[0], dict) else None
+        if actor is None or not isinstance(trigger, str) or not isinstance(value, str):
+            return
+        try:
+            try:
+                project, name, masked = await keybot.nudges.about(actor, decode_nudge(value))
+            except KeybotError as err:
+                await client.views_open(trigger_id=trigger, view=modals.message_view("Roll API key", f":warning: {err}"))
+                return
+            view = modals.roll_modal(project=project, name=name, masked=masked, origin="nudge", nudge=value)
+            await client.views_open(trigger_id=trigger, view=view)
+        except Exception:
+            _unexpected()
+
     @app.view(modals.ROLL_CALLBACK)
     async def roll_submitted(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         actor = _actor(context)
@@ -182,11 +202,15 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
             await ack(response_action="errors", errors={GRACE: "This form is not valid any more; open it again."})
             return
 
+        nudge = about.get("nudge")
+
         async def work() -> View:
+            if nudge is not None:  # from a reminder DM: the roll answers the reminder (re-checked now)
+                return modals.rolled_view(await keybot.nudges.roll(actor, decode_nudge(nudge), grace=grace))
             return modals.rolled_view(await keybot.lifecycle.roll(actor, project=project, name=name, grace=grace))
 
         await _finish(ack, client, view, work(), errors_at=lambda _: GRACE, title="Roll API key", budget=ack_budget)
-        publisher.refresh(client, actor, notice=f"Rolled key `{name}` in `{project}`.")
+        publisher.changed(client, actor, notice=f"Rolled key `{name}` in `{project}`.", seen=about.get("origin") == "home")
 
     @app.view_closed(re.compile(f"^({modals.CREATE_CALLBACK}|{modals.ROLL_CALLBACK})"))
     async def closed(ack: AsyncAck) -> None:
@@ -212,7 +236,7 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
             notice = f":warning: {err}"
         except Exception:
             notice = f":warning: {_unexpected()}"
-        publisher.refresh(client, actor, notice=notice)
+        publisher.changed(client, actor, notice=notice, seen=True)
 
     @app.action(home.HOME_EXTEND)
     async def home_extend(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:

@@ -4,6 +4,7 @@ and the new secret is shown once, in the modal."""
 
 from bot.settings import Settings
 from tests.shell.conftest import SECRET_RE, after, reply_to, transcript
+from tests.shell.test_shell_nudges import reminders_fall_due
 
 SETUP = ("y", "project create payments")
 
@@ -99,3 +100,17 @@ def test_a_revoked_role_refreshes_the_home_of_the_person_who_lost_it(settings: S
 def test_a_button_on_someone_elses_home_says_whose_it_is(settings: Settings) -> None:
     text = transcript(settings, *SETUP, "grant @bob owner payments", "/as bob", "/home", "/as ana", "/click 1")
     assert "Button [1] is on the Home of @bob. Use /as bob." in reply_to(text, "/click 1")
+
+
+def test_roll_from_a_reminder_dm_opens_the_roll_form_and_shows_the_new_secret_once(settings: Settings) -> None:
+    transcript(settings, "y", "/apikeys project create web", "/apikeys create web ci expires 3d")
+    reminders_fall_due(settings)
+    text = transcript(settings, "whoami", "/click 1", "2", "/click 1")
+    assert "[1] Roll (primary)  [2] Extend 30 days  [3] Let it expire" in reply_to(text, "whoami")
+    opened = reply_to(text, "/click 1")
+    assert "Modal for @ana:" in opened and "Give key `ci`" in opened and "fresh lifetime" in opened
+    rolled = reply_to(text, "2")
+    [secret] = SECRET_RE.findall(rolled)
+    assert "It now expires on" in rolled and "DM to @ana (updated):" in rolled and "@ana rolled key `ci`" in rolled
+    assert text.count(secret) == 1
+    assert "gone: its DM was updated" in reply_to(text, "/click 1", occurrence=2)
