@@ -8,9 +8,9 @@ from typing import Any
 
 from bot.shell.fakeslack import Call
 from bot.shell.wire import block_actions_body, event_body
-from bot.slack import home
+from bot.slack import home, modals
 from tests.e2e.conftest import OWNER, TEAM, Harness
-from tests.e2e.test_home_and_modals import checked, post, view_calls
+from tests.e2e.test_home_and_modals import KEY_RE, checked, post, submit, view_calls
 
 PROJECT_OWNER = "UPOWNER1"
 READER = "UREADER1"
@@ -86,3 +86,18 @@ async def test_another_owners_change_refreshes_the_home_of_an_owner_who_opened_i
     assert not publishes_to(harness, PROJECT_OWNER)  # never opened the Home
     assert not publishes_to(harness, READER)  # not concerned, and never opened it
 
+
+
+async def test_an_owner_who_loses_the_role_between_opening_and_submitting_a_roll_is_refused(harness: Harness) -> None:
+    await harness.as_owner("project create payments")
+    await harness.as_owner(f"grant <@{PROJECT_OWNER}> owner payments")
+    before = len(view_calls(harness, "views.open"))
+    await click_on_home(harness, PROJECT_OWNER, home.HOME_ROLL, home.key_value("payments", "default"))
+    view = checked((await harness.slack.wait_for(lambda s: view_calls(harness, "views.open")[before:]))[0].args["view"])
+    shown = (await harness.as_owner("show payments default")).text
+    await harness.as_owner(f"revoke <@{PROJECT_OWNER}> payments")
+    grace = {modals.GRACE: {modals.GRACE: {"type": "static_select", "selected_option": {"value": "0"}}}}
+    answer = await submit(harness, PROJECT_OWNER, view, grace)
+    assert answer["response_action"] == "errors" and "payments" in answer["errors"][modals.GRACE]
+    assert not KEY_RE.search(json.dumps(answer))
+    assert (await harness.as_owner("show payments default")).text == shown  # the same secret, untouched
