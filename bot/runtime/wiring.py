@@ -39,6 +39,7 @@ from bot.settings import Settings
 from bot.slack.app import create_bolt_app
 from bot.slack.directory import SlackDirectory
 from bot.slack.events import EventWatch
+from bot.slack.home_refresh import HOME_INTERVAL, HomePublisher
 from bot.slack.installs import InstalledTokens, OAuthParts
 from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
@@ -95,6 +96,7 @@ class Runtime:
     verify_hasher: Hasher  # first-time verifies' argon2 lane; keybot.hasher is the creates' lane
     purger: Purger  # the retention purge; `serve` starts it
     jobs: JobRunner  # scheduled work (reminders, grace ends, stale sweeps); `serve` starts it
+    home: HomePublisher  # App Home views: published on opening and refreshed after changes
     watch: EventWatch | None = None  # messages checked for leaked keys, and deactivations
     metrics: Metrics | None = None  # None with KEYBOT_METRICS=off
     late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
@@ -106,6 +108,7 @@ class Runtime:
             await self.watch.aclose()  # before the outbox worker, which sends what it queued
         await self.jobs.stop()  # before the outbox worker, whose last drain sends what jobs queued
         await self.worker.stop()
+        await self.home.aclose()  # after the worker, whose last DMs may ask for refreshes
         await self.purger.stop()
         await self.verifier.aclose()
         await self.store.close()
@@ -213,6 +216,7 @@ async def build_runtime(
     verify_hasher: Hasher | None = None,
     unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
     origin: str | None = None,
+    home_interval: float = HOME_INTERVAL,
 ) -> Runtime:
     """Wire store, services, verifier, outbox worker, Bolt app and web app from settings.
 
@@ -223,7 +227,8 @@ async def build_runtime(
     other; both closed by ``aclose``),
     ``unit_of_work`` what the services change data through, made from the store (default: the store),
     ``origin`` where changes come from (None: Slack; ``SHELL_ORIGIN``: keybot shell), stamped on every
-    audit event and DM, whose outbox worker sends only the DMs of that origin."""
+    audit event and DM, whose outbox worker sends only the DMs of that origin; ``home_interval`` the
+    seconds between two publishes of one user's App Home."""
     return_big_allocations_to_the_os()
     store = await connect(settings)
     key_format = KeyFormat(settings.key_prefix)
@@ -267,6 +272,10 @@ async def build_runtime(
         key_format=key_format,
         tokens=oauth.tokens if oauth is not None else None,
     )
+    home = HomePublisher(
+        keybot, client=client, interval=home_interval, tokens=oauth.tokens if oauth is not None else None
+    )
+    worker.on_delivered = home.concerned  # others' changes refresh the Homes of those they concern
     bolt = create_bolt_app(
         keybot=keybot,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
@@ -276,6 +285,7 @@ async def build_runtime(
         late_replies=late_replies,
         oauth=oauth.bolt_parts(keybot, worker) if oauth is not None else None,
         watch=watch,
+        home=home,
     )
     web_app = create_web_app(
         health=store,
@@ -304,6 +314,7 @@ async def build_runtime(
         jobs=JobRunner(job_queue, keybot.jobs, clock=clock),
         late_replies=late_replies,
         watch=watch,
+        home=home,
         metrics=metrics,
     )
 

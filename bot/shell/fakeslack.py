@@ -388,6 +388,11 @@ class FakeSlack:
                     for user_id in sorted({*self.users, *self.admins})
                 ]
                 return {"members": members, "response_metadata": {"next_cursor": ""}}
+            case "views.open" | "views.update" | "views.publish":
+                view: dict[str, Any] = args["view"] if isinstance(args.get("view"), dict) else {}
+                home = f"VHOME{args['user_id']}" if method == "views.publish" and args.get("user_id") else None
+                view_id = str(args.get("view_id") or home or f"V{next(self._ts):08d}")
+                return {"view": {**view, "id": view_id, "team_id": self.team_id, "state": {"values": {}}}}
             case "conversations.open":
                 user = str(args.get("users", "")).split(",")[0]
                 return {"channel": {"id": _dm_channel(user)}}

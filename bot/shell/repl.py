@@ -26,7 +26,8 @@ from bot.shell.database import SHELL_TEAM_ID, database_banner, guard, workspace
 from bot.shell.driver import SlackDriver
 from bot.shell.fakeslack import Call, FakeSlack, Response
 from bot.shell.render import message_buttons, mrkdwn, render_message
-from bot.shell.session_parts import Question, Shown, indent, plain, yes_no
+from bot.shell.session_parts import SHELL_HELP, Question, Shown, indent, plain, yes_no
+from bot.shell.surfaces import Surfaces
 from bot.shell.users import USER_ID_RE, login_name, user_id_for
 
 SHELL_ORG_NAME = "keybot shell"
@@ -36,20 +37,8 @@ _DRAIN_ROUNDS = 50  # batches of DMs sent after one command, at most
 _AT_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)")
 _SPECIAL_MENTIONS = frozenset({"here", "channel", "everyone"})
 
-SHELL_HELP = """\
-Type keybot commands as in Slack: /apikeys help, /apikeys create payments checkout, …
-(the /apikeys prefix is optional; @name mentions are sent the way Slack sends them).
-Shell commands:
-  /as <name or U…>  act as another Slack user (/as alone: who you are)
-  /click N          press button [N] of the latest message with buttons
-  /dms [@name]      every DM keybot sent in this session (or only those to @name)
-  /say <text>       post a message in #general as you (keybot checks messages for leaked keys)
-  /deactivate @name deactivate a user in Slack (keybot ends their access and tells the owners)
-  /help             this help
-  /quit             leave (or Ctrl-D)"""
 
-
-class Shell:
+class Shell(Surfaces):
     """One shell session: the real keybot on a local port, a FakeSlack, and the user you act as."""
 
     def __init__(
@@ -77,6 +66,8 @@ class Shell:
         self._buttons: list[tuple[dict[str, Any], Shown]] = []
         self._fresh_output = True
         self._question: Question | None = None
+        self._form = None  # the modal being filled in (bot/shell/surfaces.py)
+        self._homes = {}
         self._calls_seen = 0
         self._responses_seen = 0
         self._said = 0
@@ -146,6 +137,8 @@ class Shell:
     def prompt(self) -> str:
         if self._question is not None:
             return self._question.prompt
+        if self._form is not None:
+            return self._form.prompt
         return f"@{self._name(self.user)}> "
 
     async def start(self) -> str:
@@ -181,6 +174,8 @@ class Shell:
                 return "Please answer y or n."
             self._question = None
             return await question.answer(answer)
+        if self._form is not None:
+            return await self._fill(line)
         line = line.strip()
         if not line:
             return ""
@@ -201,6 +196,10 @@ class Shell:
                 return await self._say(rest)
             case "/deactivate":
                 return await self._deactivate(rest)
+            case "/home":
+                return await self._open_home()
+            case "/shortcut":
+                return await self._shortcut(rest)
             case "/help" | "/?":
                 return SHELL_HELP
             case "/quit" | "/exit" | "/q":
@@ -254,10 +253,12 @@ class Shell:
         button, shown = self._buttons[number - 1]
         if shown.replaced:
             what = "its DM was updated" if shown.dm else f"message #{shown.number} was replaced"
+            what = "the Home was refreshed since" if shown.view_id else what
             return f"Button [{number}] is gone: {what}."
         if shown.viewer != self.user:
             viewer = self._name(shown.viewer)
             where = f"a DM to @{viewer}" if shown.dm else f"message #{shown.number}, which only @{viewer} sees"
+            where = f"the Home of @{viewer}" if shown.view_id else where
             return f"Button [{number}] is on {where}. Use /as {viewer}."
         confirm = button.get("confirm")
         if not isinstance(confirm, dict):
@@ -273,7 +274,7 @@ class Shell:
         return f"Slack asks: {title}\n{indent(mrkdwn(plain(confirm.get('text')), names=self.names))}"
 
     async def _press(self, button: dict[str, Any], shown: Shown) -> str:
-        reply = await self.driver.click(self.user, button, response_url=shown.url, dm=shown.dm)
+        reply = await self.driver.click(self.user, button, response_url=shown.url, dm=shown.dm, view_id=shown.view_id)
         lines = (
             []
             if reply.status == 200
@@ -338,6 +339,7 @@ class Shell:
             if not await self.runtime.jobs.run_once():
                 break
         await self._drain()
+        await self.runtime.home.settle()  # Home refreshes asked for by the change or by its DMs
         lines: list[str] = []
         responses, self._responses_seen = (
             self.slack.responses[self._responses_seen :],
@@ -353,6 +355,8 @@ class Shell:
                 viewer = str(call.args.get("user", ""))
                 body = render_message({"text": call.args.get("text", "")}, names=self.names)
                 lines.append(f"In #general, only @{self._name(viewer)} sees:\n{indent(body)}")
+            elif call.method in ("views.publish", "views.open", "views.update") and call.delivered:
+                lines.append(self._on_view_call(call))
         return lines
 
     def _on_response(self, response: Response) -> list[str]:

@@ -32,6 +32,7 @@ from bot.slack.codec import STALE, ActionId, action_id_named
 from bot.slack.commands import reads_only, run_command
 from bot.slack.errors import guarded
 from bot.slack.events import EventWatch
+from bot.slack.home_refresh import HomePublisher
 from bot.slack.installs import NOT_INSTALLED, OAuthParts, context_org_key, oauth_flow, register_uninstalls
 from bot.slack.views import register_views
 
@@ -91,6 +92,7 @@ def create_bolt_app(
     late_replies: set[asyncio.Task[None]] | None = None,
     oauth: OAuthParts | None = None,
     watch: EventWatch | None = None,
+    home: HomePublisher | None = None,
 ) -> AsyncApp:
     """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path.
 
@@ -98,7 +100,8 @@ def create_bolt_app(
     With ``oauth``, keybot is installed through OAuth: each request's token comes from the installation
     store (``bot_token`` is unused), ``app.oauth_flow`` serves the install pages, and uninstalls delete
     tokens (bot/slack/installs.py). ``watch`` takes message and ``user_change`` events (leaks and
-    offboarding, bot/slack/events.py)."""
+    offboarding, bot/slack/events.py); ``home`` publishes the App Home views (one of its own when not
+    given)."""
     pending = late_replies if late_replies is not None else set()
 
     async def authorize(**kwargs: Any) -> AuthorizeResult:
@@ -133,7 +136,7 @@ def create_bolt_app(
     )
     if oauth is not None and oauth.installations is not None:
         register_uninstalls(app, installations=oauth.installations)
-    register_views(app, keybot=keybot, ack_budget=ack_budget)  # before the catch-alls below: matched first
+    register_views(app, keybot=keybot, publisher=home or HomePublisher(keybot), ack_budget=ack_budget)  # before the catch-alls below: matched first
 
     async def respond_later(work: Awaitable[tuple[blocks.Message, bool]], respond: AsyncRespond) -> None:
         reply, _ = await work

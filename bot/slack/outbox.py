@@ -158,6 +158,8 @@ class OutboxWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._app_refused: str | None = None  # the error while Slack refuses keybot's token or app
+        # called with (team id, user id) for each recipient of a batch of DMs, once handled (bot/slack/home_refresh.py)
+        self.on_delivered: Callable[[str, str], None] | None = None
         self.retries = 0  # sends to retry later, and DMs buried as dead letters (read by /metrics)
         self.dead_letters = 0
 
@@ -222,6 +224,9 @@ class OutboxWorker:
                 sent += await self._send_with_buttons(group[0], notice)
             else:
                 sent += await self._send_merged(group)
+        notice = groups[0][0].notice if groups and groups[0] else None
+        if self.on_delivered is not None and notice is not None and notice.team_id:
+            self.on_delivered(notice.team_id, groups[0][0].user_id)  # their Home may show what changed
         return sent
 
     async def _send_nudge(self, row: Notification, notice: Notice) -> int:
