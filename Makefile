@@ -27,7 +27,7 @@ install: $(TESTING)
 
 ## Install (runtime only), migrate the embedded database and start keybot (the shell when no Slack app is configured).
 run: $(RUNTIME)
-	@if [ -z "$$SLACK_BOT_TOKEN" ]; then \
+	@if [ -z "$$SLACK_BOT_TOKEN" ] && [ -z "$$SLACK_CLIENT_ID" ]; then \
 	  echo "No Slack app configured (SLACK_BOT_TOKEN is not set): starting keybot shell. To serve Slack, create the app from manifest.yaml — see README, 'Create the Slack app'."; \
 	  exec $(BIN)/keybot shell; \
 	else $(BIN)/keybot db upgrade >/dev/null && exec $(BIN)/keybot serve; fi

@@ -1,6 +1,7 @@
 """One benchmark run: start the servers, seed, drive every workload, evaluate the targets.
 
-Order (each step sees the state the previous ones left): floors; ``help``; ``list`` at 1,000 keys;
+Order (each step sees the state the previous ones left): floors; ``help``; ``list`` at 1,000 keys, then
+at c=1 while 200 message events per second arrive;
 warm verify and the malformed-key query check; cold verify; flooded verify; first-time verifies and
 creates while guessers flood known key ids; ``create``; ``list`` while creates run; the 100,000-key
 fill and ``list`` at 10,000 keys in the project; memory last, after every other request.
@@ -454,6 +455,40 @@ class Bench:
                     )
                 )
 
+    async def list_during_messages(self) -> None:
+        """``list`` at c=1 while ordinary messages stream into /slack/events at ``MESSAGE_RATE`` per second
+        (each costs keybot one key-regex scan and an ack), against ``list`` at rest before and after (A B A)."""
+        self.say(f"list {LIST_PROJECT} at c=1 while {MESSAGE_RATE} messages/s arrive vs at rest")
+        make = load.cycle([self.list_request(LIST_PROJECT)])
+        half = self.cfg.duration / 2
+        rest, _ = await self.at_rest(make, 1)
+        async with self.sidecar("messages", "the message stream", "--rate", str(MESSAGE_RATE)) as stream:
+            await load.for_duration(make, concurrency=1, duration=self.cfg.warmup)
+            during, sql = await self.on_keybot(load.for_duration(make, concurrency=1, duration=self.cfg.duration))
+        rest.merge(await load.for_duration(make, concurrency=1, duration=half))
+        self.add(
+            Row.of(
+                f"message events at {MESSAGE_RATE}/s",
+                1,
+                stream,
+                note=f"{stream.count} ordinary channel messages, signed like Slack's, sent at a fixed pace from "
+                f"their own process at nice 19 ({stream.rps:.0f}/s achieved) while list ran; each must be acked 200",
+            )
+        )
+        row = Row.of(
+            f"{self.small} during messages",
+            1,
+            during,
+            base=rest,
+            baseline=f"{self.small} at rest",
+            statements_per_request=sql / during.count if during.count else None,
+            note=f"p99 {_r(during.p99)} ms during, {_r(rest.p99)} ms at rest",
+        )
+        if not during.latencies or during.errors:
+            row.ratio = None  # nothing measured, or list failed: no ratio, and FAIL
+        self.judge(row, "p50 ≤ 1.5× at rest", _at_most(1.5))
+        self.add(row)
+
     async def verify_warm(self) -> None:
         self.say("verify, warm cache (one valid key again and again) vs the bare aiohttp handler")
         make = load.cycle([self.verify_request(self.keybot, self.valid_keys[0], load.valid_verdict)])
@@ -573,22 +608,27 @@ class Bench:
         )
         return verified, made
 
-    @contextlib.asynccontextmanager
-    async def guessers(self, key_ids: list[str]) -> AsyncIterator[Measured]:
+    def guessers(self, key_ids: list[str]) -> contextlib.AbstractAsyncContextManager[Measured]:
         """``HIGH`` guessers (``python -m bench.flood``, its own process at nice 19) flooding keybot
         with wrong secrets for ``key_ids`` while the block runs; their measurement fills in after it."""
         args = [arg for key_id in key_ids for arg in ("--key-id", key_id)]
-        log = self.logs / "flood.log"
+        return self.sidecar("flood", "the guessers", *args, "--concurrency", str(HIGH))
+
+    @contextlib.asynccontextmanager
+    async def sidecar(self, module: str, what: str, *args: str) -> AsyncIterator[Measured]:
+        """``python -m bench.<module> --url <keybot> *args`` (a load process of its own) while the block
+        runs; its measurement (one JSON line at SIGTERM) fills in after it."""
+        log = self.logs / f"{module}.log"
         with log.open("ab") as err:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.flood", "--url", self.keybot.url, *args,
-                "--concurrency", str(HIGH), cwd=ROOT, env=_env(), stdout=asyncio.subprocess.PIPE, stderr=err,
+                sys.executable, "-m", f"bench.{module}", "--url", self.keybot.url, *args,
+                cwd=ROOT, env=_env(), stdout=asyncio.subprocess.PIPE, stderr=err,
             )  # fmt: skip
         assert process.stdout is not None
         measured = Measured()
         try:
             if not await asyncio.wait_for(process.stdout.readline(), timeout=60):
-                raise BenchError(f"the guessers did not start; their log ({log}) ends with:\n{_tail(log)}")
+                raise BenchError(f"{what} did not start; their log ({log}) ends with:\n{_tail(log)}")
             yield measured
         finally:
             if process.returncode is None:
@@ -596,7 +636,7 @@ class Bench:
             out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
         lines = out.decode().strip().splitlines()
         if process.returncode != 0 or not lines:
-            raise BenchError(f"the guessers failed; their log ({log}) ends with:\n{_tail(log)}")
+            raise BenchError(f"{what} failed; their log ({log}) ends with:\n{_tail(log)}")
         measured.merge(Measured(**json.loads(lines[-1])))
 
     async def verify_guessed(self) -> None:
@@ -842,6 +882,9 @@ class Bench:
         )
 
 
+MESSAGE_RATE = 200  # ordinary messages per second into /slack/events (DESIGN.md §5.5)
+
+
 def _k(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
 
@@ -874,6 +917,7 @@ def _slope(points: list[tuple[int, float]]) -> float:
 PHASES = (
     "help",
     "list",
+    "list during messages",
     "verify warm",
     "malformed",
     "verify cold",
@@ -958,6 +1002,7 @@ async def run(
             phases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
                 ("help", bench.help),
                 ("list", bench.list_at_rest),
+                ("list during messages", bench.list_during_messages),
                 ("verify warm", bench.verify_warm),
                 ("malformed", bench.malformed_costs_no_query),
                 ("verify cold", bench.verify_cold),

@@ -27,7 +27,11 @@ from bot.settings import Settings, SettingsError, load_settings
 
 SERVE_ENVIRONMENT = """\
 settings, from the environment:
-  SLACK_BOT_TOKEN        xoxb-… bot token (required)
+  SLACK_BOT_TOKEN        xoxb-… bot token (one workspace; required unless OAuth is set up)
+  SLACK_CLIENT_ID        the app's client id: with SLACK_CLIENT_SECRET, install keybot in many
+                         workspaces through OAuth (GET /slack/install); SLACK_BOT_TOKEN is then unused
+  SLACK_CLIENT_SECRET    the app's client secret (with SLACK_CLIENT_ID)
+  SLACK_SCOPES           bot scopes asked at install, comma-separated (default commands,chat:write)
   SLACK_SIGNING_SECRET   the app's signing secret (required in HTTP mode)
   SLACK_APP_TOKEN        xapp-… app-level token: use Socket Mode instead of HTTP
   SLACK_API_URL          Web API base URL (default https://slack.com/api/)
@@ -109,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     boot = sub.add_parser("bootstrap", help="create a workspace's organization and its first owner")
     boot.add_argument(
-        "--team-id", required=True, type=_slack_id("workspace", "TE"), help="the Slack workspace id, T…"
+        "--team-id", required=True, type=_slack_id("workspace", "TE"), help="the Slack workspace id, T… (E…: an Enterprise Grid org installed org-wide)"
     )
     boot.add_argument(
         "--owner",

@@ -84,6 +84,9 @@ class KeyRows(Protocol):
 
     async def delete_key(self, row_id: int) -> bool: ...
 
+    async def keys_created_by(self, *, org_id: int, user_id: str) -> list[tuple[Project, KeyRecord]]:
+        """The org's keys ``user_id`` created, by project name then key name."""
+
 
 class RoleRows(Protocol):
     async def org_role(self, *, org_id: int, user_id: str) -> OrgRole | None: ...
@@ -115,6 +118,9 @@ class PendingRows(Protocol):
 
     async def use_pending(self, token: str, *, at: datetime) -> bool:
         """Mark unused ``token`` used; False if it was already used (atomic: one winner)."""
+
+    async def void_pending_deletions(self, *, team_id: str, user_id: str, at: datetime) -> int:
+        """Mark every unused confirmation ``user_id`` was given in ``team_id`` used; how many."""
 
 
 class AuditRows(Protocol):
@@ -241,6 +247,13 @@ class Transaction(
     Protocol,
 ):
     """One database transaction: every area's rows."""
+
+
+class WorkspaceDirectory(Protocol):
+    """Who the workspace's people are, as Slack knows them (bot/slack/directory.py)."""
+
+    async def admins(self, team_id: str) -> list[str]:
+        """The user ids of the workspace's admins and owners (active humans only)."""
 
 
 class UnitOfWork(Protocol):

@@ -21,6 +21,10 @@ def without_password(url: str) -> str:
     return _URL_PASSWORD.sub(r"\1:***@", url)
 
 
+# The bot scopes of manifest.yaml, asked for at each OAuth install unless SLACK_SCOPES says otherwise.
+DEFAULT_SCOPES = ("commands", "chat:write")
+
+
 class SettingsError(Exception):
     """A missing or malformed setting; ``str()`` is one line saying which and how to fix it."""
 
@@ -47,6 +51,10 @@ class Settings:
     metrics_port: int | None = None  # also serve /metrics alone on this port
     log_format: str = "text"  # or "json": one JSON object per line, with the request id
     github_keys_url: str | None = None  # GitHub's secret-scanning keys: serves POST /v1/leaks/github
+    # OAuth v2 (many workspaces): both set switch it on; SLACK_BOT_TOKEN is then unused
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = field(default=None, repr=False)
+    slack_scopes: tuple[str, ...] = DEFAULT_SCOPES
 
     def __repr__(self) -> str:
         """The dataclass repr, minus the secrets (``repr=False``) and the URLs' passwords."""
@@ -68,15 +76,24 @@ class Settings:
 
     @property
     def slack_configured(self) -> bool:
-        return self.slack_bot_token is not None
+        return self.slack_bot_token is not None or self.oauth
+
+    @property
+    def oauth(self) -> bool:
+        """Whether keybot is installed through OAuth in many workspaces (one token per installation)."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
 
     def require_slack(self) -> None:
         """Raise SettingsError unless the Slack settings needed by ``keybot serve`` are present and valid."""
+        if self.oauth:
+            self._require_oauth()
+            return
         if not self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token):
             given = "SLACK_APP_TOKEN" if self.slack_app_token else "SLACK_SIGNING_SECRET"
             raise SettingsError(
                 f"{given} is set but SLACK_BOT_TOKEN is not: keybot needs both. Copy the Bot User OAuth "
-                "Token (xoxb-…) from the app's OAuth & Permissions page and export it as SLACK_BOT_TOKEN."
+                "Token (xoxb-…) from the app's OAuth & Permissions page and export it as SLACK_BOT_TOKEN "
+                "(or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install keybot in many workspaces)."
             )
         if not self.slack_bot_token:
             raise SettingsError(
@@ -97,6 +114,43 @@ class Settings:
                 "SLACK_SIGNING_SECRET is not set: copy the Signing Secret from the app's Basic Information page "
                 "(or set SLACK_APP_TOKEN to use Socket Mode)."
             )
+
+
+    def _require_oauth(self) -> None:
+        if self.slack_app_token is not None:
+            raise SettingsError(
+                "SLACK_APP_TOKEN is set with SLACK_CLIENT_ID: installing keybot in many workspaces needs HTTP "
+                "mode (Slack redirects browsers to /slack/oauth_redirect). Unset SLACK_APP_TOKEN."
+            )
+        if not self.slack_signing_secret:
+            raise SettingsError(
+                "SLACK_SIGNING_SECRET is not set: installing through OAuth needs keybot's HTTP endpoints; copy "
+                "the Signing Secret from the app's Basic Information page."
+            )
+
+
+def _scopes(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return DEFAULT_SCOPES
+    scopes = tuple(s.strip() for s in raw.split(",") if s.strip())
+    if not scopes or any(re.fullmatch(r"[a-z][a-z0-9_.:-]{0,63}", s) is None for s in scopes):
+        raise SettingsError(
+            "SLACK_SCOPES must be bot scopes separated by commas, such as commands,chat:write."
+        )
+    if "commands" not in scopes or "chat:write" not in scopes:
+        raise SettingsError("SLACK_SCOPES must include commands and chat:write (keybot needs both).")
+    return scopes
+
+
+def _oauth_credentials(client_id: str | None, client_secret: str | None) -> None:
+    if (client_id is None) != (client_secret is None):
+        given, missing = (
+            ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if client_id else ("SLACK_CLIENT_SECRET", "SLACK_CLIENT_ID")
+        )
+        raise SettingsError(
+            f"{given} is set but {missing} is not: installing keybot through OAuth needs both "
+            "(the app's Basic Information page, App Credentials)."
+        )
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
@@ -205,7 +259,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "KEYBOT_GITHUB_KEYS_URL must be an http(s) URL, normally "
             "https://api.github.com/meta/public_keys/secret_scanning."
         )
+    client_id, client_secret = opt("SLACK_CLIENT_ID"), opt("SLACK_CLIENT_SECRET")
+    _oauth_credentials(client_id, client_secret)
     return Settings(
+        slack_client_id=client_id,
+        slack_client_secret=client_secret,
+        slack_scopes=_scopes(opt("SLACK_SCOPES")),
         slack_bot_token=opt("SLACK_BOT_TOKEN"),
         slack_signing_secret=opt("SLACK_SIGNING_SECRET"),
         slack_app_token=opt("SLACK_APP_TOKEN"),

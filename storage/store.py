@@ -237,6 +237,21 @@ class SqlStore:
             notification_id, dead_at=at, claimed_until=None, last_error=error[:_ERROR_LIMIT]
         )
 
+    @translating
+    async def resume_workspace(self, team_id: str, *, now: datetime) -> int:
+        """Make the unsent DMs of a workspace (or Grid org) due now, after keybot was installed there
+        again; how many."""
+        o = outbox.c
+        stmt = (
+            update(outbox)
+            .where(o.team_id == team_id, o.sent_at.is_(None), o.dead_at.is_(None), o.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+        async with self._single.connect() as conn:
+            count = (await conn.execute(stmt)).rowcount
+            await conn.commit()
+        return int(count or 0)
+
     async def _update_outbox(self, notification_id: int, **values: Any) -> None:
         async with self._single.connect() as conn:
             await conn.execute(update(outbox).where(outbox.c.id == notification_id).values(values))

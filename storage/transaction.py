@@ -179,6 +179,16 @@ class SqlTransaction(SqlLifecycleRows, SqlJobRows, SqlRequestRows):
         return result.rowcount == 1
 
     @translating
+    async def keys_created_by(self, *, org_id: int, user_id: str) -> list[tuple[Project, KeyRecord]]:
+        stmt = (
+            select(projects.c.id, projects.c.org_id, projects.c.name, *KEY_COLUMNS)
+            .join(projects, projects.c.id == api_keys.c.project_id)
+            .where(projects.c.org_id == org_id, api_keys.c.created_by == user_id)
+        )
+        rows = [(Project(*row[:3]), KeyRecord(*row[3:])) for row in await self._conn.execute(stmt)]
+        return sorted(rows, key=lambda pair: (pair[0].name.lower(), pair[1].name.lower()))
+
+    @translating
     async def org_role(self, *, org_id: int, user_id: str) -> OrgRole | None:
         stmt = select(org_roles.c.role).where(org_roles.c.org_id == org_id, org_roles.c.user_id == user_id)
         role = (await self._conn.execute(stmt)).scalar_one_or_none()
@@ -304,6 +314,16 @@ class SqlTransaction(SqlLifecycleRows, SqlJobRows, SqlRequestRows):
             .values(used_at=at)
         )
         return (await self._conn.execute(stmt)).rowcount == 1
+
+    @translating
+    async def void_pending_deletions(self, *, team_id: str, user_id: str, at: datetime) -> int:
+        t = pending_deletions.c
+        stmt = (
+            update(pending_deletions)
+            .where(t.team_id == team_id, t.user_id == user_id, t.used_at.is_(None))
+            .values(used_at=at)
+        )
+        return int((await self._conn.execute(stmt)).rowcount)
 
     @translating
     async def add_audit(self, event: AuditEvent) -> None:

@@ -8,6 +8,7 @@
 Masked form: ``kb_7Hq2Lm9xAb_…a81Z`` — prefix, key id and the last 4 characters only.
 """
 
+import functools
 import re
 import secrets
 import zlib
@@ -90,8 +91,19 @@ class KeyFormat:
             raise InvalidInput("malformed key")
         return ParsedKey(key_id=key_id, plaintext=text)
 
+    def candidates(self, text: str) -> list[str]:
+        """Every string in ``text`` shaped like a key of this prefix (one regular-expression scan; the
+        checksum is not checked here). A key split across lines is not one: it is not found."""
+        return _candidate_re(self.prefix).findall(text)
+
     def mask(self, plaintext: str) -> str:
         return self.masked_from(key_id=plaintext[len(self.prefix) + 1 :][:KEY_ID_LEN], tail=plaintext[-4:])
 
     def masked_from(self, *, key_id: str, tail: str) -> str:
         return f"{self.prefix}_{key_id}_…{tail}"
+
+
+@functools.cache
+def _candidate_re(prefix: str) -> re.Pattern[str]:
+    """SECURITY.md's scanner regex for ``prefix``: the whole key between word boundaries."""
+    return re.compile(rf"\b{re.escape(prefix)}_[0-9A-Za-z]{{{KEY_ID_LEN}}}_[0-9A-Za-z]{{{SECRET_LEN + CHECKSUM_LEN}}}\b")

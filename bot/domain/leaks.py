@@ -1,8 +1,10 @@
-"""Leaked keys reported by GitHub secret scanning (DESIGN.md §5.5, §5.7): the report, the feedback
-GitHub gets back, what keybot did about a leaked key, and the audit text that makes a replay harmless.
+"""Leaked keys (DESIGN.md §5.5, §5.7), reported by GitHub secret scanning or pasted in a Slack
+conversation keybot is in: the report, the feedback GitHub gets back, where a key was posted in Slack,
+what keybot did about a leaked key, and the audit text that makes a replay harmless.
 
-A report holds plaintexts: ``Leak.token`` is hidden from repr and never stored or logged; only its
-SHA-256 (the feedback's ``token_hash``) and the key's masked form leave the request.
+A report and a message hold plaintexts: ``Leak.token`` and ``PostedMessage.candidates`` are hidden from
+repr and never stored or logged; only a token's SHA-256 (the feedback's ``token_hash``) and the key's
+masked form leave the request.
 """
 
 import hashlib
@@ -12,6 +14,8 @@ from enum import StrEnum
 MAX_LEAKS = 1000  # tokens in one report; more is refused whole
 MAX_URL = 500  # characters of a location kept; a longer one is cut (it is only shown, never followed)
 LEAK_ACTOR = "GitHub"  # the actor of a leak's audit event and DM: nobody in Slack did it
+SLACK_LEAK_ACTOR = "keybot"  # the actor of a Slack leak's audit event: keybot saw it, the poster did nothing
+MAX_CANDIDATES = 20  # key-shaped strings of one message checked; more are ignored (each may cost argon2)
 
 
 class Label(StrEnum):
@@ -63,4 +67,24 @@ def leak_detail(url: str, outcome: LeakOutcome) -> str:
     """The audit detail of a leak: where it was found and what was done. The same report gives the same
     text, which is how a replayed report is recognised (bot/services/leaks.py)."""
     base = f"leaked, found by GitHub at {shown_url(url)}"
+    return base if outcome is LeakOutcome.DISABLED else f"{base} ({outcome.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    """A Slack message holding key-shaped strings: who posted it where (``ts`` is the message's own,
+    also for an edit), and the strings, hidden from repr."""
+
+    team_id: str
+    channel: str
+    ts: str
+    poster: str
+    candidates: tuple[str, ...] = field(repr=False)
+    thread_ts: str | None = None
+
+
+def slack_leak_detail(message: PostedMessage, outcome: LeakOutcome) -> str:
+    """The audit detail of a key posted in Slack: the same message (an edit, an event Slack sent again)
+    gives the same text, which is how it is recognised as handled already."""
+    base = f"leaked in Slack by {message.poster} in {message.channel} (message {message.ts})"
     return base if outcome is LeakOutcome.DISABLED else f"{base} ({outcome.value})"

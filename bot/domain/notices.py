@@ -29,13 +29,19 @@ class NoticeKind(StrEnum):
     STALE_NUDGE = "stale nudge"
     GRACE_ENDED = "grace ended"
     NUDGE_DECIDED = "nudge decided"  # not a new DM: the reminder ``nudge`` sent this person is updated
-    KEY_LEAKED = "key leaked"  # found in public by GitHub secret scanning (bot/services/leaks.py)
     # Access requests (bot/domain/requests.py). ``nudge`` is the job id its DMs are recorded under.
     ACCESS_REQUESTED = "access requested"  # to each approver, alone, with Approve and Deny
     REQUEST_DECIDED = "request decided"  # not a new DM: each approver's request DM is updated
     REQUEST_APPROVED = "request approved"  # to the requester, alone, with Reveal key
     REVEAL_CLOSED = "reveal closed"  # not a new DM: the requester's Reveal key DM is updated
     REQUEST_ENDED = "request ended"  # to the requester: denied, or expired unanswered (``decision``)
+    KEY_LEAKED = "key leaked"  # found by GitHub secret scanning, or posted in Slack (bot/services/leaks.py)
+    USER_DEACTIVATED = "user deactivated"  # to a project's owners: the keys a deactivated user created
+    ORG_OWNERLESS = "org ownerless"  # to a workspace admin: the org's last owner was deactivated
+
+
+# DMs with buttons of their own, each sent alone (never merged with other DMs).
+BUTTON_KINDS = frozenset({NoticeKind.KEY_LEAKED, NoticeKind.USER_DEACTIVATED})
 
 
 NUDGE_KINDS = frozenset({NoticeKind.EXPIRY_NUDGE, NoticeKind.STALE_NUDGE})
@@ -71,6 +77,9 @@ class Notice:
     url: str | None = None  # where a leaked key was found (``value``: what keybot did about it)
     access_request: int | None = None  # an access request's id (its buttons carry it, with ``token``)
     requester: str | None = None  # who asked, on an access request's DMs (``value``: the reason)
+    channel: str | None = None  # the conversation a leaked key was posted in (None: found by GitHub)
+    poster: str | None = None  # who posted it there
+    keys: tuple[tuple[str, str], ...] = ()  # (name, masked) of the keys a deactivated user created
     # the request that queued it (bot/domain/tracing.py), so its DM's send can be traced to the command
     request_id: str | None = field(default_factory=current_request_id, compare=False)
 
@@ -84,6 +93,7 @@ class Notice:
     def from_json(cls, raw: str) -> "Notice":
         data = json.loads(raw)
         data["kind"] = NoticeKind(data["kind"])
+        data["keys"] = tuple(tuple(pair) for pair in data.get("keys", ()))
         for name in ("at", "until", "since"):
             if data.get(name) is not None:
                 data[name] = datetime.fromisoformat(data[name])

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
@@ -25,14 +27,20 @@ from bot.domain.keys import KeyFormat
 from bot.github import GitHubKeys, add_github_leaks
 from bot.observability import Metrics, count_slack_errors, observe
 from bot.ports import UnitOfWork
+from bot.runtime.installations import OneUseStateStore, installation_stores
 from bot.services import Context, Keybot, build_services
 from bot.services.base import Clock
 from bot.services.jobs import JobRunner
 from bot.services.leaks import LeakService
+from bot.services.offboarding import OffboardingService
 from bot.services.upkeep import Purger, RetentionPolicy
 from bot.services.verification import Verifier
 from bot.settings import Settings
 from bot.slack.app import create_bolt_app
+from bot.slack.directory import SlackDirectory
+from bot.slack.events import EventWatch
+from bot.slack.home_refresh import HOME_INTERVAL, HomePublisher
+from bot.slack.installs import InstalledTokens, OAuthParts
 from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
 from storage import SqlStore, current_revision, open_store
@@ -88,14 +96,19 @@ class Runtime:
     verify_hasher: Hasher  # first-time verifies' argon2 lane; keybot.hasher is the creates' lane
     purger: Purger  # the retention purge; `serve` starts it
     jobs: JobRunner  # scheduled work (reminders, grace ends, stale sweeps); `serve` starts it
+    home: HomePublisher  # App Home views: published on opening and refreshed after changes
+    watch: EventWatch | None = None  # messages checked for leaked keys, and deactivations
     metrics: Metrics | None = None  # None with KEYBOT_METRICS=off
     late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
 
     async def aclose(self) -> None:
         if self.late_replies:  # slow commands still owe their user a reply
             await asyncio.wait(self.late_replies, timeout=10)
+        if self.watch is not None:
+            await self.watch.aclose()  # before the outbox worker, which sends what it queued
         await self.jobs.stop()  # before the outbox worker, whose last drain sends what jobs queued
         await self.worker.stop()
+        await self.home.aclose()  # after the worker, whose last DMs may ask for refreshes
         await self.purger.stop()
         await self.verifier.aclose()
         await self.store.close()
@@ -203,6 +216,7 @@ async def build_runtime(
     verify_hasher: Hasher | None = None,
     unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
     origin: str | None = None,
+    home_interval: float = HOME_INTERVAL,
 ) -> Runtime:
     """Wire store, services, verifier, outbox worker, Bolt app and web app from settings.
 
@@ -213,7 +227,8 @@ async def build_runtime(
     other; both closed by ``aclose``),
     ``unit_of_work`` what the services change data through, made from the store (default: the store),
     ``origin`` where changes come from (None: Slack; ``SHELL_ORIGIN``: keybot shell), stamped on every
-    audit event and DM, whose outbox worker sends only the DMs of that origin."""
+    audit event and DM, whose outbox worker sends only the DMs of that origin; ``home_interval`` the
+    seconds between two publishes of one user's App Home."""
     return_big_allocations_to_the_os()
     store = await connect(settings)
     key_format = KeyFormat(settings.key_prefix)
@@ -224,6 +239,7 @@ async def build_runtime(
     token = settings.slack_bot_token or "xoxb-not-configured"
     client = client or slack_client(token=token, base_url=settings.slack_api_url)
     job_queue = SqlJobQueue(store.engine)
+    oauth = _oauth_parts(settings, store=store, clock=clock) if settings.oauth else None
     worker = OutboxWorker(
         store,
         client,
@@ -232,6 +248,7 @@ async def build_runtime(
         origin=origin,
         merge_seconds=settings.dm_merge_seconds,
         nudge_dms=job_queue,
+        tokens=oauth.tokens if oauth is not None else None,
     )
     verifier = Verifier(store, hasher=verify_hasher, key_format=key_format, clock=clock)
     uow = unit_of_work(store) if unit_of_work is not None else store
@@ -245,6 +262,20 @@ async def build_runtime(
     )
     keybot = services_for(store, settings, hasher=hasher, context=context)
     late_replies: set[asyncio.Task[None]] = set()
+    leaks = LeakService(context, reads=store, hasher=verify_hasher, key_format=key_format)
+    watch = EventWatch(
+        leaks=leaks,
+        offboarding=OffboardingService(
+            context, directory=SlackDirectory(client, tokens=oauth.tokens if oauth is not None else None)
+        ),
+        client=client,
+        key_format=key_format,
+        tokens=oauth.tokens if oauth is not None else None,
+    )
+    home = HomePublisher(
+        keybot, client=client, interval=home_interval, tokens=oauth.tokens if oauth is not None else None
+    )
+    worker.on_delivered = home.concerned  # others' changes refresh the Homes of those they concern
     bolt = create_bolt_app(
         keybot=keybot,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
@@ -252,6 +283,9 @@ async def build_runtime(
         client=AsyncWebClient(base_url=settings.slack_api_url),  # the token comes from authorize()
         ack_budget=ack_budget,
         late_replies=late_replies,
+        oauth=oauth.bolt_parts(keybot, worker) if oauth is not None else None,
+        watch=watch,
+        home=home,
     )
     web_app = create_web_app(
         health=store,
@@ -259,9 +293,9 @@ async def build_runtime(
         bolt=None if settings.socket_mode else bolt,
         signing_secret=None if settings.socket_mode else settings.slack_signing_secret,
         verify_token=settings.verify_token,
+        on_message=watch.message,
     )
     if settings.github_keys_url:  # GitHub's secret-scanning partner endpoint, POST /v1/leaks/github
-        leaks = LeakService(context, reads=store, hasher=verify_hasher, key_format=key_format)
         add_github_leaks(web_app, keys=GitHubKeys(settings.github_keys_url), leaks=leaks)
     metrics = observe(web_app, enabled=settings.metrics, store=store, lanes=(hasher, verify_hasher), verifier=verifier, worker=worker)
     if metrics is not None:
@@ -279,8 +313,47 @@ async def build_runtime(
         purger=Purger(store, clock=clock, policy=retention_policy(settings)),
         jobs=JobRunner(job_queue, keybot.jobs, clock=clock),
         late_replies=late_replies,
+        watch=watch,
+        home=home,
         metrics=metrics,
     )
+
+
+@dataclass
+class _OAuth:
+    """keybot installed through OAuth: slack-sdk's stores on keybot's database, the outbox's tokens."""
+
+    settings: Settings
+    store: SqlStore
+    clock: Clock
+    installations: AsyncSQLAlchemyInstallationStore
+    states: OneUseStateStore
+    tokens: InstalledTokens
+
+    def bolt_parts(self, keybot: Keybot, worker: OutboxWorker) -> OAuthParts:
+        async def on_installed(org_key: str, installer: str, org_name: str) -> None:
+            await keybot.operators.install(team_id=org_key, installer=installer, org_name=org_name)
+            if await self.store.resume_workspace(org_key, now=self.clock()):  # DMs kept while uninstalled
+                worker.wake()
+
+        return OAuthParts(
+            client_id=self.settings.slack_client_id or "",
+            client_secret=self.settings.slack_client_secret or "",
+            scopes=self.settings.slack_scopes,
+            installations=self.installations,
+            states=self.states,
+            on_installed=on_installed,
+        )
+
+
+def _oauth_parts(settings: Settings, *, store: SqlStore, clock: Clock) -> _OAuth:
+    client_id, client_secret = settings.slack_client_id or "", settings.slack_client_secret or ""
+    installations, states = installation_stores(store.engine, client_id=client_id)
+    rotator = AsyncTokenRotator(
+        client_id=client_id, client_secret=client_secret, client=slack_client(token="", base_url=settings.slack_api_url)
+    )
+    tokens = InstalledTokens(installations, rotator=rotator)
+    return _OAuth(settings, store, clock, installations, states, tokens)
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:

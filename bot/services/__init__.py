@@ -45,6 +45,7 @@ def build_services(context: Context, *, listing: KeyListing, hasher: Hasher, key
     maker = KeyMaker(hasher=hasher, key_format=key_format)
     keys = KeyService(context, maker=maker, listing=listing)
     lifecycle = LifecycleService(context, maker=maker)
+    requests = RequestService(context, keys=keys, maker=maker)
     return Keybot(
         keys=keys,
         lifecycle=lifecycle,
@@ -55,6 +56,6 @@ def build_services(context: Context, *, listing: KeyListing, hasher: Hasher, key
         hasher=hasher,
         nudges=NudgeService(context, keys=keys, lifecycle=lifecycle, maker=maker),
         jobs=JobService(context),
-        home=HomeService(context, listing=listing),
-        requests=RequestService(context, keys=keys, maker=maker),
+        home=HomeService(context, listing=listing, requests=requests),
+        requests=requests,
     )

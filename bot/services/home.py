@@ -1,25 +1,34 @@
 """What the App Home and the create modal read (DESIGN.md §5.2): the viewer's roles, the projects they
-own with key counts, their keys expiring soon, and the expiry choices the org's policy allows.
+own with key counts, their keys expiring soon, their keys unused for the org's stale period, and the
+expiry choices the org's policy allows.
+
+Access requests awaiting the viewer (DESIGN.md §5.4) belong in ``HomeData`` too, read in ``home()``
+next to the stale keys, and shown by bot/slack/home.py where it marks their place.
 
 Read-only: changes made from the Home or a modal go through the key and lifecycle services, which
 re-check everything at submit time.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.durations import format_duration
 from bot.domain.errors import PermissionDenied
-from bot.domain.lifecycle import Policy
+from bot.domain.jobs import stale_since
+from bot.domain.lifecycle import DEFAULT_STALE_AFTER, Policy
 from bot.domain.model import Actor, KeyRecord, Project, RoleGrant, Scope
+from bot.domain.requests import AccessRequest
 from bot.domain.roles import OrgRole, ProjectRole
 from bot.ports import KeyListing, Transaction
 from bot.services.base import Context, Service
 from bot.services.people import shown_org
+from bot.services.requests import RequestService
 
 EXPIRING_WITHIN = timedelta(days=14)
 HOME_PROJECTS = 20  # projects counted and listed on the Home; the rest are summarised
 HOME_EXPIRING = 15  # expiring keys listed with buttons; the rest are summarised
+HOME_STALE = 15  # stale keys listed with a button; the rest are summarised
+HOME_REQUESTS = 10  # access requests awaiting the viewer listed with Approve / Deny; the rest are summarised
 NEVER = "never"
 # The expiry choices of the create modal, before the policy filters them.
 EXPIRY_CHOICES = (timedelta(days=7), timedelta(days=30), timedelta(days=90), None)
@@ -38,9 +47,20 @@ class ExpiringKey:
 
 
 @dataclass(frozen=True, slots=True)
+class StaleKey:
+    """A key of a project the viewer owns, unused (never used) since ``since``."""
+
+    project: str
+    key: KeyRecord
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class HomeData:
     """One user's Home: ``owned`` holds the first ``HOME_PROJECTS`` of ``owned_total`` owned projects,
-    ``expiring`` the first ``HOME_EXPIRING`` of ``expiring_total`` keys expiring within 14 days."""
+    ``expiring`` the first ``HOME_EXPIRING`` of ``expiring_total`` keys expiring within 14 days,
+    ``stale`` the first ``HOME_STALE`` of ``stale_total`` keys unused for ``stale_after`` (the org's
+    policy), longest unused first."""
 
     org: str
     user_id: str
@@ -50,6 +70,11 @@ class HomeData:
     expiring: list[ExpiringKey]
     expiring_total: int
     now: datetime
+    stale: list[StaleKey] = field(default_factory=list)
+    stale_total: int = 0
+    stale_after: timedelta = DEFAULT_STALE_AFTER
+    awaiting: list[AccessRequest] = field(default_factory=list)  # requests the viewer may decide now
+    awaiting_total: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +115,10 @@ async def owned_projects(tx: Transaction, scope: Scope, actor: Actor) -> list[Pr
 
 
 class HomeService(Service):
-    def __init__(self, context: Context, *, listing: KeyListing) -> None:
+    def __init__(self, context: Context, *, listing: KeyListing, requests: RequestService | None = None) -> None:
         super().__init__(context)
         self._listing = listing
+        self._requests = requests
 
     async def home(self, actor: Actor) -> HomeData:
         now = self._clock()
@@ -102,10 +128,21 @@ class HomeService(Service):
             owned = await owned_projects(tx, scope, actor)
             names = {p.id: p.name for p in owned}
             soon = await tx.expiring_keys(scope.org.id, after=now, until=now + EXPIRING_WITHIN)
+            stale_after = (await tx.org_policy(scope.org.id)).stale_after
+            unused = await tx.stale_keys(scope.org.id, unused_since=now - stale_after, now=now) if names else []
+        stale = sorted(
+            (
+                StaleKey(names[k.project_id], k, stale_since(last_used_at=k.last_used_at, created_at=k.created_at))
+                for k in unused
+                if k.project_id in names
+            ),
+            key=lambda s: (s.since, s.project.lower(), s.key.name.lower()),
+        )
         expiring = sorted(
             (ExpiringKey(names[k.project_id], k) for k in soon if k.project_id in names and k.disabled_at is None),
             key=lambda e: (e.key.expires_at or now, e.project.lower(), e.key.name.lower()),
         )
+        awaiting = await self._requests.awaiting(actor) if self._requests is not None else []
         counted = []
         for project in owned[:HOME_PROJECTS]:
             page = await self._listing.key_listing(
@@ -126,6 +163,11 @@ class HomeService(Service):
             expiring=expiring[:HOME_EXPIRING],
             expiring_total=len(expiring),
             now=now,
+            stale=stale[:HOME_STALE],
+            stale_total=len(stale),
+            stale_after=stale_after,
+            awaiting=awaiting[:HOME_REQUESTS],
+            awaiting_total=len(awaiting),
         )
 
     async def create_form(self, actor: Actor) -> CreateForm:

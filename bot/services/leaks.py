@@ -1,5 +1,6 @@
-"""Keys GitHub found in public (``POST /v1/leaks/github``, DESIGN.md §5.5): label each reported token,
-and apply the org's ``leak-action`` to each live keybot key among them.
+"""Leaked keys (DESIGN.md §5.5): found by GitHub in public (``POST /v1/leaks/github``: label each
+reported token, and apply the org's ``leak-action`` to each live keybot key among them), or posted in a
+Slack conversation keybot is in (``posted``: the same flow, for the live keys of that workspace's org).
 
 A token is a ``true_positive`` when it is a well-formed key (prefix, length, checksum) whose key id
 exists and whose secret matches its argon2 hash — a key's current secret or a rolled key's old one,
@@ -17,17 +18,34 @@ Replays are harmless: GitHub may send the same report again. The transaction loc
 for this key's leak event at this same location among the project's latest ``REPLAY_WINDOW`` audit
 events; if it is there, nothing is written and nobody is DMed again. The plaintext is never stored or
 logged: the audit event and the DM carry the masked form only.
+
+A key posted in Slack is acted on the same way, when it is a live key of the org of the workspace it
+was posted in (a key of another workspace is left alone); the DM names the conversation, the poster and
+the message's permalink. The same message seen again (an edit, an event Slack sent twice, to two
+instances) finds its own audit event and changes nothing.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.domain.errors import Busy, InvalidInput
 from bot.domain.hashing import Hasher
-from bot.domain.keys import KeyFormat
-from bot.domain.leaks import LEAK_ACTOR, Feedback, Label, Leak, LeakOutcome, leak_detail, shown_url
+from bot.domain.keys import KeyFormat, ParsedKey
+from bot.domain.leaks import (
+    LEAK_ACTOR,
+    MAX_CANDIDATES,
+    SLACK_LEAK_ACTOR,
+    Feedback,
+    Label,
+    Leak,
+    LeakOutcome,
+    PostedMessage,
+    leak_detail,
+    shown_url,
+    slack_leak_detail,
+)
 from bot.domain.lifecycle import LeakAction
-from bot.domain.model import AuditEvent
+from bot.domain.model import AuditEvent, VerifyRecord
 from bot.domain.notices import Notice, NoticeKind
 from bot.ports import VerifyReads
 from bot.services.base import Context, Service
@@ -56,6 +74,48 @@ class LeakService(Service):
             feedback.append(Feedback(token_hash=digest, token_type=leak.type, label=labels[digest]))
         return feedback
 
+    async def posted(self, message: PostedMessage, *, permalink: Callable[[], Awaitable[str | None]]) -> list[str]:
+        """Act on the live keys of ``message.team_id``'s org among the key-shaped strings of a Slack
+        message; the masked forms of those acted on now (not those handled before). ``permalink`` is
+        asked once, only when a live key was found."""
+        acted: list[str] = []
+        link: str | None = None
+        asked = False
+        for token in list(dict.fromkeys(message.candidates))[:MAX_CANDIDATES]:
+            found = await self._live(token)
+            if found is None:
+                continue
+            record, parsed = found
+            if not asked:
+                link, asked = await permalink(), True
+            masked = self._format.mask(parsed.plaintext)
+            outcome = await self._act(
+                record.id,
+                masked=masked,
+                detail=lambda outcome: slack_leak_detail(message, outcome),
+                actor=SLACK_LEAK_ACTOR,
+                team_id=message.team_id,
+                url=link,
+                channel=message.channel,
+                poster=message.poster,
+            )
+            if outcome is not None:
+                acted.append(masked)
+        return acted
+
+    async def _live(self, token: str) -> tuple[VerifyRecord, ParsedKey] | None:
+        """The key ``token`` is a secret of, if it still works or could again; None otherwise."""
+        try:
+            parsed = self._format.parse(token)
+        except InvalidInput:
+            return None  # a near-miss (a typo, a bad checksum): no database query
+        record = await self._reads.verify_record(parsed.key_id)
+        if record is None or not await self._matches(record.secret_hash, parsed.plaintext):
+            return None
+        if record.retiring_at is not None and self._clock() >= record.retiring_at:
+            return None  # a rolled key's old secret past its grace: it can never work again
+        return record, parsed
+
     async def _handle(self, leak: Leak) -> Label:
         try:
             parsed = self._format.parse(leak.token)
@@ -66,7 +126,14 @@ class LeakService(Service):
             return Label.FALSE_POSITIVE
         if record.retiring_at is not None and self._clock() >= record.retiring_at:
             return Label.TRUE_POSITIVE  # a rolled key's old secret past its grace: it can never work again
-        await self._act(record.id, masked=self._format.mask(parsed.plaintext), url=leak.url)
+        url = leak.url
+        await self._act(
+            record.id,
+            masked=self._format.mask(parsed.plaintext),
+            detail=lambda outcome: leak_detail(url, outcome),
+            actor=LEAK_ACTOR,
+            url=shown_url(url),
+        )
         return Label.TRUE_POSITIVE
 
     async def _matches(self, secret_hash: str, plaintext: str) -> bool:
@@ -77,29 +144,41 @@ class LeakService(Service):
                 await asyncio.sleep(BUSY_PAUSE)
         return await self._hasher.verify(secret_hash, plaintext)
 
-    async def _act(self, row_id: int, *, masked: str, url: str) -> None:
-        """Apply the org's leak-action to the key with ``row_id``, unless this leak was handled already."""
+    async def _act(
+        self,
+        row_id: int,
+        *,
+        masked: str,
+        detail: Callable[[LeakOutcome], str],
+        actor: str,
+        url: str | None,
+        team_id: str | None = None,
+        channel: str | None = None,
+        poster: str | None = None,
+    ) -> LeakOutcome | None:
+        """Apply the org's leak-action to the key with ``row_id``, unless this leak was handled already
+        (None), the key is gone (None) or it belongs to another workspace than ``team_id`` (None)."""
         outcome: LeakOutcome | None = None
         async with self._uow.transaction() as tx:
             found = await tx.key_by_row_id(row_id)
             project = None if found is None else await tx.project_by_id(found.project_id)
             org = None if project is None else await tx.org_by_id(project.org_id)
-            if project is None or org is None:
-                return  # deleted meanwhile: nothing left to disable or tell
+            if project is None or org is None or (team_id is not None and org.team_id != team_id):
+                return None  # deleted meanwhile, or another workspace's key: nothing to do here
             await tx.lock_org(org.id)  # one report at a time per org, so a concurrent replay sees this one
             key = await tx.key_by_row_id(row_id)
             if key is None:
-                return
-            details = {leak_detail(url, each) for each in LeakOutcome}
+                return None
+            details = {detail(each) for each in LeakOutcome}
             recent = await tx.audit_page(project_id=project.id, before_id=None, limit=REPLAY_WINDOW)
             if any(e.key_masked == masked and e.detail in details for e in recent):
-                return  # a replay: already disabled or alerted for this very location
+                return None  # a replay: already disabled or alerted for this very location
             now = self._clock()
             if key.disabled_at is not None:
                 outcome = LeakOutcome.ALREADY_DISABLED
             elif (await tx.org_policy(org.id)).leak_action is LeakAction.DISABLE:
                 outcome = LeakOutcome.DISABLED
-                await tx.set_key_disabled(key.id, disabled=True, at=now, by=LEAK_ACTOR)
+                await tx.set_key_disabled(key.id, disabled=True, at=now, by=actor)
             else:
                 outcome = LeakOutcome.ALERTED
             action = NoticeKind.KEY_DISABLED if outcome is LeakOutcome.DISABLED else NoticeKind.KEY_LEAKED
@@ -107,13 +186,13 @@ class LeakService(Service):
                 AuditEvent(
                     org_id=org.id,
                     project_id=project.id,
-                    actor=LEAK_ACTOR,
+                    actor=actor,
                     action=action.value,
                     at=now,
                     key_name=key.name,
                     key_masked=masked,
                     origin=self._origin,
-                    detail=leak_detail(url, outcome),
+                    detail=detail(outcome),
                 )
             )
             for owner in await tx.project_owners(org_id=org.id, project_id=project.id):
@@ -122,16 +201,19 @@ class LeakService(Service):
                         kind=NoticeKind.KEY_LEAKED,
                         recipient=owner,
                         team_id=org.team_id,
-                        actor=LEAK_ACTOR,
+                        actor=actor,
                         at=now,
                         project=project.name,
                         key_name=key.name,
                         key_masked=masked,
                         origin=self._origin,
                         value=outcome.value,
-                        url=shown_url(url),
+                        url=url,
+                        channel=channel,
+                        poster=poster,
                     )
                 )
         if outcome is LeakOutcome.DISABLED:
             self._on_key_changed(row_id)  # refused on this instance at once; elsewhere within a second
         self._on_notify()
+        return outcome

@@ -15,9 +15,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from bot.domain.durations import parse_duration
 from bot.domain.errors import ConfirmationRefused, InvalidInput, KeybotError, PermissionDenied, User
 from bot.domain.jobs import EXTENSION, NUDGES, Decision, Job, JobKind, NudgeRef
-from bot.domain.lifecycle import DEFAULT_GRACE
+from bot.domain.lifecycle import DEFAULT_GRACE, grace_period
 from bot.domain.model import Actor, AuditEvent, KeyRecord, Project, Scope
 from bot.domain.notices import NoticeKind
 from bot.domain.roles import Action, allowed
@@ -75,9 +76,17 @@ class NudgeService(Service):
         self._lifecycle = lifecycle
         self._maker = maker
 
-    async def roll(self, actor: Actor, ref: NudgeRef) -> RolledKey:
-        """*Roll*: a new secret (returned once; the old one works for the default grace) and a fresh
-        lifetime (the org's default lifetime, else its maximum, else 30 days)."""
+    async def about(self, actor: Actor, ref: NudgeRef) -> tuple[str, str, str]:
+        """The project, name and masked form of the key an expiry reminder is about, if the clicker may
+        roll it now (what the roll modal shows); else the refusal the Roll button would give."""
+        async with self._uow.read() as tx:
+            nudge = await self._open(tx, actor, ref, kinds=(JobKind.EXPIRY_NUDGE,), action=Action.MANAGE_KEYS)
+        return nudge.project.name, nudge.key.name, nudge.key.masked
+
+    async def roll(self, actor: Actor, ref: NudgeRef, *, grace: str | None = None) -> RolledKey:
+        """*Roll*: a new secret (returned once; the old one works for ``grace``, by default 24 h) and a
+        fresh lifetime (the org's default lifetime, else its maximum, else 30 days)."""
+        period = DEFAULT_GRACE if grace is None else grace_period(parse_duration(grace, allow_zero=True))
         async with self._uow.read() as tx:  # refuse before paying argon2
             await self._open(tx, actor, ref, kinds=(JobKind.EXPIRY_NUDGE,), action=Action.MANAGE_KEYS)
         new = await self._maker.new_key()
@@ -85,7 +94,7 @@ class NudgeService(Service):
             await tx.lock_team(actor.team_id, shared=True)  # authority is read after it: see lock_team
             nudge = await self._open(tx, actor, ref, kinds=(JobKind.EXPIRY_NUDGE,), action=Action.MANAGE_KEYS)
             scope, project, key = nudge.scope, nudge.project, nudge.key
-            rolled = await self._lifecycle.roll_in(tx, actor, scope, project, key, new=new, grace=DEFAULT_GRACE)
+            rolled = await self._lifecycle.roll_in(tx, actor, scope, project, key, new=new, grace=period)
             now = self._clock()
             expires_at = (await tx.org_policy(scope.org.id)).default_expiry(now=now) or now + EXTENSION
             renewed = replace(key, key_id=new[1].key_id, masked=rolled.masked)

@@ -26,6 +26,9 @@ user would see in Slack (render.py)::
   the way Slack escapes mentions (``should_escape``): ``<@UANA|ana>``.
 - ``/click N`` presses button [N] of the latest message with buttons, with the ``response_url`` of that
   message, after asking y/n when the button carries a ``confirm`` dialog.
+- ``/say <text>`` posts a ``message`` event in #general as you, and ``/deactivate @name`` a
+  ``user_change`` with ``deleted: true``; the shell waits until keybot handled it, then shows the DMs
+  and the private warning (``chat.postEphemeral``) it sent.
 
 ``Shell`` (repl.py) is the line-at-a-time API (``start``, ``handle``, ``prompt``); ``run_shell``
 (terminal.py) is the CLI loop. Nothing here imports storage or SQLAlchemy: data comes through the

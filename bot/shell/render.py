@@ -208,6 +208,13 @@ def _element(element: Any, names: Names, now: datetime | None, tz: tzinfo | None
     return f"[{element.get('type', 'element')}{': ' + placeholder if placeholder else ''}]"
 
 
+def _rich_text(part: dict[str, Any]) -> str:
+    """One element of a rich_text block: its text runs joined; a preformatted one between ``` fences."""
+    runs = [e.get("text", "") for e in part.get("elements") or [] if isinstance(e, dict) and isinstance(e.get("text"), str)]
+    text = "".join(runs)
+    return f"```{text}```" if part.get("type") == "rich_text_preformatted" else text
+
+
 def render_message(
     message: Mapping[str, Any],
     *,
@@ -257,6 +264,8 @@ def render_message(
             lines.append(buttons(list(block.get("elements") or [])))
         elif kind == "image":
             lines.append(f"[image: {block.get('alt_text', '')}]")
+        elif kind == "rich_text":
+            lines += [_rich_text(part) for part in block.get("elements") or [] if isinstance(part, dict)]
         else:
             lines.append(f"[{kind} block]")
     return "\n".join(lines)

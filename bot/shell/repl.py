@@ -10,6 +10,7 @@ import contextlib
 import html
 import re
 import secrets
+import time
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any, Self
@@ -25,27 +26,19 @@ from bot.shell.database import SHELL_TEAM_ID, database_banner, guard, workspace
 from bot.shell.driver import SlackDriver
 from bot.shell.fakeslack import Call, FakeSlack, Response
 from bot.shell.render import message_buttons, mrkdwn, render_message
-from bot.shell.session_parts import Question, Shown, indent, plain, yes_no
+from bot.shell.session_parts import SHELL_HELP, Question, Shown, indent, plain, yes_no
+from bot.shell.surfaces import Surfaces
 from bot.shell.users import USER_ID_RE, login_name, user_id_for
 
 SHELL_ORG_NAME = "keybot shell"
+GENERAL = "C0GENERAL"  # the channel /say posts in
 _DRAIN_ROUNDS = 50  # batches of DMs sent after one command, at most
 
 _AT_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?)")
 _SPECIAL_MENTIONS = frozenset({"here", "channel", "everyone"})
 
-SHELL_HELP = """\
-Type keybot commands as in Slack: /apikeys help, /apikeys create payments checkout, …
-(the /apikeys prefix is optional; @name mentions are sent the way Slack sends them).
-Shell commands:
-  /as <name or U…>  act as another Slack user (/as alone: who you are)
-  /click N          press button [N] of the latest message with buttons
-  /dms [@name]      every DM keybot sent in this session (or only those to @name)
-  /help             this help
-  /quit             leave (or Ctrl-D)"""
 
-
-class Shell:
+class Shell(Surfaces):
     """One shell session: the real keybot on a local port, a FakeSlack, and the user you act as."""
 
     def __init__(
@@ -73,8 +66,11 @@ class Shell:
         self._buttons: list[tuple[dict[str, Any], Shown]] = []
         self._fresh_output = True
         self._question: Question | None = None
+        self._form = None  # the modal being filled in (bot/shell/surfaces.py)
+        self._homes = {}
         self._calls_seen = 0
         self._responses_seen = 0
+        self._said = 0
 
     @classmethod
     async def open(cls, settings: Settings, *, user: str | None = None, production: bool = False) -> Self:
@@ -141,6 +137,8 @@ class Shell:
     def prompt(self) -> str:
         if self._question is not None:
             return self._question.prompt
+        if self._form is not None:
+            return self._form.prompt
         return f"@{self._name(self.user)}> "
 
     async def start(self) -> str:
@@ -176,6 +174,8 @@ class Shell:
                 return "Please answer y or n."
             self._question = None
             return await question.answer(answer)
+        if self._form is not None:
+            return await self._fill(line)
         line = line.strip()
         if not line:
             return ""
@@ -192,6 +192,14 @@ class Shell:
                 return await self._click(rest)
             case "/dms":
                 return await self._show_dms(rest)
+            case "/say":
+                return await self._say(rest)
+            case "/deactivate":
+                return await self._deactivate(rest)
+            case "/home":
+                return await self._open_home()
+            case "/shortcut":
+                return await self._shortcut(rest)
             case "/help" | "/?":
                 return SHELL_HELP
             case "/quit" | "/exit" | "/q":
@@ -245,10 +253,12 @@ class Shell:
         button, shown = self._buttons[number - 1]
         if shown.replaced:
             what = "its DM was updated" if shown.dm else f"message #{shown.number} was replaced"
+            what = "the Home was refreshed since" if shown.view_id else what
             return f"Button [{number}] is gone: {what}."
         if shown.viewer != self.user:
             viewer = self._name(shown.viewer)
             where = f"a DM to @{viewer}" if shown.dm else f"message #{shown.number}, which only @{viewer} sees"
+            where = f"the Home of @{viewer}" if shown.view_id else where
             return f"Button [{number}] is on {where}. Use /as {viewer}."
         confirm = button.get("confirm")
         if not isinstance(confirm, dict):
@@ -264,7 +274,7 @@ class Shell:
         return f"Slack asks: {title}\n{indent(mrkdwn(plain(confirm.get('text')), names=self.names))}"
 
     async def _press(self, button: dict[str, Any], shown: Shown) -> str:
-        reply = await self.driver.click(self.user, button, response_url=shown.url, dm=shown.dm)
+        reply = await self.driver.click(self.user, button, response_url=shown.url, dm=shown.dm, view_id=shown.view_id)
         lines = (
             []
             if reply.status == 200
@@ -272,6 +282,33 @@ class Shell:
         )
         lines += await self._collect()
         return "\n".join(lines) or "(no reply)"
+
+    async def _say(self, text: str) -> str:
+        if not text:
+            return "Usage: /say <text> — post a message in #general as you."
+        self._said += 1
+        ts = f"{int(time.time())}.{self._said:06d}"
+        event = {"type": "message", "channel": GENERAL, "channel_type": "channel", "user": self.user,
+                 "text": self.slack_text(text), "ts": ts}
+        return await self._event(event, done=f"You posted in #general: {text}")
+
+    async def _deactivate(self, who: str) -> str:
+        if len(who.split()) != 1:
+            return "Usage: /deactivate @name — deactivate that user in Slack."
+        try:
+            user = self._register(who.removeprefix("@"))
+        except ValueError:
+            return f"`{who}` is not a name or a user id. Usage: /deactivate @ana."
+        event = {"type": "user_change", "user": {"id": user, "team_id": self.team_id, "name": self._name(user), "deleted": True}}
+        return await self._event(event, done=f"Slack deactivated @{self._name(user)}.")
+
+    async def _event(self, event: dict[str, Any], *, done: str) -> str:
+        status = await self.driver.event(event)
+        if status != 200:
+            return f"Slack would retry this event (keybot answered HTTP {status})."
+        if self.runtime.watch is not None:
+            await self.runtime.watch.idle()
+        return "\n".join([done, *await self._collect()])
 
     async def _show_dms(self, who: str) -> str:
         lines = await self._collect()
@@ -302,6 +339,7 @@ class Shell:
             if not await self.runtime.jobs.run_once():
                 break
         await self._drain()
+        await self.runtime.home.settle()  # Home refreshes asked for by the change or by its DMs
         lines: list[str] = []
         responses, self._responses_seen = (
             self.slack.responses[self._responses_seen :],
@@ -313,6 +351,12 @@ class Shell:
         for call in calls:
             if call.method in ("chat.postMessage", "chat.update") and call.delivered:
                 lines.append(self._on_dm(call))
+            elif call.method == "chat.postEphemeral" and call.delivered:
+                viewer = str(call.args.get("user", ""))
+                body = render_message({"text": call.args.get("text", "")}, names=self.names)
+                lines.append(f"In #general, only @{self._name(viewer)} sees:\n{indent(body)}")
+            elif call.method in ("views.publish", "views.open", "views.update") and call.delivered:
+                lines.append(self._on_view_call(call))
         return lines
 
     def _on_response(self, response: Response) -> list[str]:

@@ -5,6 +5,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+SHELL_HELP = """\
+Type keybot commands as in Slack: /apikeys help, /apikeys create payments checkout, …
+(the /apikeys prefix is optional; @name mentions are sent the way Slack sends them).
+Shell commands:
+  /as <name or U…>  act as another Slack user (/as alone: who you are)
+  /click N          press button [N] of the latest message with buttons
+  /dms [@name]      every DM keybot sent in this session (or only those to @name)
+  /home             open your App Home tab (its buttons work with /click N)
+  /shortcut create  the global shortcut "Create API key" (a form: /cancel closes it)
+  /say <text>       post a message in #general as you (keybot checks messages for leaked keys)
+  /deactivate @name deactivate a user in Slack (keybot ends their access and tells the owners)
+  /help             this help
+  /quit             leave (or Ctrl-D)"""
+
 
 @dataclass
 class Shown:
@@ -15,6 +29,7 @@ class Shown:
     url: str
     replaced: bool = False
     dm: tuple[str, dict[str, Any]] | None = None  # a DM's channel and message (with its ts), for clicks on it
+    view_id: str | None = None  # a Home view's id, for clicks on it
 
 
 @dataclass(frozen=True)

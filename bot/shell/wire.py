@@ -38,8 +38,11 @@ def slash_command_body(
     channel_id: str = "C0123",
     user_name: str | None = None,
     trigger_id: str | None = None,
+    enterprise_id: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> bytes:
-    """A slash command's form body, with the fields in the order Slack sends them."""
+    """A slash command's form body, with the fields in the order Slack sends them (``enterprise_id``:
+    a workspace of an Enterprise Grid org; ``is_enterprise_install``: the app is installed org-wide)."""
     fields = {
         "token": VERIFICATION_TOKEN,
         "team_id": team_id,
@@ -51,10 +54,12 @@ def slash_command_body(
         "command": command,
         "text": text,
         "api_app_id": APP_ID,
-        "is_enterprise_install": "false",
+        "is_enterprise_install": "true" if is_enterprise_install else "false",
         "response_url": response_url,
         "trigger_id": trigger_id or _trigger_id(),
     }
+    if enterprise_id is not None:
+        fields |= {"enterprise_id": enterprise_id, "enterprise_name": "Grid"}
     return urlencode(fields).encode()
 
 
@@ -153,8 +158,13 @@ def _interaction(payload: dict[str, Any]) -> bytes:
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def event_body(*, event: dict[str, Any], team_id: str) -> bytes:
-    """An Events API `event_callback` (JSON), e.g. ``{"type": "app_home_opened", "user": ..., "tab": "home"}``."""
+def event_body(
+    *, event: dict[str, Any], team_id: str | None, enterprise_id: str | None = None, org_wide: bool = False
+) -> bytes:
+    """An Events API `event_callback` (JSON), e.g. ``{"type": "app_home_opened", "user": ..., "tab": "home"}``;
+    ``org_wide``: for an app installed in a whole Enterprise Grid org (``enterprise_id``)."""
+    authorization = {"enterprise_id": enterprise_id, "team_id": None if org_wide else team_id, "user_id": "UKEYBOT",
+                     "is_bot": True, "is_enterprise_install": org_wide}
     return json.dumps(
         {
             "token": VERIFICATION_TOKEN,
@@ -164,7 +174,7 @@ def event_body(*, event: dict[str, Any], team_id: str) -> bytes:
             "type": "event_callback",
             "event_id": f"Ev{secrets.token_hex(5).upper()}",
             "event_time": int(time.time()),
-            "authorizations": [{"team_id": team_id, "user_id": "UKEYBOT", "is_bot": True}],
+            "authorizations": [authorization],
         }
     ).encode()
 

@@ -66,7 +66,8 @@ async def key_menu(kb: Keybot, actor: Actor, value: str) -> Message:
 
 # Clicks whose answer is a new message rather than a replacement of the one clicked (a reminder DM is
 # updated for every owner by the outbox instead).
-ANSWER_BELOW = frozenset({ActionId.KEY_MENU, *NUDGE_ACTIONS})
+LEAK_ACTIONS = frozenset({ActionId.LEAK_ROLL, ActionId.LEAK_ENABLE, ActionId.LEAK_DELETE})
+ANSWER_BELOW = frozenset({ActionId.KEY_MENU, *NUDGE_ACTIONS, *LEAK_ACTIONS})
 
 ACTIONS: dict[ActionId, Click] = {
     ActionId.DELETE_CONFIRM: confirm_delete,
@@ -77,4 +78,6 @@ ACTIONS: dict[ActionId, Click] = {
     ActionId.AUDIT_NEWER: audit_newer,
     ActionId.KEY_MENU: key_menu,
     **NUDGE_ACTIONS,
+    # leak and deactivation DMs (bot/slack/leak_dms.py): their values are a key menu's choices
+    **dict.fromkeys(LEAK_ACTIONS, key_menu),
 }

@@ -31,6 +31,9 @@ from bot.slack.actions import ACTIONS, ANSWER_BELOW
 from bot.slack.codec import STALE, ActionId, action_id_named
 from bot.slack.commands import reads_only, run_command
 from bot.slack.errors import guarded
+from bot.slack.events import EventWatch
+from bot.slack.home_refresh import HomePublisher
+from bot.slack.installs import NOT_INSTALLED, OAuthParts, context_org_key, oauth_flow, register_uninstalls
 from bot.slack.views import register_views
 
 COMMAND = "/apikeys"
@@ -38,8 +41,9 @@ SLOW_READ = "The key database is slow to answer right now, so nothing was shown.
 
 
 def _actor(context: AsyncBoltContext) -> Actor:
-    """Who is acting, as Bolt read it from the request (``context.user_id``, ``team_id``, ``enterprise_id``)."""
-    user_id, team_id, enterprise_id = context.user_id, context.team_id, context.enterprise_id
+    """Who is acting, as Bolt read it from the request (``context.user_id``, ``team_id``, ``enterprise_id``);
+    in an org-wide Enterprise Grid install the enterprise id stands for the team id (``org_key``)."""
+    user_id, team_id, enterprise_id = context.user_id, context_org_key(context), context.enterprise_id
     if not isinstance(user_id, str) or not isinstance(team_id, str) or not user_id or not team_id:
         raise InvalidInput("This request did not say who sent it.")
     return Actor(
@@ -86,10 +90,18 @@ def create_bolt_app(
     logger: logging.Logger | None = None,
     ack_budget: float = 2.0,
     late_replies: set[asyncio.Task[None]] | None = None,
+    oauth: OAuthParts | None = None,
+    watch: EventWatch | None = None,
+    home: HomePublisher | None = None,
 ) -> AsyncApp:
     """A Bolt app serving ``/apikeys`` and keybot's buttons. No Slack API call on the request path.
 
-    ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown."""
+    ``late_replies`` collects the tasks still answering slow commands, for a graceful shutdown.
+    With ``oauth``, keybot is installed through OAuth: each request's token comes from the installation
+    store (``bot_token`` is unused), ``app.oauth_flow`` serves the install pages, and uninstalls delete
+    tokens (bot/slack/installs.py). ``watch`` takes message and ``user_change`` events (leaks and
+    offboarding, bot/slack/events.py); ``home`` publishes the App Home views (one of its own when not
+    given)."""
     pending = late_replies if late_replies is not None else set()
 
     async def authorize(**kwargs: Any) -> AuthorizeResult:
@@ -105,16 +117,27 @@ def create_bolt_app(
     bolt_logger.setLevel(max(bolt_logger.getEffectiveLevel(), logging.INFO))
     if not any(isinstance(f, _TokenFromEnvironmentIsExpected) for f in bolt_logger.filters):
         bolt_logger.addFilter(_TokenFromEnvironmentIsExpected())
+    installed: dict[str, Any] = {"authorize": authorize}
+    if oauth is not None:
+        installed = {
+            "installation_store": oauth.installations,
+            "installation_store_bot_only": True,
+            "oauth_flow": oauth_flow(oauth, client=client, logger=bolt_logger),
+            "user_facing_authorize_error_message": NOT_INSTALLED,
+        }
     app = AsyncApp(
         signing_secret=signing_secret,
         # bot/web.py checks Slack's signature on the raw body before it parses it; Bolt need not again.
         request_verification_enabled=False,
-        authorize=authorize,
         client=client,
         process_before_response=True,
         logger=bolt_logger,
+        **installed,
     )
-    register_views(app, keybot=keybot, ack_budget=ack_budget)  # before the catch-alls below: matched first
+    if oauth is not None and oauth.installations is not None:
+        register_uninstalls(app, installations=oauth.installations)
+    publisher = home or HomePublisher(keybot)
+    register_views(app, keybot=keybot, publisher=publisher, ack_budget=ack_budget)  # before the catch-alls below: matched first
 
     async def respond_later(work: Awaitable[tuple[blocks.Message, bool]], respond: AsyncRespond) -> None:
         reply, _ = await work
@@ -146,9 +169,25 @@ def create_bolt_app(
         task.add_done_callback(pending.discard)
         return acked(blocks.working_message())
 
+    if watch is not None:
+
+        @app.event("message")
+        async def message(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            watch.message(body)
+
+        @app.event("user_change")
+        async def user_change(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            watch.user_change(body)
+
     @app.action(re.compile(".*"))
     async def clicked(
-        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond | None
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond | None,
+        client: AsyncWebClient,
     ) -> None:
         await ack()
 
@@ -160,6 +199,11 @@ def create_bolt_app(
             return await ACTIONS[chosen[0]](keybot, _actor(context), value)
 
         reply, replace = await guarded(work)
+        container = body.get("container")
+        if isinstance(container, dict) and container.get("type") == "view":
+            # a click on the App Home (an access request's Approve / Deny): the Home shows the answer
+            publisher.changed(client, _actor(context), notice=str(reply.get("text", "")), seen=True)
+            return
         if respond is None:
             return
         try:

@@ -367,7 +367,8 @@ def _audit_sentence(event: AuditEvent, project: str) -> str:
             return f"made {target} *{event.role}* in `{project}`"
         case "role revoked":
             removed = f" *{event.role}*" if event.role else ""
-            return f"removed {target}'s role{removed} in `{project}`"
+            why = f" ({event.detail})" if event.detail else ""
+            return f"removed {target}'s role{removed} in `{project}`{why}"
     what = event.action + (f" {key}" if event.key_name else "")
     return what + (f" for {target}" if event.target_user else "")
 

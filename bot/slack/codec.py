@@ -37,6 +37,9 @@ class ActionId(StrEnum):
     REQUEST_APPROVE = "request_approve"  # the buttons of access requests: each carries ``encode_request``
     REQUEST_DENY = "request_deny"
     REQUEST_REVEAL = "request_reveal"
+    LEAK_ROLL = "leak_roll"  # the buttons of leak and deactivation DMs: each carries ``encode_choice``
+    LEAK_ENABLE = "leak_enable"
+    LEAK_DELETE = "leak_delete"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,20 @@
 """Block Kit for the App Home tab: roles, owned projects with key counts, keys expiring within 14 days
-(with Roll and Extend buttons) and a Create key button. Never a secret; at most 100 blocks (the lists
-are capped by the service and summarised beyond)."""
+(with Roll and Extend buttons), keys unused for the org's stale period (with a Disable… button) and a
+Create key button, and the access requests waiting for the viewer's decision (Approve / Deny). Never a
+secret; at most 100 blocks: the lists are capped by the service and summarised beyond (at most 80)."""
 
 import json
 from typing import Any
 
+from bot.domain.durations import format_span
 from bot.services.home import HomeData
 from bot.slack.dates import slack_date
+from bot.slack.requests import awaiting_blocks
 
 View = dict[str, Any]
 Block = dict[str, Any]
 
-HOME_CREATE, HOME_ROLL, HOME_EXTEND = "home_create", "home_roll", "home_extend"
+HOME_CREATE, HOME_ROLL, HOME_EXTEND, HOME_DISABLE = "home_create", "home_roll", "home_extend", "home_disable"
 EXTEND_BY = "30d"
 MAX_BLOCKS = 100
 
@@ -44,6 +47,42 @@ def _button(text: str, action_id: str, value: str = "-", *, style: str | None = 
     return button
 
 
+def _disable_button(project: str, name: str) -> Block:
+    button = _button("Disable…", HOME_DISABLE, key_value(project, name), style="danger")
+    button["confirm"] = {
+        "title": {"type": "plain_text", "text": "Disable this key?"},
+        "text": {
+            "type": "mrkdwn",
+            "text": f"Services still using `{name}` in `{project}` will be refused. "
+            f"`/apikeys enable {project} {name}` switches it on again."[:300],
+        },
+        "confirm": {"type": "plain_text", "text": "Disable"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "danger",
+    }
+    return button
+
+
+def _stale_blocks(data: HomeData) -> list[Block]:
+    period = format_span(data.stale_after)
+    if not data.stale:
+        return [_section(f"*Keys unused for {period} or more:* none.")]
+    blocks = [_section(f"*Keys unused for {period} or more* ({data.stale_total})")]
+    for item in data.stale:
+        key = item.key
+        used = "never used" if key.last_used_at is None else "last used"
+        blocks.append(
+            _section(
+                f"`{key.name}` in `{item.project}` (`{key.masked}`): {used} since {slack_date(item.since)}",
+                _disable_button(item.project, key.name),
+            )
+        )
+    more = data.stale_total - len(data.stale)
+    if more > 0:
+        blocks.append(_section(f"…and {more} more. `/apikeys list <project>` shows when each key was last used."))
+    return blocks
+
+
 def home_view(data: HomeData, *, notice: str | None = None) -> View:
     blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": f"keybot — {data.org}"[:150]}}]
     if notice:
@@ -55,6 +94,13 @@ def home_view(data: HomeData, *, notice: str | None = None) -> View:
             {"type": "actions", "block_id": "home_actions", "elements": [_button("Create key", HOME_CREATE, style="primary")]}
         )
     blocks.append({"type": "divider"})
+    if data.awaiting:
+        blocks.append(_section(f"*Requests waiting for your decision* ({data.awaiting_total})"))
+        blocks += awaiting_blocks(data.awaiting)
+        more = data.awaiting_total - len(data.awaiting)
+        if more > 0:
+            blocks.append(_section(f"…and {more} more. `/apikeys requests` lists them all."))
+        blocks.append({"type": "divider"})
     if data.owned:
         lines = [f"• `{p.name}` — {p.keys} key{'' if p.keys == 1 else 's'}" for p in data.owned]
         more = data.owned_total - len(data.owned)
@@ -81,4 +127,6 @@ def home_view(data: HomeData, *, notice: str | None = None) -> View:
         more = data.expiring_total - len(data.expiring)
         if more > 0:
             blocks.append(_section(f"…and {more} more. `/apikeys list <project>` shows every key's status."))
+    blocks.append({"type": "divider"})
+    blocks += _stale_blocks(data)
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}

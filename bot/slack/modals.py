@@ -126,7 +126,9 @@ def create_modal(form: CreateForm, *, origin: str = "") -> View:
     return _modal(CREATE_CALLBACK, "Create API key", blocks, submit="Create", metadata=metadata(origin=origin))
 
 
-def roll_modal(*, project: str, name: str, masked: str = "", origin: str = "") -> View:
+def roll_modal(*, project: str, name: str, masked: str = "", origin: str = "", nudge: str = "") -> View:
+    """Choose the grace of the old secret, then Roll. ``nudge``: the reminder's button value, when opened
+    from a reminder DM (the roll then answers that reminder and renews the key's lifetime)."""
     grace = {
         "type": "static_select",
         "action_id": GRACE,
@@ -134,12 +136,17 @@ def roll_modal(*, project: str, name: str, masked: str = "", origin: str = "") -
         "initial_option": _option(*GRACES[0]),
     }
     shown = f" (`{masked}`)" if masked else ""
+    renews = " It also gets a fresh lifetime." if nudge else ""
     blocks = [
-        _section(f"Give key `{name}`{shown} in `{project}` a new secret. The new secret is shown once, here."),
+        _section(f"Give key `{name}`{shown} in `{project}` a new secret.{renews} The new secret is shown once, here."),
         _input(GRACE, "The old secret keeps working for", grace),
     ]
     return _modal(
-        ROLL_CALLBACK, "Roll API key", blocks, submit="Roll", metadata=metadata(project=project, name=name, origin=origin)
+        ROLL_CALLBACK,
+        "Roll API key",
+        blocks,
+        submit="Roll",
+        metadata=metadata(project=project, name=name, origin=origin, **({"nudge": nudge} if nudge else {})),
     )
 
 
@@ -174,13 +181,14 @@ def rolled_view(rolled: RolledKey) -> View:
         old = f"The old secret (`{rolled.old_masked}`) keeps working until {rolled.retiring_at:%Y-%m-%d %H:%M} UTC."
     else:
         old = f"The old secret (`{rolled.old_masked}`) stopped working now."
+    renewed = f" It now expires on {rolled.expires_at:%Y-%m-%d %H:%M} UTC." if rolled.expires_at else ""
     view = _modal(
         ROLL_CALLBACK + "_done",
         "Rolled API key",
         _secret_blocks(
             f":arrows_counterclockwise: Rolled key `{rolled.name}` in `{rolled.project}`. {COPY_NOW}",
             rolled.plaintext,
-            f"{old} From now on the key shows as `{rolled.masked}`. Only you can see this.",
+            f"{old} From now on the key shows as `{rolled.masked}`.{renewed} Only you can see this.",
         ),
         submit=None,
     )

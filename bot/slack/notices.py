@@ -1,10 +1,10 @@
 """DM text for each kind of notice the services queue (the outbox worker sends it), and the one DM
 that several notices to one person within a few seconds are merged into."""
 
-from bot.domain.leaks import LeakOutcome
 from bot.domain.notices import Notice, NoticeKind
 from bot.slack.dates import mention, slack_date
 from bot.slack.help import role_allows, role_phrase
+from bot.slack.leak_dms import deactivated_text, leak_text, ownerless_text
 from bot.slack.nudges import reminder_text
 from bot.slack.requests import request_text
 
@@ -62,7 +62,11 @@ def _lifecycle_dm(notice: Notice, *, who: str, when: str) -> str:
             until = f"expires {slack_date(notice.until)}" if notice.until is not None else "never expires"
             return f":hourglass: {who} changed the expiry of {key}, {when}: it now {until}."
         case NoticeKind.KEY_LEAKED:
-            return leak_dm(notice, key=key, when=when)
+            return leak_text(notice)
+        case NoticeKind.USER_DEACTIVATED:
+            return deactivated_text(notice)
+        case NoticeKind.ORG_OWNERLESS:
+            return ownerless_text(notice)
         case NoticeKind.EXPIRY_NUDGE | NoticeKind.STALE_NUDGE | NoticeKind.GRACE_ENDED | NoticeKind.NUDGE_DECIDED:
             return reminder_text(notice)
         case (
@@ -77,29 +81,6 @@ def _lifecycle_dm(notice: Notice, *, who: str, when: str) -> str:
             return (
                 f":scroll: {who} changed the key policy of the organization `{notice.org}`, {when}: "
                 f"`{notice.setting}` is now `{notice.value}`."
-            )
-
-
-def _slack_escaped(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def leak_dm(notice: Notice, *, key: str, when: str) -> str:
-    """A key GitHub found in public: where, and what keybot did (``notice.value``, a LeakOutcome)."""
-    found = f":rotating_light: GitHub found {key} in public at {_slack_escaped(notice.url or 'an unknown place')}, {when}."
-    roll = f"`/apikeys roll {notice.project} {notice.key_name}`"
-    match notice.value:
-        case LeakOutcome.DISABLED:
-            return (
-                f"{found} keybot disabled it (your organization's `leak-action`): it is refused until an owner "
-                "enables it again. Remove it from there and give its users a new key."
-            )
-        case LeakOutcome.ALREADY_DISABLED:
-            return f"{found} It was already disabled: do not enable it again; give its users a new key."
-        case _:  # LeakOutcome.ALERTED
-            return (
-                f"{found} It still works (your organization's `leak-action` is `alert`): remove it from there "
-                f"and roll it now with {roll}."
             )
 
 

@@ -1,5 +1,7 @@
-"""The buttons of reminder DMs (bot/slack/nudges.py) and of access requests (bot/slack/requests.py): each decodes its value as untrusted input and calls
-the nudge (or request) service, which re-checks everything at click time. Every answer is a new private message in
+"""The buttons of reminder DMs (bot/slack/nudges.py) and of access requests (bot/slack/requests.py): each
+decodes its value as untrusted input and calls the nudge (or request) service, which re-checks everything
+at click time. A reminder's *Roll* opens the roll modal instead (bot/slack/views.py). Every answer is a
+new private message in
 the DM; the reminder itself is updated for every owner through the outbox (``chat.update``)."""
 
 from collections.abc import Awaitable, Callable
@@ -9,10 +11,6 @@ from bot.services import Keybot
 from bot.slack import blocks, lifecycle_blocks, nudges, requests
 from bot.slack.blocks import Message
 from bot.slack.codec import ActionId, decode_nudge, decode_request
-
-
-async def nudge_roll(kb: Keybot, actor: Actor, value: str) -> Message:
-    return lifecycle_blocks.rolled_key(await kb.nudges.roll(actor, decode_nudge(value)))
 
 
 async def nudge_extend(kb: Keybot, actor: Actor, value: str) -> Message:
@@ -45,7 +43,6 @@ async def request_reveal(kb: Keybot, actor: Actor, value: str) -> Message:
 
 
 NUDGE_ACTIONS: dict[ActionId, Callable[[Keybot, Actor, str], Awaitable[Message]]] = {
-    ActionId.NUDGE_ROLL: nudge_roll,
     ActionId.NUDGE_EXTEND: nudge_extend,
     ActionId.NUDGE_LET_EXPIRE: nudge_let_expire,
     ActionId.NUDGE_KEEP: nudge_keep,

@@ -1,7 +1,7 @@
 """Reminder DMs (bot/domain/jobs.py): their text, their Block Kit with buttons, the message each copy
 becomes once someone decided (``chat.update``), and the private replies to their buttons.
 
-An expiry reminder offers *Roll* (with a confirmation dialog), *Extend 30 days* and *Let it expire*; a
+An expiry reminder offers *Roll* (which opens the roll modal: grace, then the secret once), *Extend 30 days* and *Let it expire*; a
 stale-key reminder *Delete…* (which leads to the usual confirmation) and *Keep*. Each button carries
 ``encode_nudge`` (bot/slack/codec.py). A reminder is never merged with other DMs: it goes alone, so its
 buttons stay its own. Never a secret: keys appear by name and masked form.
@@ -67,7 +67,7 @@ def _decided_text(notice: Notice) -> str:
         case Decision.ROLLED:
             return (
                 f":arrows_counterclockwise: {who} rolled {key}, {when}: it has a new secret and expires {until}; "
-                "its old secret works for 24 more hours."
+                "its old secret works until the grace period chosen ends."
             )
         case Decision.EXTENDED:
             return f":hourglass: {who} extended {key} by 30 days, {when}: it now expires {until}."
@@ -92,19 +92,6 @@ def _button(text: str, *, action_id: ActionId, value: str, style: str | None = N
     return button
 
 
-def _roll_dialog(notice: Notice) -> Block:
-    plain = {"type": "plain_text", "emoji": True}
-    return {
-        "title": {**plain, "text": "Roll this key?"},
-        "text": {
-            **plain,
-            "text": f"{notice.key_name} gets a new secret, shown once to you. The old one works for 24 more hours.",
-        },
-        "confirm": {**plain, "text": "Roll"},
-        "deny": {**plain, "text": "Not now"},
-    }
-
-
 def nudge_dm(notice: Notice) -> dict[str, Any]:
     """What ``chat.postMessage`` sends for a reminder: its text and, for a nudge, its buttons."""
     text = reminder_text(notice)
@@ -112,10 +99,8 @@ def nudge_dm(notice: Notice) -> dict[str, Any]:
         return {"text": text, "blocks": [_section(text)]}
     value = encode_nudge(NudgeRef(job_id=notice.nudge, token=notice.token))
     if notice.kind is NoticeKind.EXPIRY_NUDGE:
-        roll = _button("Roll", action_id=ActionId.NUDGE_ROLL, value=value, style="primary")
-        roll["confirm"] = _roll_dialog(notice)
         buttons = [
-            roll,
+            _button("Roll", action_id=ActionId.NUDGE_ROLL, value=value, style="primary"),  # opens the roll modal
             _button("Extend 30 days", action_id=ActionId.NUDGE_EXTEND, value=value),
             _button("Let it expire", action_id=ActionId.NUDGE_LET_EXPIRE, value=value),
         ]

@@ -17,6 +17,8 @@ Slack's ``ok: false`` answers fall in three groups (``classify``):
   ERROR line per outage;
 - anything else is transient and retried with backoff.
 
+Leak and deactivation DMs (bot/slack/leak_dms.py) go alone too, with their buttons.
+
 Reminders (bot/slack/nudges.py) are never merged: each goes alone, with its buttons, and where it went
 (channel, ts) is recorded (``NudgeMessages``); a decision on one is a row that updates that message
 (``chat.update``), waiting while the reminder itself is not sent yet.
@@ -30,6 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -41,9 +44,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import Unavailable
 from bot.domain.model import Notification
-from bot.domain.notices import BUTTON_DMS, NUDGE_KINDS, UPDATES, Notice, NoticeKind
+from bot.domain.notices import BUTTON_DMS, BUTTON_KINDS, NUDGE_KINDS, UPDATES, Notice, NoticeKind
 from bot.domain.tracing import REQUEST_ID
 from bot.ports import NudgeMessages, Outbox
+from bot.slack.installs import WorkspaceTokens
+from bot.slack.leak_dms import button_dm
 from bot.slack.notices import merged_dm_text
 from bot.slack.nudges import decided_dm, nudge_dm
 from bot.slack.requests import request_closed_dm, request_dm
@@ -132,10 +137,14 @@ class OutboxWorker:
         origin: str | None = None,
         merge_seconds: float = 0.0,
         nudge_dms: NudgeMessages | None = None,
+        tokens: WorkspaceTokens | None = None,
     ) -> None:
         """``origin``: the rows this worker sends, and no others (None: Slack's; "shell": keybot shell's).
         ``merge_seconds``: a DM waits that long for more changes to the same person, then goes out as one.
-        ``nudge_dms``: where reminder DMs went, so a decision can update them (without it, it cannot)."""
+        ``nudge_dms``: where reminder DMs went, so a decision can update them (without it, it cannot).
+        ``tokens``: the bot token of each row's workspace (keybot installed through OAuth); without it
+        every call uses ``client``'s own token."""
+        self._tokens = tokens
         self._store = store
         self._nudge_dms = nudge_dms
         self._merge = merge_seconds
@@ -150,6 +159,8 @@ class OutboxWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._app_refused: str | None = None  # the error while Slack refuses keybot's token or app
+        # called with (team id, user id) for each recipient of a batch of DMs, once handled (bot/slack/home_refresh.py)
+        self.on_delivered: Callable[[str, str], None] | None = None
         self.retries = 0  # sends to retry later, and DMs buried as dead letters (read by /metrics)
         self.dead_letters = 0
 
@@ -210,8 +221,13 @@ class OutboxWorker:
                 sent += await self._update_nudge(group[0], notice)
             elif notice is not None and notice.kind in BUTTON_DMS:
                 sent += await self._send_nudge(group[0], notice)
+            elif notice is not None and notice.kind in BUTTON_KINDS:
+                sent += await self._send_with_buttons(group[0], notice)
             else:
                 sent += await self._send_merged(group)
+        notice = groups[0][0].notice if groups and groups[0] else None
+        if self.on_delivered is not None and notice is not None and notice.team_id:
+            self.on_delivered(notice.team_id, groups[0][0].user_id)  # their Home may show what changed
         return sent
 
     async def _send_nudge(self, row: Notification, notice: Notice) -> int:
@@ -219,15 +235,27 @@ class OutboxWorker:
         REQUEST_ID.set(notice.request_id)
         dm = nudge_dm(notice) if notice.kind in NUDGE_KINDS else request_dm(notice)
 
-        async def post() -> None:
+        async def post(auth: dict[str, Any]) -> None:
             answer = await self._client.chat_postMessage(
-                channel=row.user_id, text=dm["text"], blocks=dm["blocks"], unfurl_links=False
+                channel=row.user_id, text=dm["text"], blocks=dm["blocks"], unfurl_links=False, **auth
             )
             if self._nudge_dms is not None and notice.nudge is not None:
                 channel, ts = str(answer.get("channel", row.user_id)), str(answer.get("ts", ""))
                 await self._nudge_dms.record_nudge_dm(
                     job_id=notice.nudge, user_id=row.user_id, channel=channel, ts=ts, at=self._clock()
                 )
+
+        return int(await self._send(row, text=dm["text"], deliver=post))
+
+    async def _send_with_buttons(self, row: Notification, notice: Notice) -> int:
+        """A leak or deactivation DM (bot/slack/leak_dms.py), alone, with its buttons."""
+        REQUEST_ID.set(notice.request_id)
+        dm = button_dm(notice)
+
+        async def post(auth: dict[str, Any]) -> None:
+            await self._client.chat_postMessage(
+                channel=row.user_id, text=dm["text"], blocks=dm["blocks"], unfurl_links=False, **auth
+            )
 
         return int(await self._send(row, text=dm["text"], deliver=post))
 
@@ -252,8 +280,8 @@ class OutboxWorker:
         channel, ts = found
         dm = decided_dm(notice) if notice.kind is NoticeKind.NUDGE_DECIDED else request_closed_dm(notice)
 
-        async def update() -> None:
-            await self._client.chat_update(channel=channel, ts=ts, text=dm["text"], blocks=dm["blocks"])
+        async def update(auth: dict[str, Any]) -> None:
+            await self._client.chat_update(channel=channel, ts=ts, text=dm["text"], blocks=dm["blocks"], **auth)
 
         return int(await self._send(row, text=dm["text"], deliver=update))
 
@@ -270,20 +298,50 @@ class OutboxWorker:
             await self._store.mark_sent(row.id, at=self._clock())
         return len(group)
 
+    async def _auth(self, row: Notification) -> dict[str, Any] | None:
+        """The token argument of the row's workspace ({} without ``tokens``); None if keybot is not
+        installed there now (uninstalled: the row waits for a reinstall)."""
+        if self._tokens is None:
+            return {}
+        team, enterprise = _workspace(row)
+        token = await self._tokens.token_for(team_id=team, enterprise_id=enterprise)
+        return None if token is None else {"token": token}
+
+    async def _not_installed(self, row: Notification) -> None:
+        team, _ = _workspace(row)
+        delay = self._backoff(row.attempts)
+        await self._store.reschedule(
+            row.id, at=self._clock() + timedelta(seconds=delay), error="keybot is not installed in its workspace"
+        )
+        log.info("outbox: DM %s waits: keybot is not installed in %s; retry in %.1fs", row.id, team, delay)
+
     async def _send(
-        self, row: Notification, *, text: str, deliver: Callable[[], Awaitable[None]] | None = None
+        self, row: Notification, *, text: str, deliver: Callable[[dict[str, Any]], Awaitable[None]] | None = None
     ) -> bool:
-        """Post ``text`` to the row's recipient (or run ``deliver``, which calls Slack itself); mark the row
-        sent on success, else reschedule or bury it as Slack's answer says."""
+        """Post ``text`` to the row's recipient (or run ``deliver``, which calls Slack itself) with the
+        token of the row's workspace; mark the row sent on success, else reschedule or bury it as
+        Slack's answer says."""
+        auth = await self._auth(row)
+        if auth is None:
+            await self._not_installed(row)
+            return False
         try:
             if deliver is not None:
-                await deliver()
+                await deliver(auth)
             else:
-                await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False)
+                await self._client.chat_postMessage(channel=row.user_id, text=text, unfurl_links=False, **auth)
         except SlackApiError as err:
             status, retry_after = _status_and_retry_after(err)
             error = _slack_error(err)[:100]
             verdict = classify(status, error)
+            if error == "token_expired" and self._tokens is not None:
+                team, enterprise = _workspace(row)
+                if await self._tokens.refreshed(team_id=team, enterprise_id=enterprise) is not None:
+                    # Slack refused the call: nothing was delivered; send again now with the new token
+                    await self._store.reschedule(row.id, at=self._clock(), error="token refreshed")
+                    self.wake()
+                    log.info("outbox: DM %s waits for a refreshed token; sending again", row.id)
+                    return False
             if verdict is Verdict.DEAD:
                 await self._store.bury(row.id, at=self._clock(), error=f"{status} {error}"[:200])
                 self.dead_letters += 1
@@ -347,7 +405,7 @@ def _by_recipient(rows: Sequence[Notification]) -> list[list[list[Notification]]
     for row in sorted(rows, key=lambda r: r.id):
         if row.notice is None:
             alone.append([[row]])
-        elif row.notice.kind in BUTTON_DMS or row.notice.kind in UPDATES:
+        elif row.notice.kind in BUTTON_DMS or row.notice.kind in BUTTON_KINDS or row.notice.kind in UPDATES:
             single.setdefault((row.user_id, row.notice.team_id), []).append([row])
         else:
             merged.setdefault((row.user_id, row.notice.team_id), []).append(row)
@@ -355,6 +413,13 @@ def _by_recipient(rows: Sequence[Notification]) -> list[list[list[Notification]]
     return [
         ([merged[who]] if who in merged else []) + single.get(who, []) for who in recipients
     ] + alone
+
+
+def _workspace(row: Notification) -> tuple[str | None, str | None]:
+    """The (team or org key, enterprise) whose token sends ``row``; (None, None) for rows queued as text."""
+    if row.notice is None:
+        return None, None
+    return row.notice.team_id, row.notice.enterprise_id
 
 
 def _text(group: list[Notification]) -> str:

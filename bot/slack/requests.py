@@ -202,21 +202,28 @@ def _state(request: AccessRequest, now: datetime) -> str:
     return "withdrawn"
 
 
+def awaiting_blocks(awaiting: list[AccessRequest]) -> list[Block]:
+    """Each request waiting for the viewer's decision, with Approve and Deny (``requests``, the Home)."""
+    found: list[Block] = []
+    for request in awaiting:
+        when = slack_date(request.created_at) if request.created_at else ""
+        found.append(
+            _section(
+                f"{mention(request.requester)} asks for a key of `{request.project}`{_reason(request.reason)}, "
+                f"with {_lifetime(request.expires)} ({when})."
+            )
+        )
+        found.append(_decision_buttons(request.id, request.token))
+    return found
+
+
 def request_list(found: RequestList) -> Message:
     """``requests``: those you may decide on (with their buttons), then your own (with *Reveal key*)."""
     where = f" in `{found.project}`" if found.project else ""
     blocks: list[Block] = []
     if found.awaiting:
         blocks.append(_section(f"*Requests waiting for your decision{where}*"))
-        for request in found.awaiting:
-            when = slack_date(request.created_at) if request.created_at else ""
-            blocks.append(
-                _section(
-                    f"{mention(request.requester)} asks for a key of `{request.project}`{_reason(request.reason)}, "
-                    f"with {_lifetime(request.expires)} ({when})."
-                )
-            )
-            blocks.append(_decision_buttons(request.id, request.token))
+        blocks += awaiting_blocks(found.awaiting)
     if found.own:
         blocks.append(_section(f"*Your requests{where}*"))
         for request in found.own:

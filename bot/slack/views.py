@@ -8,15 +8,15 @@ shortcut "Create API key", and ``/apikeys create`` with no arguments.
   updating the submitted modal (``response_action: update``), the only place it ever goes. argon2 at
   OWASP cost takes ~22 ms, so the ack normally carries it; if the work outlasts ``ack_budget``, the
   modal is updated to "working…" at once and then, through ``views.update``, to the outcome.
-- The Home is published on ``app_home_opened`` and after a change the viewer makes from a modal or a
-  Home button; publishes are coalesced to at most one per user every ``HOME_INTERVAL`` seconds.
+- The Home is published on ``app_home_opened``, after a change the viewer makes from a modal or a
+  Home button, and after others' changes that concern the viewer, by ``HomePublisher``
+  (bot/slack/home_refresh.py: coalesced per user, budgeted per workspace).
 """
 
 import asyncio
 import logging
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,14 +30,16 @@ from bot.domain.model import Actor
 from bot.domain.names import validate_name
 from bot.services import Keybot
 from bot.slack import home, modals
+from bot.slack.codec import ActionId, decode_nudge
+from bot.slack.home_refresh import HomePublisher
+from bot.slack.installs import context_org_key
 from bot.slack.modals import EXPIRY, GRACE, NAME, NOTE, PROJECT, View
 
-HOME_INTERVAL = 3.0  # seconds between two publishes of one user's Home
 log = logging.getLogger("keybot.slack")
 
 
 def _actor(context: AsyncBoltContext) -> Actor | None:
-    user_id, team_id, enterprise_id = context.user_id, context.team_id, context.enterprise_id
+    user_id, team_id, enterprise_id = context.user_id, context_org_key(context), context.enterprise_id
     if not isinstance(user_id, str) or not isinstance(team_id, str) or not user_id or not team_id:
         return None
     return Actor(team_id=team_id, user_id=user_id, enterprise_id=enterprise_id if isinstance(enterprise_id, str) else None)
@@ -75,46 +77,9 @@ def _state(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return view, values if isinstance(values, dict) else {}
 
 
-class HomePublisher:
-    """Publishes users' Home views, at most one per user every ``interval`` seconds: a refresh asked for
-    sooner is done once, when the interval ends, with the latest notice."""
-
-    def __init__(self, keybot: Keybot, *, interval: float = HOME_INTERVAL) -> None:
-        self._keybot, self._interval = keybot, interval
-        self._last: dict[tuple[str, str], float] = {}
-        self._waiting: dict[tuple[str, str], str | None] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def refresh(self, client: AsyncWebClient, actor: Actor, *, notice: str | None = None) -> None:
-        who = (actor.team_id, actor.user_id)
-        if who in self._waiting:
-            self._waiting[who] = notice or self._waiting[who]
-            return
-        self._waiting[who] = notice
-        delay = max(0.0, self._last.get(who, -1e9) + self._interval - time.monotonic())
-        task = asyncio.create_task(self._publish_after(client, actor, delay))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _publish_after(self, client: AsyncWebClient, actor: Actor, delay: float) -> None:
-        who = (actor.team_id, actor.user_id)
-        if delay:
-            await asyncio.sleep(delay)
-        notice = self._waiting.pop(who, None)
-        self._last[who] = time.monotonic()
-        try:
-            view = home.home_view(await self._keybot.home.home(actor), notice=notice)
-            await client.views_publish(user_id=actor.user_id, view=view)
-        except NotSetUp:
-            return
-        except Exception as err:  # Slack or the database unreachable: the next opening publishes again
-            log.warning("could not publish a Home view: %s", type(err).__name__)
-
-
-def register_views(app: AsyncApp, *, keybot: Keybot, ack_budget: float = 2.0, interval: float = HOME_INTERVAL) -> HomePublisher:
+def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, ack_budget: float = 2.0) -> None:
     """Add the Home, modal, shortcut and ``/apikeys create`` (no arguments) listeners to ``app``. Call it
     before the catch-all listeners of bot/slack/app.py so these match first."""
-    publisher = HomePublisher(keybot, interval=interval)
 
     async def open_create(client: AsyncWebClient, actor: Actor, trigger_id: str, *, origin: str) -> str | None:
         """Open the create modal; the refusal text instead when the user may not create keys."""
@@ -194,7 +159,8 @@ def register_views(app: AsyncApp, *, keybot: Keybot, ack_budget: float = 2.0, in
             return modals.created_view(created)
 
         await _finish(ack, client, view, work(), errors_at=_create_error_field, title="Create API key", budget=ack_budget)
-        publisher.refresh(client, actor, notice=f"Created key `{name}` in `{project}`.")
+        from_home = modals.read_metadata(view.get("private_metadata")).get("origin") == "home"
+        publisher.changed(client, actor, notice=f"Created key `{name}` in `{project}`.", seen=from_home)
 
     @app.action(home.HOME_ROLL)
     async def home_roll(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
@@ -209,6 +175,24 @@ def register_views(app: AsyncApp, *, keybot: Keybot, ack_budget: float = 2.0, in
         except Exception:
             _unexpected()
 
+    @app.action(ActionId.NUDGE_ROLL)
+    async def nudge_roll(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        actor, trigger, actions = _actor(context), body.get("trigger_id"), body.get("actions")
+        value = actions[0].get("value") if isinstance(actions, list) and actions and isinstance(actions[0], dict) else None
+        if actor is None or not isinstance(trigger, str) or not isinstance(value, str):
+            return
+        try:
+            try:
+                project, name, masked = await keybot.nudges.about(actor, decode_nudge(value))
+            except KeybotError as err:
+                await client.views_open(trigger_id=trigger, view=modals.message_view("Roll API key", f":warning: {err}"))
+                return
+            view = modals.roll_modal(project=project, name=name, masked=masked, origin="nudge", nudge=value)
+            await client.views_open(trigger_id=trigger, view=view)
+        except Exception:
+            _unexpected()
+
     @app.view(modals.ROLL_CALLBACK)
     async def roll_submitted(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         actor = _actor(context)
@@ -219,42 +203,58 @@ def register_views(app: AsyncApp, *, keybot: Keybot, ack_budget: float = 2.0, in
             await ack(response_action="errors", errors={GRACE: "This form is not valid any more; open it again."})
             return
 
+        nudge = about.get("nudge")
+
         async def work() -> View:
+            if nudge is not None:  # from a reminder DM: the roll answers the reminder (re-checked now)
+                return modals.rolled_view(await keybot.nudges.roll(actor, decode_nudge(nudge), grace=grace))
             return modals.rolled_view(await keybot.lifecycle.roll(actor, project=project, name=name, grace=grace))
 
         await _finish(ack, client, view, work(), errors_at=lambda _: GRACE, title="Roll API key", budget=ack_budget)
-        publisher.refresh(client, actor, notice=f"Rolled key `{name}` in `{project}`.")
+        publisher.changed(client, actor, notice=f"Rolled key `{name}` in `{project}`.", seen=about.get("origin") == "home")
 
     @app.view_closed(re.compile(f"^({modals.CREATE_CALLBACK}|{modals.ROLL_CALLBACK})"))
     async def closed(ack: AsyncAck) -> None:
         await ack()  # nothing to keep: a shown secret is discarded with its view
 
-    @app.action(home.HOME_EXTEND)
-    async def home_extend(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        await ack()
+    async def home_change(body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient, verb: str) -> None:
+        """A Home button that changes a key (the clicker's role checked by the service), then the Home
+        refreshed with what happened."""
         actor = _actor(context)
         actions = body.get("actions")
         key = home.read_key_value(actions[0].get("value")) if isinstance(actions, list) and actions else None
         if actor is None or key is None:
             return
         try:
-            change = await keybot.lifecycle.set_expiry(actor, project=key[0], name=key[1], when=home.EXTEND_BY)
-            when = f"{change.expires_at:%Y-%m-%d %H:%M} UTC" if change.expires_at else "never"
-            notice = f":white_check_mark: Key `{change.name}` in `{change.project}` now expires {when}."
+            if verb == "disable":
+                change = await keybot.lifecycle.disable(actor, project=key[0], name=key[1])
+                notice = f":white_check_mark: Key `{change.name}` in `{change.project}` is disabled."
+            else:
+                change = await keybot.lifecycle.set_expiry(actor, project=key[0], name=key[1], when=home.EXTEND_BY)
+                when = f"{change.expires_at:%Y-%m-%d %H:%M} UTC" if change.expires_at else "never"
+                notice = f":white_check_mark: Key `{change.name}` in `{change.project}` now expires {when}."
         except KeybotError as err:
             notice = f":warning: {err}"
         except Exception:
             notice = f":warning: {_unexpected()}"
-        publisher.refresh(client, actor, notice=notice)
+        publisher.changed(client, actor, notice=notice, seen=True)
+
+    @app.action(home.HOME_EXTEND)
+    async def home_extend(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        await home_change(body, context, client, "extend")
+
+    @app.action(home.HOME_DISABLE)
+    async def home_disable(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        await ack()
+        await home_change(body, context, client, "disable")
 
     @app.event("app_home_opened")
     async def home_opened(ack: AsyncAck, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
         await ack()
         actor = _actor(context)
         if actor is not None and event.get("tab", "home") == "home":
-            publisher.refresh(client, actor)
-
-    return publisher
+            publisher.opened(client, actor)
 
 
 async def _check_create(

@@ -152,7 +152,9 @@ def test_the_readmes_shell_transcript_is_what_the_shell_really_prints(tmp_path: 
     readme = (ROOT / "README.md").read_text()
     block = readme.split("$ make run\n", 1)[1].split("\n```\n", 1)[0]
     shown = block.splitlines()[2:]  # after make's own two lines: what `keybot shell --as you` prints
-    typed = [line.split("> ", 1)[1] for line in shown if re.match(r"@\w+> ", line)]
+    # what was typed: after a user's prompt (@you> ) or a modal field's (✎ Key name > ; empty: Enter)
+    typed = [match[2] for line in shown if (match := re.match(r"(@\w+|✎ [^>]*?) ?>(?: (.*))?$", line))]
+    typed = [answer or "" for answer in typed]
     answer = next(line.rsplit(" ", 1)[1] for line in shown if line.endswith("[Y/n] y"))
     env = _clean_env(KEYBOT_ARGON2_PROFILE="cheapest")
     run = subprocess.run(

@@ -2,7 +2,8 @@
 through the 7-day and 1-day expiry reminders, the end of a grace period and a stale key; the reminders'
 buttons clicked from the DM (a ``block_actions`` with the DM's channel and message, as Slack sends it);
 every owner's copy of a reminder updated (``chat.update``) after a decision; refused clicks answered
-privately; and a Roll click whose new secret appears once, in its private reply, and nowhere else."""
+privately; and a Roll click that opens the roll modal, whose submission shows the new secret once, in
+the modal, and nowhere else."""
 
 import json
 import logging
@@ -15,8 +16,10 @@ import pytest
 
 from bot.shell.driver import Reply
 from bot.shell.fakeslack import Call
+from bot.slack import modals
 from bot.slack.codec import ActionId
 from tests.e2e.conftest import OWNER, Harness
+from tests.e2e.test_home_and_modals import checked, submit
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
 SECOND_OWNER = "UOWNER02"
@@ -140,9 +143,22 @@ async def test_roll_from_the_dm_shows_the_new_secret_once_privately_and_the_grac
     expires_at = datetime.fromisoformat((await verify(h, old))["expires_at"])
     await travel(h, expires_at - DAY + timedelta(seconds=1))
     await h.slack.wait_for(lambda s: reminders(h, SECOND_OWNER, "expires"))
-    rolled = await click(h, SECOND_OWNER, reminders(h, SECOND_OWNER, "expires")[0], ActionId.NUDGE_ROLL)
-    [new] = set(KEY_RE.findall(rolled.text))
-    assert rolled.text.count(new) == 1 and "Copy it now" in rolled.text
+    dm = reminders(h, SECOND_OWNER, "expires")[0]
+    message = {"type": "message", "ts": dm.answer["ts"], "text": dm.args["text"], "blocks": dm.args["blocks"]}
+    opened = len(h.slack.calls_to("views.open"))
+    pressed = await h.driver.click(SECOND_OWNER, buttons(dm)[ActionId.NUDGE_ROLL.value], dm=(dm.answer["channel"], message))
+    assert pressed.status == 200 and pressed.message == {}  # no message: a modal
+    modal = checked((await h.slack.wait_for(lambda s: s.calls_to("views.open")[opened:]))[0].args["view"])
+    assert "Give key `ci` (`kb_" in json.dumps(modal) and "in `payments`" in json.dumps(modal)
+    assert "fresh lifetime" in json.dumps(modal)
+    grace = {modals.GRACE: {modals.GRACE: {"type": "static_select", "selected_option": {"value": "24h"}}}}
+    answer = await submit(h, SECOND_OWNER, modal, grace)
+    assert answer["response_action"] == "update"
+    rolled = json.dumps(checked(answer["view"]))
+    [new] = set(KEY_RE.findall(rolled))
+    assert rolled.count(new) == 1 and "Copy it now" in rolled and "It now expires on" in rolled
+    again = await submit(h, SECOND_OWNER, modal, grace)  # the same modal submitted twice: the reminder is answered
+    assert again["response_action"] == "errors" and "already answered" in again["errors"][modals.GRACE]
     answer = await verify(h, new)
     assert answer["valid"] is True and datetime.fromisoformat(answer["expires_at"]) > expires_at  # a fresh lifetime
     assert (await verify(h, old))["valid"] is True  # the old secret works through its grace
@@ -152,7 +168,7 @@ async def test_roll_from_the_dm_shows_the_new_secret_once_privately_and_the_grac
     assert await verify(h, old) == {"valid": False, "code": "EXPIRED"}
     await h.outbox_drained()
     slack_saw = json.dumps([c.args for c in h.slack.calls])
-    others = json.dumps([r.body for r in h.slack.responses if r.body != rolled.message])
+    others = json.dumps([r.body for r in h.slack.responses])
     assert "rolled key `ci`" in slack_saw and "stopped working" in slack_saw  # the DMs really were scanned
     for where, blob in {"web api": slack_saw, "other messages": others, "logs": caplog.text}.items():
         assert new not in blob and new[-28:] not in blob, f"the new secret in {where}"

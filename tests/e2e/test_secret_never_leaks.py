@@ -19,8 +19,11 @@ from bot.runtime import bootstrap
 from bot.settings import Settings
 from bot.shell.driver import Reply, SlackDriver
 from bot.shell.fakeslack import FakeSlack
+from bot.shell.wire import block_actions_body, event_body
+from bot.slack import home, modals
 from bot.slack.codec import ActionId
 from tests.e2e.conftest import OWNER, TEAM, Harness
+from tests.e2e.test_home_and_modals import opened_view, post, shortcut_modal, submit, values
 from tests.procs import SIGNING_SECRET, running_keybot
 
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
@@ -83,6 +86,44 @@ async def test_secrets_are_nowhere_but_their_ephemeral_reply(harness: Harness, c
     hashes = stored_hashes(harness.db_path)
     assert leaks(places, secrets=secrets, hashes=hashes, tokens=tokens) == []
     assert [sum(json.dumps(r.message).count(s) for r in replies) for s in secrets] == [1] * len(secrets)
+
+
+async def test_secrets_made_in_modals_are_nowhere_but_the_modal_that_shows_them(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    h = harness
+    await h.as_owner(f"grant <@{SECOND_OWNER}> owner")
+    await h.as_owner("project create payments")
+    for user in (OWNER, SECOND_OWNER):  # both watch their Home: every refresh is published and scanned
+        await post(h, event_body(event={"type": "app_home_opened", "user": user, "tab": "home"}, team_id=TEAM), json_body=True)
+    answers = []
+    for n in range(3):
+        view = await shortcut_modal(h)
+        answers.append(await submit(h, OWNER, view, values(project="payments", name=f"modal{n}", note="a note")))
+    home_roll = block_actions_body(
+        user_id=OWNER, team_id=TEAM, action_id=home.HOME_ROLL, value=home.key_value("payments", "modal0"),
+        response_url="", container={"type": "view", "view_id": "VHOME"},
+    )
+    before = len(h.slack.calls_to("views.open"))
+    await post(h, home_roll)
+    roll_view = await opened_view(h, before)
+    grace = {modals.GRACE: {modals.GRACE: {"type": "static_select", "selected_option": {"value": "1h"}}}}
+    answers.append(await submit(h, OWNER, roll_view, grace))
+    secrets = [s for a in answers for s in set(KEY_RE.findall(json.dumps(a)))]
+    assert len(secrets) == 4 and all(a["response_action"] == "update" for a in answers)
+    for secret in secrets:
+        await h.session.post(f"{h.base_url}/v1/keys/verify", json={"key": secret})
+    await h.outbox_drained()
+    await h.runtime.home.settle()
+
+    stored = b"".join(path.read_bytes() for path in h.db_path.parent.iterdir() if path.name.startswith("keybot.db"))
+    slack_saw = json.dumps([c.args for c in h.slack.calls])
+    assert "views.publish" in {c.method for c in h.slack.calls} and "created key" in slack_saw  # scanned for real
+    places = {"logs": caplog.text, "web api": slack_saw, "later messages": json.dumps([r.body for r in h.slack.responses])}
+    assert leaks({"database": stored.decode("latin-1"), **places}, secrets=secrets) == []
+    assert leaks(places, secrets=secrets, hashes=stored_hashes(h.db_path)) == []
+    assert [sum(json.dumps(a).count(s) for a in answers) for s in secrets] == [1] * len(secrets)
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])

@@ -133,6 +133,17 @@ class MemoryTransaction(MemoryLifecycleRows, MemoryJobRows, MemoryRequestRows):
         row = self._s.keys.get(row_id)
         return row.as_record() if row is not None else None
 
+    async def keys_created_by(self, *, org_id: int, user_id: str) -> list[tuple[Project, KeyRecord]]:
+        self._hit("keys_created_by")
+        rows = [
+            (project, row.as_record())
+            for row in self._s.keys.values()
+            if row.created_by == user_id
+            and (project := self._s.projects.get(row.project_id)) is not None
+            and project.org_id == org_id
+        ]
+        return sorted(rows, key=lambda pair: (pair[0].name.lower(), pair[1].name.lower()))
+
     async def delete_key(self, row_id: int) -> bool:
         self._hit("delete_key", write=True)
         for key_id in [k for k, r in self._s.retired.items() if r.key_row_id == row_id]:
@@ -229,6 +240,15 @@ class MemoryTransaction(MemoryLifecycleRows, MemoryJobRows, MemoryRequestRows):
             return False
         self._s.pending[token] = dataclasses.replace(pending, used_at=at)
         return True
+
+    async def void_pending_deletions(self, *, team_id: str, user_id: str, at: datetime) -> int:
+        self._hit("void_pending_deletions", write=True)
+        tokens = [
+            t for t, p in self._s.pending.items() if p.team_id == team_id and p.user_id == user_id and p.used_at is None
+        ]
+        for token in tokens:
+            self._s.pending[token] = dataclasses.replace(self._s.pending[token], used_at=at)
+        return len(tokens)
 
     # -- AuditRows and NoticeRows --
 

@@ -267,13 +267,15 @@ async def in_process_keybot(
     unit_of_work: Callable[[SqlStore], UnitOfWork] | None = None,
     clock: Callable[[], datetime] = utcnow,
     ack_budget: float = 2.0,
+    github_keys_url: str | None = None,
 ) -> AsyncIterator[Instance]:
     """``build_runtime`` on ``url`` with an HTTP server, like ``keybot serve`` minus the process.
 
     ``base_backoff``: the outbox's first retry delay (tens of ms instead of seconds); ``unit_of_work``:
     what the services change data through, e.g. ``TrippingStore``; ``clock``: keybot's wall clock;
     ``ack_budget``: seconds before a slow command is acked "working on it" (raise it when a test
-    holds a command on purpose, so its reply is still the ack)."""
+    holds a command on purpose, so its reply is still the ack); ``github_keys_url``: serve
+    ``POST /v1/leaks/github`` with GitHub's keys from there."""
     settings = Settings(
         slack_bot_token="xoxb-in-process",
         slack_signing_secret=SIGNING_SECRET,
@@ -283,6 +285,7 @@ async def in_process_keybot(
         host="127.0.0.1",
         port=0,
         dm_merge_seconds=0,
+        github_keys_url=github_keys_url,
     )
     runtime = await build_runtime(
         settings,

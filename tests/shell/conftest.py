@@ -40,7 +40,7 @@ def after(text: str, marker: str) -> str:
     return text.rsplit(marker, 1)[1]
 
 
-_PROMPT_RE = re.compile(r"^(@\S+> |.*\[[yY]/[nN]\] )", re.MULTILINE)
+_PROMPT_RE = re.compile(r"^(@\S+> |.*\[[yY]/[nN]\] |✎ .*?> )", re.MULTILINE)
 
 
 def reply_to(text: str, line: str, *, occurrence: int = 1) -> str:

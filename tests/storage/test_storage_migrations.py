@@ -100,7 +100,7 @@ async def test_migration_0002_adds_the_notice_columns_and_its_downgrade_removes_
         columns_0002, _ = await conn.run_sync(_outbox_shape)
     assert columns_0002 == _OUTBOX_0001 | {"notice", "team_id"}
     await upgrade(engine)
-    assert await current_revision(engine) == "0006" == head_revision()
+    assert await current_revision(engine) == "0007" == head_revision()
     async with engine.connect() as conn:
         columns, _ = await conn.run_sync(_outbox_shape)
         audit_columns = {c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("audit_events"))}
@@ -167,3 +167,23 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_pa
     finally:
         await engine.dispose()
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": 1}
+
+
+def _shape(table: object) -> dict[str, tuple[str, bool]]:
+    columns = table.columns
+    return {c.name: (type(c.type).__name__, bool(c.nullable)) for c in columns}
+
+
+def test_the_slack_tables_are_exactly_those_slack_sdks_stores_use() -> None:
+    from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+    from sqlalchemy import MetaData
+
+    from storage.tables import slack_bots, slack_installations, slack_oauth_states
+
+    theirs = MetaData()
+    store = AsyncSQLAlchemyInstallationStore
+    assert _shape(slack_installations) == _shape(store.build_installations_table(theirs, "slack_installations"))
+    assert _shape(slack_bots) == _shape(store.build_bots_table(theirs, "slack_bots"))
+    states = AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(theirs, "slack_oauth_states")
+    assert _shape(slack_oauth_states) == _shape(states)

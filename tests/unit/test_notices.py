@@ -18,7 +18,7 @@ SINCE_DATE = "<!date^1728734400^{date_short_pretty} at {time}|2024-10-12 12:00 U
 MASKED = "kb_AbCdEfGhIj_…wxyz"
 
 
-def notice(kind: NoticeKind, **fields: str | datetime | None) -> Notice:
+def notice(kind: NoticeKind, **fields: str | datetime | tuple[tuple[str, str], ...] | None) -> Notice:
     return Notice(kind=kind, recipient="U2", team_id="T1", actor="U1", at=AT, **fields)
 
 
@@ -157,6 +157,34 @@ EXPECTED = {
         ":hourglass: Your request for a key of project `payments` expired: no owner answered within 72 hours. "
         "`/apikeys request payments` asks again.",
     ),
+    "key posted in slack": (
+        notice(
+            NoticeKind.KEY_LEAKED, **KEY, url="https://acme.slack.com/archives/C1/p1", channel="C1", poster="U3",
+            value="disabled",
+        ),
+        f":rotating_light: <@U3> posted key `ci` (`{MASKED}`) in project `payments` in <#C1> "
+        f"(<https://acme.slack.com/archives/C1/p1|the message>), {DATE}. keybot disabled it (your organization's "
+        "`leak-action`): it is refused until an owner enables it again. They were asked to delete the message; "
+        "give its users a new key.",
+    ),
+    "key posted in a dm, alerted": (
+        notice(NoticeKind.KEY_LEAKED, **KEY, channel="D1", poster="U3", value="alerted"),
+        f":rotating_light: <@U3> posted key `ci` (`{MASKED}`) in project `payments` in a direct message, {DATE}. "
+        "It still works (your organization's `leak-action` is `alert`). They were asked to delete the message; "
+        "roll it now with `/apikeys roll payments ci`.",
+    ),
+    "user deactivated": (
+        notice(NoticeKind.USER_DEACTIVATED, project="payments", keys=(("ci", MASKED), ("web", "kb_x_…1234"))),
+        f":bust_in_silhouette: <@U1> was deactivated in Slack, {DATE}: their roles in keybot ended. They created "
+        f"these keys in project `payments`: `ci` (`{MASKED}`), `web` (`kb_x_…1234`). They may still hold the "
+        "secrets: roll or delete what they could use.",
+    ),
+    "org ownerless": (
+        notice(NoticeKind.ORG_OWNERLESS, org="Acme"),
+        f":warning: <@U1>, the last owner of keybot's organization `Acme` in this workspace, was deactivated in "
+        f"Slack, {DATE}: nobody can manage its API keys now. To name a new owner, ask your keybot operator to run "
+        "`keybot bootstrap --team-id T1 --owner <user id>` (their Slack member id, from their profile's ⋮ menu).",
+    ),
 }
 
 
@@ -176,11 +204,13 @@ def test_a_dm_shows_only_what_its_kind_is_about(kind: NoticeKind) -> None:
     canaries = {
         f.name: f"CANARY-{f.name}"
         for f in dataclasses.fields(Notice)
-        if f.name not in ("kind", "at", "until", "since")
+        if f.name not in ("kind", "at", "until", "since", "keys")
     }
-    text = dm_text(Notice(kind=kind, at=AT, until=UNTIL, since=SINCE, **canaries))
+    keys = (("CANARY-keys", "CANARY-keys-masked"),)
+    text = dm_text(Notice(kind=kind, at=AT, until=UNTIL, since=SINCE, keys=keys, **canaries))
     shown = {name for name, value in canaries.items() if value in text} | ({"until"} if UNTIL_DATE in text else set())
     shown |= {"since"} if SINCE_DATE in text else set()
+    shown |= {"keys"} if "CANARY-keys" in text else set()
     assert (
         shown
         == {
@@ -197,12 +227,14 @@ def test_a_dm_shows_only_what_its_kind_is_about(kind: NoticeKind) -> None:
             NoticeKind.STALE_NUDGE: {"project", "key_name", "key_masked", "since"},
             NoticeKind.GRACE_ENDED: {"actor", "project", "key_name", "key_masked", "until"},
             NoticeKind.NUDGE_DECIDED: {"actor", "project", "key_name", "key_masked"},
-            NoticeKind.KEY_LEAKED: {"project", "key_name", "key_masked", "url"},
             NoticeKind.ACCESS_REQUESTED: {"requester", "project", "value", "setting", "until"},
             NoticeKind.REQUEST_APPROVED: {"actor", "project", "until"},
             NoticeKind.REQUEST_DECIDED: {"requester", "project"},  # an unknown decision reads as an expiry
             NoticeKind.REVEAL_CLOSED: {"project"},
             NoticeKind.REQUEST_ENDED: {"project"},
+            NoticeKind.KEY_LEAKED: {"project", "key_name", "key_masked", "url", "channel", "poster"},
+            NoticeKind.USER_DEACTIVATED: {"actor", "project", "keys"},
+            NoticeKind.ORG_OWNERLESS: {"actor", "org", "team_id"},  # the workspace: for `keybot bootstrap`
         }[kind]
     )
 
@@ -233,6 +265,9 @@ def test_a_notice_has_no_field_that_could_hold_a_secret() -> None:
         "url",
         "access_request",  # an access request's id; its buttons' secret is ``token``, never a key's
         "requester",  # who asked for a key (``value``: their reason)
+        "channel",  # where a key was posted in Slack, and by whom: ids, never a secret
+        "poster",
+        "keys",  # (name, masked form) of a deactivated user's keys, never a secret
         "request_id",  # the request that queued it (bot/domain/tracing.py): an id, never a secret
     ]
 

@@ -83,7 +83,7 @@ def test_an_expiry_reminder_offers_roll_extend_and_let_it_expire() -> None:
         (ActionId.NUDGE_ROLL, "Roll"), (ActionId.NUDGE_EXTEND, "Extend 30 days"), (ActionId.NUDGE_LET_EXPIRE, "Let it expire")
     ]
     assert {b["value"] for b in buttons(message)} == {f"n7.{TOKEN}"}
-    assert "confirm" in buttons(message)[0]  # rolling asks first
+    assert "confirm" not in buttons(message)[0]  # Roll opens the roll modal, which asks first
     assert "Key `ci` (`kb_AbCdEfGhIj_…wxyz`) in project `payments` expires <!date^" in message["text"]
     assert "in 7 days" in message["text"]
 

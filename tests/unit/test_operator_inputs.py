@@ -2,6 +2,8 @@
 malformed DATABASE_URL is a SettingsError, and an organization's name is checked when given and
 escaped wherever keybot shows it."""
 
+import re
+
 import pytest
 
 from bot.domain.errors import InvalidInput
@@ -82,3 +84,38 @@ async def test_an_org_name_is_escaped_wherever_keybot_shows_it(keybot: Keybot, s
     for text in shown:
         assert "`" not in text and "<" not in text and "\x07" not in text, text
         assert text.startswith("Ac'me ")
+
+
+def test_a_client_id_and_secret_switch_oauth_on_and_no_bot_token_is_needed() -> None:
+    settings = load_settings(
+        {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "hunter2", "SLACK_SIGNING_SECRET": "s3cr3t"}
+    )
+    assert settings.oauth and settings.slack_configured
+    assert settings.slack_scopes == ("commands", "chat:write")
+    settings.require_slack()
+    assert "hunter2" not in repr(settings) and "1.2" in repr(settings)
+    assert not load_settings({"SLACK_BOT_TOKEN": "xoxb-1"}).oauth
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"SLACK_CLIENT_ID": "1.2"}, "SLACK_CLIENT_ID is set but SLACK_CLIENT_SECRET is not"),
+        ({"SLACK_CLIENT_SECRET": "x"}, "SLACK_CLIENT_SECRET is set but SLACK_CLIENT_ID is not"),
+        ({"SLACK_SCOPES": "commands"}, "must include commands and chat:write"),
+        ({"SLACK_SCOPES": "commands,chat:write,<!channel>"}, "bot scopes separated by commas"),
+    ],
+)
+def test_incomplete_oauth_settings_say_what_is_missing(env: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(says)):
+        load_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [({"SLACK_APP_TOKEN": "xapp-1"}, "needs HTTP mode"), ({"SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET is not set")],
+)
+def test_oauth_needs_http_mode_and_a_signing_secret(extra: dict[str, str], says: str) -> None:
+    env = {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "x", "SLACK_SIGNING_SECRET": "s", **extra}
+    with pytest.raises(SettingsError, match=says):
+        load_settings(env).require_slack()
