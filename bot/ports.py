@@ -308,6 +308,9 @@ class Health(Protocol):
     async def dead_notifications(self) -> int:
         """DMs Slack refused for good, waiting for an operator."""
 
+    async def oldest_pending_notification(self) -> datetime | None:
+        """When the oldest row still to be sent (not sent, not dead) was queued; None if there is none."""
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:

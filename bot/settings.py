@@ -47,6 +47,10 @@ class Settings:
     metrics_port: int | None = None  # also serve /metrics alone on this port
     log_format: str = "text"  # or "json": one JSON object per line, with the request id
     github_keys_url: str | None = None  # GitHub's secret-scanning keys: serves POST /v1/leaks/github
+    # every audit event POSTed there, HMAC-SHA256-signed with the secret (bot/audit_webhook.py); the URL
+    # may carry a token in its query, so neither is shown by repr
+    audit_webhook_url: str | None = field(default=None, repr=False)
+    audit_webhook_secret: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         """The dataclass repr, minus the secrets (``repr=False``) and the URLs' passwords."""
@@ -205,6 +209,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "KEYBOT_GITHUB_KEYS_URL must be an http(s) URL, normally "
             "https://api.github.com/meta/public_keys/secret_scanning."
         )
+    webhook_url, webhook_secret = _audit_webhook(opt("KEYBOT_AUDIT_WEBHOOK_URL"), opt("KEYBOT_AUDIT_WEBHOOK_SECRET"))
     return Settings(
         slack_bot_token=opt("SLACK_BOT_TOKEN"),
         slack_signing_secret=opt("SLACK_SIGNING_SECRET"),
@@ -227,4 +232,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=metrics_port,
         log_format=log_format,
         github_keys_url=github_keys_url,
+        audit_webhook_url=webhook_url,
+        audit_webhook_secret=webhook_secret,
     )
+
+
+MIN_WEBHOOK_SECRET = 32
+
+
+def _audit_webhook(url: str | None, secret: str | None) -> tuple[str | None, str | None]:
+    """Both or neither; an http(s) URL and a secret long enough that nobody guesses it. The messages
+    never repeat either value (a URL may carry a token)."""
+    if url is None and secret is None:
+        return None, None
+    if url is None:
+        raise SettingsError(
+            "KEYBOT_AUDIT_WEBHOOK_SECRET is set but KEYBOT_AUDIT_WEBHOOK_URL is not: set the URL that "
+            "should receive every audit event, or unset the secret."
+        )
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError("KEYBOT_AUDIT_WEBHOOK_URL must be an http(s) URL such as https://siem.example.com/keybot.")
+    if secret is None or len(secret) < MIN_WEBHOOK_SECRET:
+        raise SettingsError(
+            f"KEYBOT_AUDIT_WEBHOOK_SECRET must be set, at least {MIN_WEBHOOK_SECRET} characters, when "
+            "KEYBOT_AUDIT_WEBHOOK_URL is: it signs every delivery. Make one with `openssl rand -hex 32` "
+            "and give the receiver the same value."
+        )
+    return url, secret

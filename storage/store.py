@@ -52,10 +52,10 @@ _key_record = record_maker(KeyRecord, start=LISTING_COLUMNS)  # a row of LISTING
 
 
 @asynccontextmanager
-async def _begin(engine: AsyncEngine) -> AsyncIterator[SqlTransaction]:
+async def _begin(engine: AsyncEngine, *, audit_webhook: bool = False) -> AsyncIterator[SqlTransaction]:
     with translating:
         async with engine.connect() as conn, conn.begin():
-            yield SqlTransaction(conn)
+            yield SqlTransaction(conn, audit_webhook=audit_webhook)
 
 
 class SqlStore:
@@ -63,6 +63,7 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.audit_webhook = False  # True: every audit event also queues an audit webhook delivery
         self._writer = writer(engine)
         self._reader = reader(engine)
         self._single = single_statement(engine)
@@ -85,7 +86,7 @@ class SqlStore:
 
     def transaction(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits at the end, rolls back on error."""
-        return _begin(self._writer)
+        return _begin(self._writer, audit_webhook=self.audit_webhook)
 
     def read(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A read transaction: a consistent snapshot without the SQLite write lock."""
@@ -259,6 +260,14 @@ class SqlStore:
     @translating
     async def dead_notifications(self) -> int:
         return await self._count_unsent(dead=True)
+
+    @translating
+    async def oldest_pending_notification(self) -> datetime | None:
+        o = outbox.c
+        stmt = select(func.min(o.created_at)).where(o.sent_at.is_(None), o.dead_at.is_(None))
+        async with self._single.connect() as conn:
+            oldest: datetime | None = (await conn.execute(stmt)).scalar_one()
+        return oldest
 
     # -- dead letters (keybot outbox) ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
+from bot.audit_webhook import AuditWebhook
 from bot.domain.errors import Unavailable
 from bot.domain.hashing import CREATE_LANE_DEPTH, VERIFY_LANE_DEPTH, Hasher
 from bot.domain.keys import KeyFormat
@@ -89,6 +90,7 @@ class Runtime:
     purger: Purger  # the retention purge; `serve` starts it
     jobs: JobRunner  # scheduled work (reminders, grace ends, stale sweeps); `serve` starts it
     metrics: Metrics | None = None  # None with KEYBOT_METRICS=off
+    webhook: AuditWebhook | None = None  # with KEYBOT_AUDIT_WEBHOOK_URL; `serve` starts it
     late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
 
     async def aclose(self) -> None:
@@ -96,6 +98,8 @@ class Runtime:
             await asyncio.wait(self.late_replies, timeout=10)
         await self.jobs.stop()  # before the outbox worker, whose last drain sends what jobs queued
         await self.worker.stop()
+        if self.webhook is not None:
+            await self.webhook.stop()
         await self.purger.stop()
         await self.verifier.aclose()
         await self.store.close()
@@ -233,12 +237,13 @@ async def build_runtime(
         merge_seconds=settings.dm_merge_seconds,
         nudge_dms=job_queue,
     )
+    webhook = audit_webhook(store, settings, clock=clock, backoff=outbox_backoff)
     verifier = Verifier(store, hasher=verify_hasher, key_format=key_format, clock=clock)
     uow = unit_of_work(store) if unit_of_work is not None else store
     context = Context(
         uow=uow,
         clock=clock,
-        on_notify=worker.wake,
+        on_notify=worker.wake if webhook is None else _both(worker.wake, webhook.wake),
         on_key_revoked=verifier.forget,
         on_key_changed=verifier.forget_row,
         origin=origin,
@@ -263,7 +268,18 @@ async def build_runtime(
     if settings.github_keys_url:  # GitHub's secret-scanning partner endpoint, POST /v1/leaks/github
         leaks = LeakService(context, reads=store, hasher=verify_hasher, key_format=key_format)
         add_github_leaks(web_app, keys=GitHubKeys(settings.github_keys_url), leaks=leaks)
-    metrics = observe(web_app, enabled=settings.metrics, store=store, lanes=(hasher, verify_hasher), verifier=verifier, worker=worker)
+    jobs = JobRunner(job_queue, keybot.jobs, clock=clock)
+    metrics = observe(
+        web_app,
+        enabled=settings.metrics,
+        store=store,
+        lanes=(hasher, verify_hasher),
+        verifier=verifier,
+        worker=worker,
+        webhook=webhook,
+        jobs=jobs,
+        clock=clock,
+    )
     if metrics is not None:
         count_slack_errors(client, metrics)
     return Runtime(
@@ -277,9 +293,33 @@ async def build_runtime(
         web_app=web_app,
         verify_hasher=verify_hasher,
         purger=Purger(store, clock=clock, policy=retention_policy(settings)),
-        jobs=JobRunner(job_queue, keybot.jobs, clock=clock),
+        jobs=jobs,
         late_replies=late_replies,
         metrics=metrics,
+        webhook=webhook,
+    )
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def call() -> None:
+        first()
+        second()
+
+    return call
+
+
+def audit_webhook(store: SqlStore, settings: Settings, *, clock: Clock, backoff: float) -> AuditWebhook | None:
+    """With KEYBOT_AUDIT_WEBHOOK_URL set: the store queues every audit event's delivery in the event's
+    transaction, and the worker that sends them; else None."""
+    if settings.audit_webhook_url is None or settings.audit_webhook_secret is None:
+        return None
+    store.audit_webhook = True
+    return AuditWebhook(
+        store,
+        url=settings.audit_webhook_url,
+        secret=settings.audit_webhook_secret,
+        clock=clock,
+        base_backoff=backoff,
     )
 
 
