@@ -24,8 +24,6 @@ a body it rejects) makes the row a dead letter, which ``keybot outbox`` lists an
 sends again. Neither the secret nor the URL (which may hold a token) is ever logged.
 """
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -35,9 +33,9 @@ from enum import Enum
 
 import aiohttp
 
-from bot.domain.errors import Unavailable
 from bot.domain.model import AUDIT_WEBHOOK, Notification
 from bot.ports import Outbox
+from bot.services.draining import Drainer
 
 log = logging.getLogger("keybot.audit_webhook")
 SIGNATURE_HEADER = "X-Keybot-Signature"
@@ -68,7 +66,7 @@ def verdict(status: int) -> Verdict:
     return Verdict.DEAD
 
 
-class AuditWebhook:
+class AuditWebhook(Drainer):
     """Delivers the queued audit events, one at a time in id order."""
 
     def __init__(
@@ -84,62 +82,25 @@ class AuditWebhook:
         base_backoff: float = 1.0,
         timeout: float = 10.0,
     ) -> None:
+        super().__init__(name="audit webhook", log=log, poll_interval=poll_interval, batch=batch)
         self._store = store
         self._url = url
         self._secret = secret
         self._clock = clock
-        self._poll = poll_interval
-        self._batch = batch
         self._lease = lease_seconds
         self._base_backoff = base_backoff
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._failing = False  # one WARNING per receiver outage, one INFO when it is over
         self.delivered = 0  # read by /metrics
         self.retries = 0
         self.dead_letters = 0
 
-    def wake(self) -> None:
-        """Tell the worker new events may be waiting."""
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="keybot-audit-webhook")
-
     async def stop(self, *, drain_seconds: float = 5.0) -> None:
         """Finish the delivery in flight, try one last drain, then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=drain_seconds)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await super().stop(drain_seconds=drain_seconds)
         if self._session is not None:
             await self._session.close()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.drain_once()
-            except Unavailable:
-                sent = 0
-                log.warning("audit webhook: database unavailable; will retry")
-            except Exception:
-                sent = 0
-                log.exception("audit webhook: unexpected error; will retry")
-            if self._stopping and sent == 0:
-                return
-            if sent == self._batch:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            self._wake.clear()
 
     async def drain_once(self) -> int:
         """Claim one batch and deliver it in order; how many were delivered. After a transient failure
