@@ -15,7 +15,7 @@ from bot.shell.fakeslack import SlackError
 from bot.slack.codec import ActionId
 from bot.slack.commands import COMMANDS
 from tests.e2e.conftest import OWNER, Harness
-from tests.e2e.test_audit_webhook import SECRET, Receiver
+from tests.e2e.test_audit_webhook import SECRET, Receiver, receiver  # noqa: F401 (a fixture)
 from tests.e2e.test_metrics import scrape
 from tests.e2e.test_secret_never_leaks import KEY_RE
 from tests.procs import fresh_postgres_database
@@ -38,21 +38,13 @@ BOUNDED: dict[str, object] = {  # label name: its allowed values (a set, or a pa
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     async with fresh_postgres_database() as url:
         yield url
 
 
 @pytest.fixture
-def e2e_overrides(receiver: Receiver, pg_url: str) -> dict[str, object]:
+def e2e_overrides(receiver: Receiver, pg_url: str) -> dict[str, object]:  # noqa: F811 (the fixture)
     return {"database_url": pg_url, "audit_webhook_url": receiver.url, "audit_webhook_secret": SECRET}
 
 
@@ -94,7 +86,7 @@ def out_of_bounds(name: str, label: str, value: str) -> bool:
 
 
 async def test_every_exported_series_has_bounded_labels_and_more_users_or_projects_add_none(
-    harness: Harness, receiver: Receiver
+    harness: Harness, receiver: Receiver  # noqa: F811 (the fixture)
 ) -> None:
     harness.runtime.webhook.start()  # type: ignore[union-attr]
     await scrape(harness)  # so that the scrape itself is counted in both
@@ -119,7 +111,9 @@ def dashboard_metrics() -> set[str]:
     return set(re.findall(r"\bkeybot_[a-z0-9_]+", " ".join(exprs)))
 
 
-async def test_every_metric_the_grafana_dashboard_queries_is_exported(harness: Harness, receiver: Receiver) -> None:
+async def test_every_metric_the_grafana_dashboard_queries_is_exported(
+    harness: Harness, receiver: Receiver  # noqa: F811 (the fixture)
+) -> None:
     harness.runtime.webhook.start()  # type: ignore[union-attr]
     await busy_session(harness, tag="dash")
     exported = set(await scrape(harness))
