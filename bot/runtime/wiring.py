@@ -138,12 +138,16 @@ async def connect(settings: Settings) -> SqlStore:
         names = " ".join(str(path) for path in exposed)
         log.warning("other users of this machine can read %s (key hashes): run chmod 600 %s", names, names)
     try:
-        return await open_store(settings.database_url, migrate=True)
+        store = await open_store(settings.database_url, migrate=True)
     except Unavailable as err:
         raise StartupError(
             f"cannot reach the database at {redacted(settings.database_url)} ({first_line(err.__cause__ or err)}). "
             "Check DATABASE_URL and that the server is running."
         ) from None
+    # audit events written through this store (serve, bootstrap, …) queue their webhook delivery; any
+    # `keybot serve` with the URL set sends them
+    store.audit_webhook = settings.audit_webhook_url is not None
+    return store
 
 
 async def existing_org_teams(settings: Settings) -> list[str]:
@@ -309,11 +313,10 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
 
 
 def audit_webhook(store: SqlStore, settings: Settings, *, clock: Clock, backoff: float) -> AuditWebhook | None:
-    """With KEYBOT_AUDIT_WEBHOOK_URL set: the store queues every audit event's delivery in the event's
-    transaction, and the worker that sends them; else None."""
+    """With KEYBOT_AUDIT_WEBHOOK_URL set, the worker that sends the deliveries the store queues with every
+    audit event (``connect``); else None."""
     if settings.audit_webhook_url is None or settings.audit_webhook_secret is None:
         return None
-    store.audit_webhook = True
     return AuditWebhook(
         store,
         url=settings.audit_webhook_url,

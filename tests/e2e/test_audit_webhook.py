@@ -6,6 +6,8 @@ as a dead letter until an operator sends it again."""
 import asyncio
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,9 +20,11 @@ from aiohttp import web
 
 from bot.audit_webhook import AuditWebhook
 from bot.domain.model import AUDIT_WEBHOOK
+from bot.shell.fakeslack import FakeSlack
 from tests.e2e.conftest import Harness
 from tests.e2e.test_metrics import scrape
 from tests.e2e.test_secret_never_leaks import KEY_RE, leaks
+from tests.procs import keybot_env, running_keybot
 
 SECRET = "s3cr3t-" + "x" * 40
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -197,3 +201,24 @@ async def test_the_oldest_pending_delivery_age_shows_on_metrics_during_an_outage
     samples = await scrape(harness)
     assert samples["keybot_outbox_oldest_pending_seconds"][()] >= 300
     assert samples["keybot_outbox_pending"][()] >= 3  # the three audit events, at least
+
+
+async def test_keybot_serve_delivers_what_keybot_bootstrap_audited(
+    tmp_path: Path, receiver: Receiver, slack: FakeSlack
+) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'keybot.db'}"
+    webhook_env = {"KEYBOT_AUDIT_WEBHOOK_URL": receiver.url, "KEYBOT_AUDIT_WEBHOOK_SECRET": SECRET}
+    env = keybot_env(database_url=db, slack_api_url=slack.api_url, port=0, **webhook_env)
+    bootstrap = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", "bootstrap", "--team-id", "T0001", "--owner", "UOWNER01", "--org", "Acme"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert bootstrap.returncode == 0, bootstrap.stderr
+    assert receiver.got == []  # queued, not sent: only `keybot serve` sends
+    async with running_keybot(database_url=db, slack_api_url=slack.api_url, log_path=tmp_path / "kb.log", **webhook_env) as kb:
+        [event] = await delivered(receiver, 1, timeout=30)
+        code, log = await kb.stop()
+    assert (event["action"], event["target_user"], event["actor"]) == ("role granted", "UOWNER01", "keybot bootstrap")
+    assert readme_recipe()(SECRET, receiver.got[0].headers, receiver.got[0].body)
+    assert code == 0 and SECRET not in log and "receiver-token" not in log
