@@ -8,8 +8,8 @@ errors, then "other"), a lane name — never a user, project, key or anything a 
 
 The hot path pays one histogram observation and one counter increment per request; everything else
 (argon2 lanes, verify outcomes and cache hits, the outbox and the audit webhook, scheduled jobs' lag, the
-database pool) is plain numbers kept by
-their owners and read only when ``/metrics`` is scraped. Services never import this module.
+database pool) is plain numbers kept by their owners and read only when ``/metrics`` is scraped.
+Services never import this module.
 """
 
 import json
@@ -169,7 +169,9 @@ class Metrics:
             registry=self.registry,
         )
         self._seen_errors: set[str] = set()
-        self._outbox_pending = Gauge("keybot_outbox_pending", "DMs waiting to be sent", registry=self.registry)
+        self._outbox_pending = Gauge(
+            "keybot_outbox_pending", "DMs and audit webhook deliveries waiting to be sent", registry=self.registry
+        )
         self._outbox_dead = Gauge("keybot_outbox_dead", "dead DMs waiting for an operator", registry=self.registry)
         self._outbox_age = Gauge(
             "keybot_outbox_oldest_pending_seconds",

@@ -302,8 +302,8 @@ class NudgeMessages(Protocol):
 
 class Health(Protocol):
     async def pending_notifications(self) -> int:
-        """DMs still to be sent (not sent, not dead); raises ``Unavailable`` when the database does
-        not answer."""
+        """DMs and audit webhook deliveries still to be sent (not sent, not dead); raises
+        ``Unavailable`` when the database does not answer."""
 
     async def dead_notifications(self) -> int:
         """DMs Slack refused for good, waiting for an operator."""
