@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain.model import KeyRecord, KeyState, Notification, VerifyRecord
+from bot.domain.model import AUDIT_WEBHOOK, KeyRecord, KeyState, Notification, VerifyRecord
 from bot.domain.notices import Notice
 from bot.ports import KeyListingPage, OutboxEntry
 from storage.engine import PG_CONNECT_ARGS, make_engine, reader, single_statement, writer
@@ -290,7 +290,7 @@ class SqlStore:
                 id=row.id,
                 user_id=row.user_id,
                 team_id=row.team_id,
-                kind=Notice.from_json(row.notice).kind.value if row.notice else None,
+                kind=Notice.from_json(row.notice).kind.value if row.notice else _plain_kind(row.user_id),
                 attempts=row.attempts,
                 last_error=row.last_error,
                 created_at=row.created_at,
@@ -345,6 +345,11 @@ class SqlStore:
         if self._pg_reader is not None:
             await self._pg_reader.close()
         await self.engine.dispose()
+
+
+def _plain_kind(recipient: str) -> str | None:
+    """What a row without a notice is: an audit webhook delivery, or a DM queued as text (None)."""
+    return AUDIT_WEBHOOK if recipient == AUDIT_WEBHOOK else None
 
 
 def _asyncpg_connect_args(engine: AsyncEngine) -> dict[str, Any]:

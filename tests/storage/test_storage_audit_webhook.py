@@ -67,6 +67,8 @@ async def test_slacks_and_the_shells_outbox_workers_never_claim_a_delivery(store
     assert await store.claim_notifications(limit=10, now=later, lease_seconds=60) == []
     assert await store.claim_notifications(limit=10, now=later, lease_seconds=60, origin="shell") == []
     assert await store.oldest_pending_notification() == T0 + timedelta(seconds=1)
+    [listed] = await store.unsent_notifications(dead=False, limit=10)  # as `keybot outbox` shows it
+    assert (listed.user_id, listed.kind) == (AUDIT_WEBHOOK, AUDIT_WEBHOOK)
     [row] = await store.claim_notifications(limit=10, now=later, lease_seconds=60, origin=AUDIT_WEBHOOK)
     await store.mark_sent(row.id, at=later)
     assert await store.oldest_pending_notification() is None
