@@ -12,12 +12,6 @@ FIELDS = [field.name for field in dataclasses.fields(ExportedEvent)]
 FORMATS = ("jsonl", "csv")
 
 
-def _values(event: ExportedEvent) -> dict[str, object]:
-    values = dataclasses.asdict(event)
-    values["at"] = event.at.isoformat()
-    return values
-
-
 async def write_events(events: AsyncIterator[ExportedEvent], out: TextIO, *, fmt: str) -> int:
     """Write each event as it comes (nothing is held but the current row); how many were written."""
     count = 0
@@ -26,8 +20,8 @@ async def write_events(events: AsyncIterator[ExportedEvent], out: TextIO, *, fmt
         writer.writeheader()
     async for event in events:
         if writer is not None:
-            writer.writerow(_values(event))
+            writer.writerow(event.as_json())
         else:
-            out.write(json.dumps(_values(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+            out.write(json.dumps(event.as_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
         count += 1
     return count

@@ -52,6 +52,10 @@ settings, from the environment:
   KEYBOT_GITHUB_KEYS_URL  GitHub's secret-scanning public keys, normally
                          https://api.github.com/meta/public_keys/secret_scanning: serves
                          POST /v1/leaks/github (unset: no such endpoint)
+  KEYBOT_AUDIT_WEBHOOK_URL  POST every audit event there as JSON, through the outbox with retries
+                         (unset: no webhook)
+  KEYBOT_AUDIT_WEBHOOK_SECRET  signs each delivery (HMAC-SHA256, X-Keybot-Signature); at least 32
+                         characters, required with the URL
 The README's Settings section describes every setting."""
 
 

@@ -7,8 +7,9 @@ for anything else), an HTTP status, a Slack method and error (at most ``MAX_SLAC
 errors, then "other"), a lane name — never a user, project, key or anything a caller typed.
 
 The hot path pays one histogram observation and one counter increment per request; everything else
-(argon2 lanes, verify outcomes and cache hits, the outbox, the database pool) is plain numbers kept by
-their owners and read only when ``/metrics`` is scraped. Services never import this module.
+(argon2 lanes, verify outcomes and cache hits, the outbox and the audit webhook, scheduled jobs' lag, the
+database pool) is plain numbers kept by their owners and read only when ``/metrics`` is scraped.
+Services never import this module.
 """
 
 import json
@@ -16,7 +17,8 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -54,6 +56,9 @@ class Sources:
     health: Health | None = None
     pool: Callable[[], tuple[int, int] | None] | None = None  # (connections in use, pool size)
     outbox: Any = None  # bot.slack.outbox.OutboxWorker: .retries, .dead_letters
+    webhook: Any = None  # bot.audit_webhook.AuditWebhook: .delivered, .retries, .dead_letters
+    jobs: Any = None  # bot.services.jobs.JobRunner: .claimed, .lag_seconds
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 class _Pulled(Collector):
@@ -90,6 +95,24 @@ class _Pulled(Collector):
             yield CounterMetricFamily("keybot_outbox_retries", "DM sends to retry later", value=outbox.retries)
             yield CounterMetricFamily(
                 "keybot_outbox_dead_letters", "DMs Slack refused for good (buried)", value=outbox.dead_letters
+            )
+        webhook = self._sources.webhook
+        if webhook is not None:
+            yield CounterMetricFamily(
+                "keybot_audit_webhook_deliveries", "audit events the webhook receiver accepted", value=webhook.delivered
+            )
+            yield CounterMetricFamily(
+                "keybot_audit_webhook_retries", "audit webhook deliveries to retry later", value=webhook.retries
+            )
+            yield CounterMetricFamily(
+                "keybot_audit_webhook_dead_letters", "audit webhook deliveries the receiver refused for good",
+                value=webhook.dead_letters,
+            )
+        jobs = self._sources.jobs
+        if jobs is not None:
+            yield SummaryMetricFamily(
+                "keybot_job_lag_seconds", "scheduled jobs: seconds from due to claimed",
+                count_value=jobs.claimed, sum_value=jobs.lag_seconds,
             )
         pool = self._sources.pool() if self._sources.pool is not None else None
         if pool is not None:
@@ -146,8 +169,15 @@ class Metrics:
             registry=self.registry,
         )
         self._seen_errors: set[str] = set()
-        self._outbox_pending = Gauge("keybot_outbox_pending", "DMs waiting to be sent", registry=self.registry)
+        self._outbox_pending = Gauge(
+            "keybot_outbox_pending", "DMs and audit webhook deliveries waiting to be sent", registry=self.registry
+        )
         self._outbox_dead = Gauge("keybot_outbox_dead", "dead DMs waiting for an operator", registry=self.registry)
+        self._outbox_age = Gauge(
+            "keybot_outbox_oldest_pending_seconds",
+            "age of the oldest outbox row still to be sent (DM or audit webhook delivery); 0 when none",
+            registry=self.registry,
+        )
         self._db_up = Gauge("keybot_database_up", "1 if the database answered the last scrape", registry=self.registry)
         self.registry.register(_Pulled(sources))
         self._children: dict[tuple[str, str], Any] = {}
@@ -179,6 +209,9 @@ class Metrics:
             try:
                 self._outbox_pending.set(await health.pending_notifications())
                 self._outbox_dead.set(await health.dead_notifications())
+                oldest = await health.oldest_pending_notification()
+                age = 0.0 if oldest is None else (self._sources.clock() - oldest).total_seconds()
+                self._outbox_age.set(max(age, 0.0))
                 self._db_up.set(1)
             except Unavailable:
                 self._db_up.set(0)
@@ -299,6 +332,9 @@ def observe(
     lanes: Sequence[Hasher],
     verifier: Any,
     worker: Any,
+    webhook: Any = None,
+    jobs: Any = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Metrics | None:
     """Put the request-id middleware, ``GET /openapi.json`` and, if ``enabled``, the metrics and
     ``GET /metrics`` on ``app``; the runtime's Metrics, or None."""
@@ -308,7 +344,10 @@ def observe(
     subcommands, action_ids = list(COMMANDS), [a.value for a in ActionId]
     metrics = None
     if enabled:
-        sources = Sources(lanes=lanes, verifier=verifier, health=store, pool=_pool_use(store), outbox=worker)
+        sources = Sources(
+            lanes=lanes, verifier=verifier, health=store, pool=_pool_use(store), outbox=worker, webhook=webhook, jobs=jobs,
+            clock=clock or (lambda: datetime.now(UTC)),
+        )
         metrics = Metrics(subcommands=subcommands, action_ids=action_ids, sources=sources)
         app.router.add_get("/metrics", metrics.handler)
     spec = OPENAPI.read_bytes()

@@ -352,11 +352,14 @@ class NudgeMessages(Protocol):
 
 class Health(Protocol):
     async def pending_notifications(self) -> int:
-        """DMs still to be sent (not sent, not dead); raises ``Unavailable`` when the database does
-        not answer."""
+        """DMs and audit webhook deliveries still to be sent (not sent, not dead); raises
+        ``Unavailable`` when the database does not answer."""
 
     async def dead_notifications(self) -> int:
         """DMs Slack refused for good, waiting for an operator."""
+
+    async def oldest_pending_notification(self) -> datetime | None:
+        """When the oldest row still to be sent (not sent, not dead) was queued; None if there is none."""
 
 
 @dataclass(frozen=True, slots=True)

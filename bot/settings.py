@@ -55,6 +55,10 @@ class Settings:
     slack_client_id: str | None = None
     slack_client_secret: str | None = field(default=None, repr=False)
     slack_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    # every audit event POSTed there, HMAC-SHA256-signed with the secret (bot/audit_webhook.py); the URL
+    # may carry a token in its query, so neither is shown by repr
+    audit_webhook_url: str | None = field(default=None, repr=False)
+    audit_webhook_secret: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         """The dataclass repr, minus the secrets (``repr=False``) and the URLs' passwords."""
@@ -261,6 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     client_id, client_secret = opt("SLACK_CLIENT_ID"), opt("SLACK_CLIENT_SECRET")
     _oauth_credentials(client_id, client_secret)
+    webhook_url, webhook_secret = _audit_webhook(opt("KEYBOT_AUDIT_WEBHOOK_URL"), opt("KEYBOT_AUDIT_WEBHOOK_SECRET"))
     return Settings(
         slack_client_id=client_id,
         slack_client_secret=client_secret,
@@ -286,4 +291,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=metrics_port,
         log_format=log_format,
         github_keys_url=github_keys_url,
+        audit_webhook_url=webhook_url,
+        audit_webhook_secret=webhook_secret,
     )
+
+
+MIN_WEBHOOK_SECRET = 32
+
+
+def _audit_webhook(url: str | None, secret: str | None) -> tuple[str | None, str | None]:
+    """Both or neither; an http(s) URL and a secret long enough that nobody guesses it. The messages
+    never repeat either value (a URL may carry a token)."""
+    if url is None and secret is None:
+        return None, None
+    if url is None:
+        raise SettingsError(
+            "KEYBOT_AUDIT_WEBHOOK_SECRET is set but KEYBOT_AUDIT_WEBHOOK_URL is not: set the URL that "
+            "should receive every audit event, or unset the secret."
+        )
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError("KEYBOT_AUDIT_WEBHOOK_URL must be an http(s) URL such as https://siem.example.com/keybot.")
+    if secret is None or len(secret) < MIN_WEBHOOK_SECRET:
+        raise SettingsError(
+            f"KEYBOT_AUDIT_WEBHOOK_SECRET must be set, at least {MIN_WEBHOOK_SECRET} characters, when "
+            "KEYBOT_AUDIT_WEBHOOK_URL is: it signs every delivery. Make one with `openssl rand -hex 32` "
+            "and give the receiver the same value."
+        )
+    return url, secret

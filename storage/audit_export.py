@@ -11,7 +11,7 @@ from storage.errors import translating
 from storage.tables import audit_events, orgs, projects
 
 _a = audit_events.c
-_BATCH = (
+EXPORTED_EVENTS = (
     select(
         _a.id,
         _a.at,
@@ -25,7 +25,7 @@ _BATCH = (
         _a.role,
         _a.origin,
         _a.detail,
-    )  # in ExportedEvent's field order
+    )  # in ExportedEvent's field order; the export and the audit webhook's bodies
     .select_from(
         audit_events.join(orgs, orgs.c.id == _a.org_id).outerjoin(projects, projects.c.id == _a.project_id)
     )
@@ -43,7 +43,7 @@ class SqlAuditExport:
     async def audit_batch(
         self, *, since: datetime, team_id: str | None, after_id: int, limit: int
     ) -> list[ExportedEvent]:
-        stmt: Any = _BATCH.where(_a.id > after_id, _a.at >= since).limit(limit)
+        stmt: Any = EXPORTED_EVENTS.where(_a.id > after_id, _a.at >= since).limit(limit)
         if team_id is not None:
             stmt = stmt.where(orgs.c.team_id == team_id)
         async with self._engine.connect() as conn:

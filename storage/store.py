@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain.model import KeyRecord, KeyState, Notification, VerifyRecord
+from bot.domain.model import AUDIT_WEBHOOK, KeyRecord, KeyState, Notification, VerifyRecord
 from bot.domain.notices import Notice
 from bot.ports import KeyListingPage, OutboxEntry
 from storage.engine import PG_CONNECT_ARGS, make_engine, reader, single_statement, writer
@@ -52,10 +52,10 @@ _key_record = record_maker(KeyRecord, start=LISTING_COLUMNS)  # a row of LISTING
 
 
 @asynccontextmanager
-async def _begin(engine: AsyncEngine) -> AsyncIterator[SqlTransaction]:
+async def _begin(engine: AsyncEngine, *, audit_webhook: bool = False) -> AsyncIterator[SqlTransaction]:
     with translating:
         async with engine.connect() as conn, conn.begin():
-            yield SqlTransaction(conn)
+            yield SqlTransaction(conn, audit_webhook=audit_webhook)
 
 
 class SqlStore:
@@ -63,6 +63,7 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.audit_webhook = False  # True: every audit event also queues an audit webhook delivery
         self._writer = writer(engine)
         self._reader = reader(engine)
         self._single = single_statement(engine)
@@ -85,7 +86,7 @@ class SqlStore:
 
     def transaction(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits at the end, rolls back on error."""
-        return _begin(self._writer)
+        return _begin(self._writer, audit_webhook=self.audit_webhook)
 
     def read(self) -> AbstractAsyncContextManager[SqlTransaction]:
         """A read transaction: a consistent snapshot without the SQLite write lock."""
@@ -275,6 +276,14 @@ class SqlStore:
     async def dead_notifications(self) -> int:
         return await self._count_unsent(dead=True)
 
+    @translating
+    async def oldest_pending_notification(self) -> datetime | None:
+        o = outbox.c
+        stmt = select(func.min(o.created_at)).where(o.sent_at.is_(None), o.dead_at.is_(None))
+        async with self._single.connect() as conn:
+            oldest: datetime | None = (await conn.execute(stmt)).scalar_one()
+        return oldest
+
     # -- dead letters (keybot outbox) ---------------------------------------------------------------
 
     @translating
@@ -296,7 +305,7 @@ class SqlStore:
                 id=row.id,
                 user_id=row.user_id,
                 team_id=row.team_id,
-                kind=Notice.from_json(row.notice).kind.value if row.notice else None,
+                kind=Notice.from_json(row.notice).kind.value if row.notice else _plain_kind(row.user_id),
                 attempts=row.attempts,
                 last_error=row.last_error,
                 created_at=row.created_at,
@@ -351,6 +360,11 @@ class SqlStore:
         if self._pg_reader is not None:
             await self._pg_reader.close()
         await self.engine.dispose()
+
+
+def _plain_kind(recipient: str) -> str | None:
+    """What a row without a notice is: an audit webhook delivery, or a DM queued as text (None)."""
+    return AUDIT_WEBHOOK if recipient == AUDIT_WEBHOOK else None
 
 
 def _asyncpg_connect_args(engine: AsyncEngine) -> dict[str, Any]:

@@ -5,6 +5,7 @@ SAVEPOINT and say which name conflicts, so after a ``Conflict`` the surrounding 
 still usable on PostgreSQL as on SQLite.
 """
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.errors import Conflict
 from bot.domain.model import (
+    AUDIT_WEBHOOK,
     AuditEvent,
+    ExportedEvent,
     KeyRecord,
     NewKeyRecord,
     Org,
@@ -26,6 +29,7 @@ from bot.domain.model import (
 )
 from bot.domain.notices import Notice
 from bot.domain.roles import OrgRole, ProjectRole
+from storage.audit_export import EXPORTED_EVENTS
 from storage.errors import is_unique_violation, translating
 from storage.jobs import SqlJobRows
 from storage.lifecycle import SqlLifecycleRows
@@ -50,8 +54,10 @@ class SqlTransaction(SqlLifecycleRows, SqlJobRows, SqlRequestRows):
     """One database transaction (see ``bot.ports.Transaction``); the key lifecycle's rows are in
     ``storage.lifecycle``, the jobs' in ``storage.jobs``, the access requests' in ``storage.requests``."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *, audit_webhook: bool = False) -> None:
+        """``audit_webhook``: every audit event also queues its delivery to the audit webhook."""
         self._conn = conn
+        self._audit_webhook = audit_webhook
 
     def _insert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
         if self._conn.dialect.name == "postgresql":
@@ -327,8 +333,10 @@ class SqlTransaction(SqlLifecycleRows, SqlJobRows, SqlRequestRows):
 
     @translating
     async def add_audit(self, event: AuditEvent) -> None:
-        await self._conn.execute(
-            audit_events.insert().values(
+        """The event; with the audit webhook on, also its delivery, an outbox row of origin
+        ``AUDIT_WEBHOOK`` whose text is the JSON body (the export's line), in this same transaction."""
+        inserted = await self._conn.execute(
+            audit_events.insert().returning(audit_events.c.id).values(
                 org_id=event.org_id,
                 project_id=event.project_id,
                 actor=event.actor,
@@ -340,6 +348,22 @@ class SqlTransaction(SqlLifecycleRows, SqlJobRows, SqlRequestRows):
                 at=event.at,
                 origin=event.origin,
                 detail=event.detail,
+            )
+        )
+        if self._audit_webhook:
+            await self._queue_webhook(inserted.scalar_one(), at=event.at)
+
+    async def _queue_webhook(self, audit_id: int, *, at: datetime) -> None:
+        row: Any = (await self._conn.execute(EXPORTED_EVENTS.where(audit_events.c.id == audit_id))).one()
+        body = json.dumps(ExportedEvent(*row).as_json(), ensure_ascii=False, separators=(",", ":"))
+        await self._conn.execute(
+            outbox.insert().values(
+                user_id=AUDIT_WEBHOOK,
+                text=body,
+                created_at=at,
+                next_attempt_at=at,
+                attempts=0,
+                origin=AUDIT_WEBHOOK,
             )
         )
 

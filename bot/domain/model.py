@@ -148,6 +148,11 @@ class RoleGrant:
     project: str | None
 
 
+# The outbox rows that carry audit events to KEYBOT_AUDIT_WEBHOOK_URL: their origin and recipient.
+# Slack's outbox worker (origin NULL) and keybot shell's ("shell") never claim them.
+AUDIT_WEBHOOK = "webhook"
+
+
 @dataclass(frozen=True, slots=True)
 class ExportedEvent:
     """One audit event as ``keybot audit export`` writes it: names instead of row ids."""
@@ -164,3 +169,20 @@ class ExportedEvent:
     role: str | None
     origin: str | None
     detail: str | None
+
+    def as_json(self) -> dict[str, object]:
+        """The event as one JSON object: an export line, and the body of an audit webhook delivery."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "team_id": self.team_id,
+            "project": self.project,
+            "actor": self.actor,
+            "action": self.action,
+            "key_name": self.key_name,
+            "key_masked": self.key_masked,
+            "target_user": self.target_user,
+            "role": self.role,
+            "origin": self.origin,
+            "detail": self.detail,
+        }

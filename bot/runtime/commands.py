@@ -78,6 +78,8 @@ async def serve(settings: Settings) -> None:
                 "Set KEYBOT_METRICS_PORT to a free port."
             ) from None
     runtime.worker.start()
+    if runtime.webhook is not None:
+        runtime.webhook.start()  # audit events to KEYBOT_AUDIT_WEBHOOK_URL, claimed like DMs
     runtime.jobs.start()  # claims due jobs like the outbox: each runs once across instances
     runtime.purger.start()  # once now, then hourly; a DELETE … WHERE is safe from every instance
     if not settings.verify_token and not loopback_only(settings.host):

@@ -21,6 +21,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 
+from bot.audit_webhook import AuditWebhook
 from bot.domain.errors import Unavailable
 from bot.domain.hashing import CREATE_LANE_DEPTH, VERIFY_LANE_DEPTH, Hasher
 from bot.domain.keys import KeyFormat
@@ -99,6 +100,7 @@ class Runtime:
     home: HomePublisher  # App Home views: published on opening and refreshed after changes
     watch: EventWatch | None = None  # messages checked for leaked keys, and deactivations
     metrics: Metrics | None = None  # None with KEYBOT_METRICS=off
+    webhook: AuditWebhook | None = None  # with KEYBOT_AUDIT_WEBHOOK_URL; `serve` starts it
     late_replies: set["asyncio.Task[None]"] = field(default_factory=set)
 
     async def aclose(self) -> None:
@@ -109,6 +111,8 @@ class Runtime:
         await self.jobs.stop()  # before the outbox worker, whose last drain sends what jobs queued
         await self.worker.stop()
         await self.home.aclose()  # after the worker, whose last DMs may ask for refreshes
+        if self.webhook is not None:
+            await self.webhook.stop()
         await self.purger.stop()
         await self.verifier.aclose()
         await self.store.close()
@@ -147,12 +151,16 @@ async def connect(settings: Settings) -> SqlStore:
         names = " ".join(str(path) for path in exposed)
         log.warning("other users of this machine can read %s (key hashes): run chmod 600 %s", names, names)
     try:
-        return await open_store(settings.database_url, migrate=True)
+        store = await open_store(settings.database_url, migrate=True)
     except Unavailable as err:
         raise StartupError(
             f"cannot reach the database at {redacted(settings.database_url)} ({first_line(err.__cause__ or err)}). "
             "Check DATABASE_URL and that the server is running."
         ) from None
+    # audit events written through this store (serve, bootstrap, …) queue their webhook delivery; any
+    # `keybot serve` with the URL set sends them
+    store.audit_webhook = settings.audit_webhook_url is not None
+    return store
 
 
 async def existing_org_teams(settings: Settings) -> list[str]:
@@ -250,12 +258,13 @@ async def build_runtime(
         nudge_dms=job_queue,
         tokens=oauth.tokens if oauth is not None else None,
     )
+    webhook = audit_webhook(store, settings, clock=clock, backoff=outbox_backoff)
     verifier = Verifier(store, hasher=verify_hasher, key_format=key_format, clock=clock)
     uow = unit_of_work(store) if unit_of_work is not None else store
     context = Context(
         uow=uow,
         clock=clock,
-        on_notify=worker.wake,
+        on_notify=worker.wake if webhook is None else _both(worker.wake, webhook.wake),
         on_key_revoked=verifier.forget,
         on_key_changed=verifier.forget_row,
         origin=origin,
@@ -297,7 +306,18 @@ async def build_runtime(
     )
     if settings.github_keys_url:  # GitHub's secret-scanning partner endpoint, POST /v1/leaks/github
         add_github_leaks(web_app, keys=GitHubKeys(settings.github_keys_url), leaks=leaks)
-    metrics = observe(web_app, enabled=settings.metrics, store=store, lanes=(hasher, verify_hasher), verifier=verifier, worker=worker)
+    jobs = JobRunner(job_queue, keybot.jobs, clock=clock)
+    metrics = observe(
+        web_app,
+        enabled=settings.metrics,
+        store=store,
+        lanes=(hasher, verify_hasher),
+        verifier=verifier,
+        worker=worker,
+        webhook=webhook,
+        jobs=jobs,
+        clock=clock,
+    )
     if metrics is not None:
         count_slack_errors(client, metrics)
     return Runtime(
@@ -311,11 +331,34 @@ async def build_runtime(
         web_app=web_app,
         verify_hasher=verify_hasher,
         purger=Purger(store, clock=clock, policy=retention_policy(settings)),
-        jobs=JobRunner(job_queue, keybot.jobs, clock=clock),
+        jobs=jobs,
         late_replies=late_replies,
         watch=watch,
         home=home,
         metrics=metrics,
+        webhook=webhook,
+    )
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def call() -> None:
+        first()
+        second()
+
+    return call
+
+
+def audit_webhook(store: SqlStore, settings: Settings, *, clock: Clock, backoff: float) -> AuditWebhook | None:
+    """With KEYBOT_AUDIT_WEBHOOK_URL set, the worker that sends the deliveries the store queues with every
+    audit event (``connect``); else None."""
+    if settings.audit_webhook_url is None or settings.audit_webhook_secret is None:
+        return None
+    return AuditWebhook(
+        store,
+        url=settings.audit_webhook_url,
+        secret=settings.audit_webhook_secret,
+        clock=clock,
+        base_backoff=backoff,
     )
 
 

@@ -181,6 +181,8 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self.claimed = 0  # jobs claimed so far, and their total lag: claimed at minus due at (/metrics)
+        self.lag_seconds = 0.0
 
     def wake(self) -> None:
         """Look for due jobs now (a test moved the clock, or a job was scheduled due at once)."""
@@ -209,6 +211,8 @@ class JobRunner:
                 log.warning("jobs: could not ensure the stale sweeps; will try again", exc_info=True)
                 self._next_sweep_check = now + timedelta(minutes=1)
         claimed = await self._queue.claim_jobs(limit=self._batch, now=now, lease_seconds=self._lease)
+        self.claimed += len(claimed)
+        self.lag_seconds += sum(max((now - job.due_at).total_seconds(), 0.0) for job in claimed)
         for job in claimed:
             if self._stopping:
                 break

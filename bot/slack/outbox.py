@@ -27,7 +27,6 @@ A DM's text is never logged.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -42,11 +41,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.errors import Unavailable
 from bot.domain.model import Notification
 from bot.domain.notices import BUTTON_DMS, BUTTON_KINDS, NUDGE_KINDS, UPDATES, Notice, NoticeKind
 from bot.domain.tracing import REQUEST_ID
 from bot.ports import NudgeMessages, Outbox
+from bot.services.draining import Drainer
 from bot.slack.installs import WorkspaceTokens
 from bot.slack.leak_dms import button_dm
 from bot.slack.notices import merged_dm_text
@@ -123,7 +122,7 @@ def slack_client(*, token: str, base_url: str, timeout: int = 10) -> AsyncWebCli
     )
 
 
-class OutboxWorker:
+class OutboxWorker(Drainer):
     def __init__(
         self,
         store: Outbox,
@@ -144,60 +143,21 @@ class OutboxWorker:
         ``nudge_dms``: where reminder DMs went, so a decision can update them (without it, it cannot).
         ``tokens``: the bot token of each row's workspace (keybot installed through OAuth); without it
         every call uses ``client``'s own token."""
+        super().__init__(name="outbox", log=log, poll_interval=poll_interval, batch=batch)
         self._tokens = tokens
         self._store = store
         self._nudge_dms = nudge_dms
         self._merge = merge_seconds
         self._origin = origin
         self._client = client
-        self._poll = poll_interval
-        self._batch = batch
         self._lease = lease_seconds
         self._base_backoff = base_backoff
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
         self._app_refused: str | None = None  # the error while Slack refuses keybot's token or app
         # called with (team id, user id) for each recipient of a batch of DMs, once handled (bot/slack/home_refresh.py)
         self.on_delivered: Callable[[str, str], None] | None = None
         self.retries = 0  # sends to retry later, and DMs buried as dead letters (read by /metrics)
         self.dead_letters = 0
-
-    def wake(self) -> None:
-        """Tell the worker new rows are waiting (called after a commit that queued DMs)."""
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="keybot-outbox")
-
-    async def stop(self, *, drain_seconds: float = 5.0) -> None:
-        """Finish in-flight sends, try one last drain, then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=drain_seconds)
-            except TimeoutError:
-                self._task.cancel()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.drain_once()
-            except Unavailable:
-                sent = 0
-                log.warning("outbox: database unavailable; will retry")
-            except Exception:
-                sent = 0
-                log.exception("outbox: unexpected error; will retry")
-            if self._stopping and sent == 0:
-                return
-            if sent == self._batch:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            self._wake.clear()
 
     async def drain_once(self) -> int:
         """Claim and send one batch; return how many were sent."""

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.domain.keys import CHECKSUM_LEN, checksum
 from tests.e2e.conftest import OWNER, Harness
+from tests.e2e.contract import conforms
 from tests.e2e.test_secret_never_leaks import KEY_RE, leaks
 
 SECOND_OWNER = "UOWNER02"
@@ -74,8 +75,11 @@ def report(*tokens: str, url: str = URL) -> bytes:
 
 
 async def post(harness: Harness, body: bytes, headers: dict[str, str]) -> tuple[int, object]:
+    """POST a report; every answer must also be one that bot/openapi.json describes."""
     async with harness.session.post(f"{harness.base_url}{PATH}", data=body, headers=headers) as response:
-        return response.status, await response.json(content_type=None)
+        answer = await response.json(content_type=None)
+        conforms(PATH, "post", response.status, response.headers["Content-Type"], answer)
+        return response.status, answer
 
 
 async def verify(harness: Harness, key: str) -> dict[str, object]:

@@ -3,7 +3,6 @@ validate against it, ``GET /openapi.json`` serves it, and a bounded schemathesis
 ``keybot serve`` finds no 5xx and no answer outside it (``make fuzz`` runs a longer one)."""
 
 import asyncio
-import json
 import os
 import re
 import subprocess
@@ -18,10 +17,11 @@ from jsonschema import Draft202012Validator
 from bot.observability import OPENAPI
 from bot.shell.fakeslack import FakeSlack
 from tests.e2e.conftest import Harness
+from tests.e2e.contract import SPEC, conforms
+from tests.e2e.test_github_leaks import GitHubStandIn, github  # noqa: F401 (a fixture)
 from tests.e2e.test_verify_api import well_formed
 from tests.procs import running_keybot
 
-SPEC: dict[str, Any] = json.loads(OPENAPI.read_text())
 TOKEN = "contract-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
@@ -30,17 +30,6 @@ KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
 @pytest.fixture
 def e2e_overrides() -> dict[str, object]:
     return {"verify_token": TOKEN}
-
-
-def conforms(path: str, method: str, status: int, content_type: str, body: object) -> None:
-    """Fail unless ``body`` is what the contract says ``method path`` answers with ``status``."""
-    responses = SPEC["paths"][path][method]["responses"]
-    assert str(status) in responses, f"{method.upper()} {path} answered {status}, which the contract lacks"
-    media = content_type.split(";")[0]
-    content = responses[str(status)]["content"]
-    assert media in content, f"{media} is not a content type of {status}"
-    pointer = "/".join(p.replace("~", "~0").replace("/", "~1") for p in ("paths", path, method, "responses", str(status), "content", media, "schema"))
-    Draft202012Validator({**SPEC, "$ref": f"#/{pointer}"}).validate(body)
 
 
 async def call_verify(harness: Harness, body: Any, *, headers: dict[str, str] = AUTH) -> dict[str, Any]:
@@ -127,11 +116,12 @@ FUZZ_EXAMPLES = int(os.environ.get("KEYBOT_FUZZ_EXAMPLES", "100"))
 
 
 async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_contract(
-    tmp_path: Path, slack: FakeSlack
+    tmp_path: Path, slack: FakeSlack, github: GitHubStandIn  # noqa: F811 (the fixture)
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'keybot.db'}"
     async with running_keybot(
-        database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "keybot.log", KEYBOT_VERIFY_TOKEN=TOKEN
+        database_url=url, slack_api_url=slack.api_url, log_path=tmp_path / "keybot.log", KEYBOT_VERIFY_TOKEN=TOKEN,
+        KEYBOT_GITHUB_KEYS_URL=github.url,
     ) as kb:
         base = kb.events_url.rsplit("/slack/events", 1)[0]
         run = await asyncio.to_thread(
@@ -147,5 +137,5 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_cont
         )
         code, log = await kb.stop()
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert re.search(r"Tested: 4\b", run.stdout) and re.search(r"[1-9][0-9]* generated", run.stdout), run.stdout[-2000:]
+    assert re.search(r"Tested: 5\b", run.stdout) and re.search(r"[1-9][0-9]* generated", run.stdout), run.stdout[-2000:]
     assert code == 0, log

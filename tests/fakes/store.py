@@ -206,6 +206,11 @@ class MemoryStore(MemoryJobQueue):
         self.hit("dead_notifications")
         return sum(r.dead_at is not None for r in self.outbox(sent=False))
 
+    async def oldest_pending_notification(self) -> datetime | None:
+        self.hit("oldest_pending_notification")
+        queued = [r.notice.at if r.notice else r.next_attempt_at for r in self.outbox(sent=False) if r.dead_at is None]
+        return min(queued, default=None)
+
     # -- DeadLetters --
 
     async def unsent_notifications(self, *, dead: bool, limit: int) -> list[OutboxEntry]:
