@@ -45,7 +45,7 @@ async def test_a_refused_org_action_names_the_organization_owners(payments: Harn
 
 async def test_whoami_says_what_each_role_lets_you_do(payments: Harness) -> None:
     text = (await payments.cmd(ANA, "whoami")).text
-    assert "*admin* in `payments` — you may see this project, see members — but not see or change its keys" in text
+    assert "*admin* in `payments` — you may see this project, see members, request keys (an owner approves each) — but not see or change its keys" in text
     owner = (await payments.as_owner("whoami")).text
     assert "a *owner* of the organization" not in owner  # grammar: "an owner"
     assert "an *owner* of the organization — you may do everything in every project" in owner
