@@ -38,31 +38,36 @@ Block = dict[str, Any]
 
 
 
-def _section(text: str) -> Block:
+def escaped(text: str) -> str:
+    """Text someone typed, shown in mrkdwn as typed: never a mention, a link or a channel alert."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _context(text: str) -> Block:
+def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 DIVIDER: Block = {"type": "divider"}
 
 
-def _button(
+def button(
     text: str, *, action_id: ActionId, value: str, style: str | None = None, confirm: Block | None = None
 ) -> Block:
-    button: Block = {
+    found: Block = {
         "type": "button",
         "text": {"type": "plain_text", "text": text, "emoji": True},
         "action_id": action_id.value,
         "value": value,
     }
     if style:
-        button["style"] = style
+        found["style"] = style
     if confirm:
-        button["confirm"] = confirm
-    return button
+        found["confirm"] = confirm
+    return found
 
 
 def _actions(*buttons: Block) -> Block:
@@ -97,17 +102,17 @@ def help_message(*, intro: str | None = None) -> Message:
         "`read-write`, `read-only`. Only organization owners and project owners can see or change keys. "
         "`/apikeys help roles` explains each."
     )
-    return message(text, [_section(text), _context(roles)])
+    return message(text, [section(text), context(roles)])
 
 
 def roles_help() -> Message:
     text = roles_text()
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def working_message() -> Message:
     text = ":hourglass_flowing_sand: Working on it — the answer will appear here in a moment, only to you."
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def error_message(text: str) -> Message:
@@ -131,9 +136,9 @@ def created_key(created: CreatedKey, *, new_project: bool = False, requested: bo
     return message(
         fallback,
         [
-            _section(intro),
-            _section(f"```{created.plaintext}```"),
-            _context(
+            section(intro),
+            section(f"```{created.plaintext}```"),
+            context(
                 f"Only you can see this message. keybot keeps only a hash; from now on the key shows as "
                 f"`{created.masked}`. "
                 + (
@@ -194,20 +199,20 @@ def _key_row(project: str, key: KeyRecord, now: datetime | None = None) -> Block
 def key_page(page: KeyPage) -> Message:
     if not page.keys:
         text = f"No keys in `{page.project}`. Create one with `/apikeys create {page.project} <key-name>`."
-        return message(text, [_section(text)])
+        return message(text, [section(text)])
     last = page.first + len(page.keys) - 1
     span = f"{page.first}" if last == page.first else f"{page.first}–{last}"
     where = f"{span} of {page.total}" if page.total > len(page.keys) else f"all {page.total}"
     title = f"*Keys in `{page.project}`* — {where}, newest first"
-    blocks: list[Block] = [_section(title), DIVIDER]
+    blocks: list[Block] = [section(title), DIVIDER]
     blocks += [_key_row(page.project, key, page.now) for key in page.keys]
     buttons = []
     if page.has_newer:
         value = encode_page(PageCursor(page.project, page.keys[0].id, page.first))
-        buttons.append(_button("◀ Newer", action_id=ActionId.KEYS_NEWER, value=value))
+        buttons.append(button("◀ Newer", action_id=ActionId.KEYS_NEWER, value=value))
     if page.has_older:
         value = encode_page(PageCursor(page.project, page.keys[-1].id, last + 1))
-        buttons.append(_button("Older ▶", action_id=ActionId.KEYS_OLDER, value=value))
+        buttons.append(button("Older ▶", action_id=ActionId.KEYS_OLDER, value=value))
     if buttons:
         blocks.append(_actions(*buttons))
     return message(f"Keys in {page.project}, {where}", blocks)
@@ -227,26 +232,26 @@ def confirm_delete(request: DeleteRequest) -> Message:
     return message(
         f"Confirm: delete key {request.name} from {request.project}?",
         [
-            _section(text),
+            section(text),
             _actions(
-                _button(
+                button(
                     "Delete", action_id=ActionId.DELETE_CONFIRM, value=request.token, style="danger", confirm=dialog
                 ),
-                _button("Cancel", action_id=ActionId.DELETE_CANCEL, value=request.token),
+                button("Cancel", action_id=ActionId.DELETE_CANCEL, value=request.token),
             ),
-            _context(f"This confirmation is yours alone and expires {slack_date(request.expires_at)}."),
+            context(f"This confirmation is yours alone and expires {slack_date(request.expires_at)}."),
         ],
     )
 
 
 def deleted(key: DeletedKey) -> Message:
     text = f":wastebasket: Deleted key `{key.name}` (`{key.masked}`) from `{key.project}`. It no longer verifies."
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def cancelled(key: DeletedKey) -> Message:
     text = f"Cancelled. Key `{key.name}` in `{key.project}` was not deleted."
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def _grant_line(grant: RoleGrant, *, project: str | None = None) -> str:
@@ -273,7 +278,7 @@ def whoami(info: Whoami) -> Message:
             for g in info.grants
         ]
         text = f"You are <@{info.user_id}> in *{info.org}*:\n" + "\n".join(lines)
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def projects(visible: VisibleProjects) -> Message:
@@ -287,7 +292,7 @@ def projects(visible: VisibleProjects) -> Message:
             f"You can't see any project yet. {held} only the projects where you hold a project role. "
             f"An organization owner can give you one: {_mentions(visible.org_owners)}."
         )
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def members(info: Members) -> Message:
@@ -297,7 +302,7 @@ def members(info: Members) -> Message:
         text = f"*Members of `{info.scope}`:*\n" + "\n".join(
             _grant_line(g, project=info.project) for g in info.grants
         )
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def role_changed(change: RoleChange, *, actor: str) -> Message:
@@ -319,7 +324,7 @@ def role_changed(change: RoleChange, *, actor: str) -> Message:
             f"{who} {verb} now {role_phrase(change.role, project=change.project)}{was}. "
             f"That lets {'you' if who == 'You' else 'them'} {allows}.{told}"
         )
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def _audit_sentence(event: AuditEvent, project: str) -> str:
@@ -382,21 +387,21 @@ def _audit_line(event: AuditEvent, project: str) -> str:
 def audit_page(page: AuditPage, *, number: int) -> Message:
     if not page.events:
         text = f"No audit events in `{page.project}`" + (" on this page." if number > 1 else " yet.")
-        return message(text, [_section(text)])
+        return message(text, [section(text)])
     blocks: list[Block] = [
-        _section(f"*Audit log of `{page.project}`* — page {number}, newest first"),
+        section(f"*Audit log of `{page.project}`* — page {number}, newest first"),
         DIVIDER,
     ]
     lines = [_audit_line(e, page.project) for e in page.events]
     for start in range(0, len(lines), 10):
-        blocks.append(_section("\n".join(lines[start : start + 10])))
+        blocks.append(section("\n".join(lines[start : start + 10])))
     buttons = []
     if page.has_newer and page.events[0].id is not None:
         value = encode_page(PageCursor(page.project, page.events[0].id, max(number - 1, 1)))
-        buttons.append(_button("◀ Newer", action_id=ActionId.AUDIT_NEWER, value=value))
+        buttons.append(button("◀ Newer", action_id=ActionId.AUDIT_NEWER, value=value))
     if page.has_older and page.events[-1].id is not None:
         value = encode_page(PageCursor(page.project, page.events[-1].id, number + 1))
-        buttons.append(_button("Older ▶", action_id=ActionId.AUDIT_OLDER, value=value))
+        buttons.append(button("Older ▶", action_id=ActionId.AUDIT_OLDER, value=value))
     if buttons:
         blocks.append(_actions(*buttons))
     return message(f"Audit log of {page.project}, page {number}", blocks)

@@ -12,19 +12,12 @@ from typing import Any
 
 from bot.domain.leaks import LeakOutcome
 from bot.domain.notices import Notice, NoticeKind
+from bot.slack.blocks import escaped, section
 from bot.slack.codec import ActionId, KeyChoice, MenuChoice, encode_choice
 from bot.slack.dates import mention, slack_date
 from bot.slack.nudges import CHECKED_AT_CLICK
 
 MAX_LISTED_KEYS = 20  # keys of one deactivation DM with buttons (50 blocks at most per message)
-
-
-def _escaped(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def _button(text: str, *, action_id: ActionId, choice: MenuChoice, notice: Notice, key: str) -> dict[str, Any]:
@@ -53,10 +46,10 @@ def leak_text(notice: Notice) -> str:
     when = slack_date(notice.at)
     roll = f"`/apikeys roll {notice.project} {notice.key_name}`"
     if notice.channel is None:
-        found = f":rotating_light: GitHub found {key} in public at {_escaped(notice.url or 'an unknown place')}, {when}."
+        found = f":rotating_light: GitHub found {key} in public at {escaped(notice.url or 'an unknown place')}, {when}."
         remove, still = "Remove it from there and", ": remove it from there and"
     else:
-        link = f" (<{_escaped(notice.url)}|the message>)" if notice.url else ""
+        link = f" (<{escaped(notice.url)}|the message>)" if notice.url else ""
         poster = mention(notice.poster) if notice.poster else "someone"
         found = f":rotating_light: {poster} posted {key} in {conversation(notice.channel)}{link}, {when}."
         remove, still = "They were asked to delete the message;", ". They were asked to delete the message;"
@@ -105,7 +98,7 @@ def button_dm(notice: Notice) -> dict[str, Any]:
             _button("Enable again", action_id=ActionId.LEAK_ENABLE, choice=MenuChoice.ENABLE, notice=notice, key=name)
         )
     buttons.append(_button("Delete…", action_id=ActionId.LEAK_DELETE, choice=MenuChoice.DELETE, notice=notice, key=name))
-    return {"text": text, "blocks": [_section(text), {"type": "actions", "elements": buttons}, _context()]}
+    return {"text": text, "blocks": [section(text), {"type": "actions", "elements": buttons}, _context()]}
 
 
 def _context() -> dict[str, Any]:
@@ -118,9 +111,9 @@ def _deactivated_dm(notice: Notice) -> dict[str, Any]:
         f":bust_in_silhouette: {mention(notice.actor)} was deactivated in Slack, {slack_date(notice.at)}: their roles "
         f"in keybot ended. They created these keys in project `{notice.project}`, and may still hold the secrets:"
     )
-    blocks = [_section(head)]
+    blocks = [section(head)]
     for name, masked in notice.keys[:MAX_LISTED_KEYS]:
-        blocks.append(_section(f"`{name}` (`{masked}`)"))
+        blocks.append(section(f"`{name}` (`{masked}`)"))
         blocks.append(
             {
                 "type": "actions",
@@ -132,7 +125,7 @@ def _deactivated_dm(notice: Notice) -> dict[str, Any]:
         )
     if len(notice.keys) > MAX_LISTED_KEYS:
         more = len(notice.keys) - MAX_LISTED_KEYS
-        blocks.append(_section(f"…and {more} more: `/apikeys list {notice.project}` shows every key."))
+        blocks.append(section(f"…and {more} more: `/apikeys list {notice.project}` shows every key."))
     blocks.append(_context())
     return {"text": text, "blocks": blocks}
 

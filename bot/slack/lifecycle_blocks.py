@@ -7,17 +7,9 @@ from bot.domain.lifecycle import PolicyField, policy_text
 from bot.domain.names import shown
 from bot.domain.notices import NoticeKind
 from bot.services.lifecycle import KeyChange, KeyDetails, PolicyView, RolledKey
-from bot.slack.blocks import Block, Message, message
+from bot.slack.blocks import Message, context, message, section
 from bot.slack.dates import slack_date
 from bot.slack.status import key_status
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def rolled_key(rolled: RolledKey) -> Message:
@@ -39,10 +31,10 @@ def rolled_key(rolled: RolledKey) -> Message:
     return message(
         f"Rolled key {rolled.name} in {rolled.project} (new secret shown once, only to you)",
         [
-            _section(intro),
-            _section(f"```{rolled.plaintext}```"),
-            _section(old),
-            _context(
+            section(intro),
+            section(f"```{rolled.plaintext}```"),
+            section(old),
+            context(
                 f"Only you can see this message. keybot keeps only a hash; from now on the key shows as "
                 f"`{rolled.masked}`.{expiry}"
             ),
@@ -69,7 +61,7 @@ def key_details(details: KeyDetails) -> Message:
     text = "\n".join(lines)
     return message(
         f"Key {key.name} in {details.project}",
-        [_section(text), _context(f"`/apikeys audit {details.project}` shows every change to its keys.")],
+        [section(text), context(f"`/apikeys audit {details.project}` shows every change to its keys.")],
     )
 
 
@@ -92,7 +84,7 @@ def key_changed(change: KeyChange) -> Message:
             until = f"expires {slack_date(change.expires_at)}" if change.expires_at else "never expires"
             text = f":hourglass: Key {key} now {until}."
     told = " The project's other owners get a DM." if change.changed else ""
-    return message(text + told, [_section(text + told)])
+    return message(text + told, [section(text + told)])
 
 
 _SETTING_HELP = {
@@ -127,4 +119,4 @@ def policy_view(view: PolicyView) -> Message:
         else "Only organization owners can change it."
     )
     text = head + "\n" + "\n".join(lines)
-    return message(f"Key policy of {view.org}", [_section(text), _context(how)])
+    return message(f"Key policy of {view.org}", [section(text), context(how)])

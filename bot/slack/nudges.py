@@ -13,19 +13,11 @@ from bot.domain.durations import format_span
 from bot.domain.jobs import Decision, NudgeRef
 from bot.domain.notices import Notice, NoticeKind
 from bot.services.nudges import NudgeOutcome
-from bot.slack.blocks import Block, Message, message
+from bot.slack.blocks import Message, button, context, message, section
 from bot.slack.codec import ActionId, encode_nudge
 from bot.slack.dates import mention, slack_date
 
 CHECKED_AT_CLICK = "Each button checks again, when you click it, that you are still an owner of this project."
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _key(notice: Notice) -> str:
@@ -80,45 +72,33 @@ def _decided_text(notice: Notice) -> str:
     return f"{who} answered the reminder about {key}, {when}."
 
 
-def _button(text: str, *, action_id: ActionId, value: str, style: str | None = None) -> Block:
-    button: Block = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-        "action_id": action_id.value,
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
-
-
 def nudge_dm(notice: Notice) -> dict[str, Any]:
     """What ``chat.postMessage`` sends for a reminder: its text and, for a nudge, its buttons."""
     text = reminder_text(notice)
     if notice.nudge is None or notice.token is None or notice.kind not in (NoticeKind.EXPIRY_NUDGE, NoticeKind.STALE_NUDGE):
-        return {"text": text, "blocks": [_section(text)]}
+        return {"text": text, "blocks": [section(text)]}
     value = encode_nudge(NudgeRef(job_id=notice.nudge, token=notice.token))
     if notice.kind is NoticeKind.EXPIRY_NUDGE:
         buttons = [
-            _button("Roll", action_id=ActionId.NUDGE_ROLL, value=value, style="primary"),  # opens the roll modal
-            _button("Extend 30 days", action_id=ActionId.NUDGE_EXTEND, value=value),
-            _button("Let it expire", action_id=ActionId.NUDGE_LET_EXPIRE, value=value),
+            button("Roll", action_id=ActionId.NUDGE_ROLL, value=value, style="primary"),  # opens the roll modal
+            button("Extend 30 days", action_id=ActionId.NUDGE_EXTEND, value=value),
+            button("Let it expire", action_id=ActionId.NUDGE_LET_EXPIRE, value=value),
         ]
     else:
         buttons = [
-            _button("Delete…", action_id=ActionId.NUDGE_DELETE, value=value, style="danger"),
-            _button("Keep", action_id=ActionId.NUDGE_KEEP, value=value),
+            button("Delete…", action_id=ActionId.NUDGE_DELETE, value=value, style="danger"),
+            button("Keep", action_id=ActionId.NUDGE_KEEP, value=value),
         ]
     return {
         "text": text,
-        "blocks": [_section(text), {"type": "actions", "elements": buttons}, _context(CHECKED_AT_CLICK)],
+        "blocks": [section(text), {"type": "actions", "elements": buttons}, context(CHECKED_AT_CLICK)],
     }
 
 
 def decided_dm(notice: Notice) -> dict[str, Any]:
     """What a reminder becomes (``chat.update``) once someone decided: who did what; no buttons."""
     text = _decided_text(notice)
-    return {"text": text, "blocks": [_section(text), _context("This reminder is closed.")]}
+    return {"text": text, "blocks": [section(text), context("This reminder is closed.")]}
 
 
 def answered(outcome: NudgeOutcome) -> Message:
@@ -133,4 +113,4 @@ def answered(outcome: NudgeOutcome) -> Message:
     else:
         text = f":ok_hand: Kept key {key}. keybot reminds its owners again if it stays unused."
     told = " Every owner's copy of the reminder now says so."
-    return message(text + told, [_section(text + told)])
+    return message(text + told, [section(text + told)])

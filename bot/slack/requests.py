@@ -14,27 +14,15 @@ from bot.domain.durations import format_span
 from bot.domain.notices import Notice, NoticeKind
 from bot.domain.requests import AccessRequest, RequestRef, RequestState
 from bot.services.requests import RequestDecided, RequestList, RequestSent
-from bot.slack.blocks import Block, Message, message
+from bot.slack.blocks import Block, Message, button, context, escaped, message, section
 from bot.slack.codec import ActionId, encode_request
 from bot.slack.dates import mention, slack_date
 
 CHECKED_AT_CLICK = "Each button checks again, when you click it, that you may still use it."
 
 
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def _escaped(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _reason(reason: str | None) -> str:
-    return f" for: _{_escaped(reason)}_" if reason else " (no reason given)"
+    return f" for: _{escaped(reason)}_" if reason else " (no reason given)"
 
 
 def _lifetime(expires: str | None) -> str:
@@ -43,25 +31,13 @@ def _lifetime(expires: str | None) -> str:
     return "no expiry" if expires == "never" else f"expiry `{expires}`"
 
 
-def _button(text: str, *, action_id: ActionId, value: str, style: str | None = None) -> Block:
-    button: Block = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-        "action_id": action_id.value,
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
-
-
 def _decision_buttons(request_id: int, token: str) -> Block:
     value = encode_request(RequestRef(request_id=request_id, token=token))
     return {
         "type": "actions",
         "elements": [
-            _button("Approve", action_id=ActionId.REQUEST_APPROVE, value=value, style="primary"),
-            _button("Deny", action_id=ActionId.REQUEST_DENY, value=value, style="danger"),
+            button("Approve", action_id=ActionId.REQUEST_APPROVE, value=value, style="primary"),
+            button("Deny", action_id=ActionId.REQUEST_DENY, value=value, style="danger"),
         ],
     }
 
@@ -70,7 +46,7 @@ def _reveal_button(request_id: int, token: str) -> Block:
     value = encode_request(RequestRef(request_id=request_id, token=token))
     return {
         "type": "actions",
-        "elements": [_button("Reveal key", action_id=ActionId.REQUEST_REVEAL, value=value, style="primary")],
+        "elements": [button("Reveal key", action_id=ActionId.REQUEST_REVEAL, value=value, style="primary")],
     }
 
 
@@ -136,20 +112,20 @@ def _decided(notice: Notice, *, requester: str, project: str, who: str) -> str:
 def request_dm(notice: Notice) -> dict[str, Any]:
     """What ``chat.postMessage`` sends for a request DM with buttons (to an approver, or the requester)."""
     text = request_text(notice)
-    blocks: list[Block] = [_section(text)]
+    blocks: list[Block] = [section(text)]
     if notice.access_request is not None and notice.token is not None:
         if notice.kind is NoticeKind.ACCESS_REQUESTED:
             blocks.append(_decision_buttons(notice.access_request, notice.token))
         else:
             blocks.append(_reveal_button(notice.access_request, notice.token))
-        blocks.append(_context(CHECKED_AT_CLICK))
+        blocks.append(context(CHECKED_AT_CLICK))
     return {"text": text, "blocks": blocks}
 
 
 def request_closed_dm(notice: Notice) -> dict[str, Any]:
     """What a request DM becomes (``chat.update``) once decided, expired or revealed: no buttons."""
     text = request_text(notice)
-    return {"text": text, "blocks": [_section(text), _context("This request is closed.")]}
+    return {"text": text, "blocks": [section(text), context("This request is closed.")]}
 
 
 # -- replies ------------------------------------------------------------------------------------
@@ -165,7 +141,7 @@ def request_sent(sent: RequestSent) -> Message:
         f"{_lifetime(request.expires)}. {approvers} got a DM with Approve and Deny; you get a DM when one of "
         f"them decides. The request expires {due} if nobody answers. `/apikeys requests` shows it."
     )
-    return message(text, [_section(text)])
+    return message(text, [section(text)])
 
 
 def request_decided(decided: RequestDecided) -> Message:
@@ -181,7 +157,7 @@ def request_decided(decided: RequestDecided) -> Message:
     else:
         text = f":no_entry_sign: Denied {who}'s request for a key of `{request.project}`. They get a DM."
     told = " Every approver's copy of the request now says so."
-    return message(text + told, [_section(text + told)])
+    return message(text + told, [section(text + told)])
 
 
 def _state(request: AccessRequest, now: datetime) -> str:
@@ -208,7 +184,7 @@ def awaiting_blocks(awaiting: list[AccessRequest]) -> list[Block]:
     for request in awaiting:
         when = slack_date(request.created_at) if request.created_at else ""
         found.append(
-            _section(
+            section(
                 f"{mention(request.requester)} asks for a key of `{request.project}`{_reason(request.reason)}, "
                 f"with {_lifetime(request.expires)} ({when})."
             )
@@ -222,12 +198,12 @@ def request_list(found: RequestList) -> Message:
     where = f" in `{found.project}`" if found.project else ""
     blocks: list[Block] = []
     if found.awaiting:
-        blocks.append(_section(f"*Requests waiting for your decision{where}*"))
+        blocks.append(section(f"*Requests waiting for your decision{where}*"))
         blocks += awaiting_blocks(found.awaiting)
     if found.own:
-        blocks.append(_section(f"*Your requests{where}*"))
+        blocks.append(section(f"*Your requests{where}*"))
         for request in found.own:
-            blocks.append(_section(f"`{request.project}`{_reason(request.reason)}: {_state(request, found.now)}"))
+            blocks.append(section(f"`{request.project}`{_reason(request.reason)}: {_state(request, found.now)}"))
             open_ = request.state is RequestState.APPROVED and (
                 request.reveal_until is None or found.now < request.reveal_until
             )
@@ -238,5 +214,5 @@ def request_list(found: RequestList) -> Message:
             f"No access requests{where} for you to decide, and none of yours. "
             "`/apikeys request <project> [expires <when>] [for <reason…>]` asks for a key."
         )
-        return message(text, [_section(text)])
+        return message(text, [section(text)])
     return message(f"Access requests{where}", blocks[:50])
