@@ -62,6 +62,8 @@ def _served(body: dict[str, Any]) -> bool:
     """Whether ``body`` is a kind keybot serves: a slash command, a button click, or Slack's checks."""
     if "ssl_check" in body or body.get("type") == "url_verification":
         return True
+    if "view" in body and not isinstance(body["view"], dict):  # Bolt's unhandled-request log reads view.get
+        raise MalformedRequest("view is not an object")
     if body.get("type") == "block_actions":
         actions = body.get("actions")
         if not (isinstance(actions, list) and actions and isinstance(actions[0], dict)):

@@ -4,7 +4,7 @@ payload types issue 12 added): ``view_submission``, ``block_suggestion``, ``shor
 
 Properties: never a 5xx; never a public message (no ``chat.postMessage`` but DMs to a user id, no
 ``response_url`` post); never a traceback or an unexpected-error ref; every view keybot sends parses
-with slack-sdk within 100 blocks; a view is published only to the user who opened their Home; menu
+with slack-sdk within 100 blocks; a view is published only to the asker or to a user who opened their Home; menu
 suggestions only name projects the asker owns; and a submission that does not answer with a new
 secret changes nothing, while one that does shows that secret only in its answer.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 from slack_sdk.models.views import View
@@ -63,8 +64,8 @@ async def send(world: World, payload: dict[str, Any] | str, *, json_body: bool =
 
 
 def clean_calls(world: World, since: int, *, publish_to: set[str] | None = None) -> None:
-    """Since call ``since``: DMs only to user ids, views only as keybot's own modals or to ``publish_to``'s
-    Homes, each parsed by slack-sdk within 100 blocks, and never a response_url post."""
+    """Since call ``since``: DMs only to user ids, views only as keybot's own modals or to the Homes of
+    ``publish_to`` and of users who opened theirs (a change refreshes every viewer it concerns), each parsed by slack-sdk within 100 blocks, and never a response_url post."""
     for call in world.h.slack.calls[since:]:
         if call.method == "chat.postMessage":
             assert re.fullmatch(r"[UW][A-Z0-9]{2,20}", str(call.args.get("channel", ""))), call.args
@@ -75,8 +76,10 @@ def clean_calls(world: World, since: int, *, publish_to: set[str] | None = None)
         View(**view).validate_json()
         done = call.method == "views.update" and str(view.get("callback_id", "")).endswith("_done")
         assert done or not KEY_RE.search(json.dumps(view)), "a secret in a view sent through the Web API"
-        if call.method == "views.publish":
-            assert call.args.get("user_id") in (publish_to or set()), call.args
+        if call.method == "views.publish":  # the asker's Home, or the Home of a viewer the change concerns
+            viewer = str(call.args.get("user_id"))
+            watching = any(world.h.runtime.home.watching(team, viewer) for team in (TEAM, OTHER_TEAM))
+            assert viewer in (publish_to or set()) or watching, call.args
 
 
 def user_of(payload: dict[str, Any]) -> str:
@@ -294,3 +297,16 @@ async def test_a_well_formed_create_submission_is_answered_with_its_secret(world
     view = {"type": "modal", "callback_id": modals.CREATE_CALLBACK, "blocks": []}
     status, raw = await send(world, interaction(view_body(kind="view_submission", user_id=OWNER, team_id=TEAM, view=view, values=values)))
     assert status == 200 and json.loads(raw)["response_action"] == "update" and len(KEY_RE.findall(raw)) == 1
+
+
+@pytest.mark.parametrize("view", [[], ["id"], True, "x", 0])
+@pytest.mark.parametrize("action_id", [modals.PROJECT, "x"])
+async def test_an_interaction_whose_view_is_not_an_object_is_refused_not_a_5xx(world: World, view: Any, action_id: str) -> None:
+    """Found by the fuzz above: Bolt's log line for an unhandled request reads ``view.get``, a 500 when
+    ``view`` is a list or a boolean. keybot refuses such a body as malformed, before Bolt."""
+    payload = interaction(block_suggestion_body(user_id=OWNER, team_id=TEAM, action_id=action_id, value="pay"))
+    payload["view"] = view
+    calls_before = len(world.h.slack.calls)
+    status, raw = await send(world, payload)
+    assert status == 400, (status, raw)
+    assert world.h.slack.calls[calls_before:] == []
