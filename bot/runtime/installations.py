@@ -4,16 +4,19 @@ workspaces, ``SLACK_CLIENT_ID`` / ``SLACK_CLIENT_SECRET``).
 slack-sdk's ``AsyncSQLAlchemyInstallationStore`` and ``AsyncSQLAlchemyOAuthStateStore`` take an
 ``AsyncEngine`` and run plain SQLAlchemy Core on it, so they work on keybot's engine with either
 async driver (aiosqlite, asyncpg); no sync engine or second driver is needed. The installation store
-is read on every Slack request (Bolt's ``authorize``) and every DM, so it gets keybot's plain engine
-(no write lock for a read on SQLite; AUTOCOMMIT on PostgreSQL); its rare writes (an install, a token
-rotation) are slack-sdk's read-then-write. The state store, written once per install started and
-once per callback, gets the *writer* engine (BEGIN IMMEDIATE on SQLite, READ COMMITTED on
+is read on every Slack request (Bolt's ``authorize``) and every DM, so its reads run on keybot's plain
+engine (no write lock for a read on SQLite; AUTOCOMMIT on PostgreSQL); its rare writes (an install, a
+token rotation, an uninstall) are slack-sdk's read-then-write transactions, so they run on the *writer*
+engine: on SQLite a deferred transaction that reads and then writes fails with "database is locked"
+at once if another connection wrote in between, instead of waiting for the lock. The state store,
+written once per install started and once per callback, gets the writer engine too (BEGIN IMMEDIATE on SQLite, READ COMMITTED on
 PostgreSQL). Their tables are created by keybot's Alembic migrations (0007), never by
 ``create_tables``.
 """
 
 from datetime import UTC, datetime
 
+from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy import and_
@@ -41,11 +44,38 @@ class OneUseStateStore(AsyncSQLAlchemyOAuthStateStore):
             return False
 
 
+class InstallationStore(AsyncSQLAlchemyInstallationStore):
+    """slack-sdk's installation store, writing on the writer engine and reading on the plain one."""
+
+    def __init__(self, *, client_id: str, engine: AsyncEngine) -> None:
+        super().__init__(client_id=client_id, engine=writer(engine))
+        self._reads = AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine)
+
+    async def async_find_bot(
+        self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
+    ) -> Bot | None:
+        return await self._reads.async_find_bot(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
+        )
+
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        return await self._reads.async_find_installation(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, is_enterprise_install=is_enterprise_install
+        )
+
+
 def installation_stores(
     engine: AsyncEngine, *, client_id: str
-) -> tuple[AsyncSQLAlchemyInstallationStore, OneUseStateStore]:
+) -> tuple[InstallationStore, OneUseStateStore]:
     """The installation store and the OAuth state store, on ``engine``'s database."""
     return (
-        AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=engine),
+        InstallationStore(client_id=client_id, engine=engine),
         OneUseStateStore(expiration_seconds=STATE_SECONDS, engine=writer(engine)),
     )

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
@@ -28,7 +27,7 @@ from bot.domain.keys import KeyFormat
 from bot.github import GitHubKeys, add_github_leaks
 from bot.observability import Metrics, count_slack_errors, observe
 from bot.ports import UnitOfWork
-from bot.runtime.installations import OneUseStateStore, installation_stores
+from bot.runtime.installations import InstallationStore, OneUseStateStore, installation_stores
 from bot.services import Context, Keybot, build_services
 from bot.services.base import Clock
 from bot.services.jobs import JobRunner
@@ -369,7 +368,7 @@ class _OAuth:
     settings: Settings
     store: SqlStore
     clock: Clock
-    installations: AsyncSQLAlchemyInstallationStore
+    installations: InstallationStore
     states: OneUseStateStore
     tokens: InstalledTokens
 
