@@ -23,6 +23,8 @@ from bot.shell.wire import (
     view_body,
 )
 
+WORKING = "Working on it"  # keybot's ack for a command that outlasts its ack budget (bot/slack/blocks.py)
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -119,6 +121,19 @@ class SlackDriver:
             self.session, self.events_url, body, signing_secret=self.signing_secret
         )
         return Reply(status=status, message=_parse(raw), response_url=url)
+
+    async def ask(self, user_id: str, text: str) -> Reply:
+        """``/apikeys <text>``'s answer, following a "Working on it" ack to its response_url post."""
+        return await self.answered(await self.command(user_id, text))
+
+    async def answered(self, reply: Reply, *, within: float = 60.0) -> Reply:
+        """The answer ``reply`` stands for: itself, or — when keybot acked "Working on it" because the
+        command outlasted its ack budget (a busy machine) — what it then posted to the response_url."""
+        if WORKING not in reply.text:
+            return reply
+        name = reply.response_url.rsplit("/", 1)[-1]
+        posted = await self.slack.wait_for(lambda slack: slack.responses_to(name), timeout=within)
+        return Reply(status=reply.status, message=posted[-1].body, response_url=reply.response_url)
 
     async def click(
         self,

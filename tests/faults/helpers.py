@@ -239,7 +239,8 @@ class Instance:
     session: aiohttp.ClientSession
 
     async def cmd(self, user: str, text: str) -> Reply:
-        return await self.driver.command(user, text)
+        """``/apikeys text``'s answer: the ack, or on a busy machine what followed "Working on it"."""
+        return await self.driver.ask(user, text)
 
     async def healthz(self) -> tuple[int, dict[str, Any]]:
         async with self.session.get(f"{self.base_url}/healthz") as response:

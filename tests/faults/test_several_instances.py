@@ -147,7 +147,7 @@ async def test_two_instances_drain_the_outbox_without_sending_any_dm_twice(pair:
     await ok(await pair.via_b.command(OWNER, "project create gamma"))
     replies = await asyncio.gather(
         *(
-            driver.command(OWNER, f"create gamma k{n:02d}")
+            driver.ask(OWNER, f"create gamma k{n:02d}")
             for n in range(20)
             for driver in (pair.via_a, pair.via_b)
         )

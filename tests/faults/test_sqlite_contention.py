@@ -44,7 +44,7 @@ async def test_two_keybots_creating_keys_in_one_sqlite_file_never_tell_a_user_it
             # each name is asked of both instances at once: 60 concurrent write transactions
             replies: list[Reply] = await asyncio.gather(
                 *(
-                    driver.command(OWNER, f"create web {name}")
+                    driver.ask(OWNER, f"create web {name}")
                     for name in names
                     for driver in (local.driver, remote)
                 )
@@ -89,7 +89,7 @@ async def test_a_create_that_waits_for_the_sqlite_lock_past_the_busy_timeout_get
         blocker = sqlite3.connect(path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock for longer than 5 s
-            reply = await kb.cmd(OWNER, "create web checkout")
+            reply = await kb.driver.command(OWNER, "create web checkout")
             assert "Working on it" in reply.text  # acked within Slack's 3 s; the answer follows
             name = reply.response_url.rsplit("/", 1)[-1]
             [late] = await slack.wait_for(lambda s: s.responses_to(name), timeout=15)
