@@ -34,7 +34,7 @@ from bot.slack.errors import guarded
 from bot.slack.events import EventWatch
 from bot.slack.home_refresh import HomePublisher
 from bot.slack.installs import NOT_INSTALLED, OAuthParts, context_org_key, oauth_flow, register_uninstalls
-from bot.slack.views import register_views
+from bot.slack.views import open_create_command, opens_create_modal, register_views
 
 COMMAND = "/apikeys"
 SLOW_READ = "The key database is slow to answer right now, so nothing was shown. Try again in a moment."
@@ -134,10 +134,7 @@ def create_bolt_app(
         logger=bolt_logger,
         **installed,
     )
-    if oauth is not None and oauth.installations is not None:
-        register_uninstalls(app, installations=oauth.installations)
     publisher = home or HomePublisher(keybot)
-    register_views(app, keybot=keybot, publisher=publisher, ack_budget=ack_budget)  # before the catch-alls below: matched first
 
     async def respond_later(work: Awaitable[tuple[blocks.Message, bool]], respond: AsyncRespond) -> None:
         reply, _ = await work
@@ -148,10 +145,13 @@ def create_bolt_app(
 
     @app.command(COMMAND)
     async def apikeys(
-        body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond | None
+        body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond | None, client: AsyncWebClient
     ) -> BoltResponse:
         raw = body.get("text")
         text = raw if isinstance(raw, str) else ""
+        if opens_create_modal(text):  # the modal opens on the trigger_id (valid 3 s), before any slow work
+            refusal = await open_create_command(keybot, client, body, context)
+            return acked(blocks.message(refusal)) if refusal else BoltResponse(status=200, body="")
         if reads_only(text):  # the hot path: no task; a read cut short changes nothing
             try:
                 async with asyncio.timeout(ack_budget):
@@ -168,6 +168,12 @@ def create_bolt_app(
         pending.add(task)
         task.add_done_callback(pending.discard)
         return acked(blocks.working_message())
+
+    # Bolt tries listeners in the order they were added: ``/apikeys`` first (the hot path), then the App
+    # Home and modal listeners, then the catch-all for buttons below (so the views' own actions match first).
+    register_views(app, keybot=keybot, publisher=publisher, ack_budget=ack_budget)
+    if oauth is not None and oauth.installations is not None:
+        register_uninstalls(app, installations=oauth.installations)
 
     if watch is not None:
 

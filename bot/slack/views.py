@@ -77,44 +77,45 @@ def _state(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return view, values if isinstance(values, dict) else {}
 
 
+def opens_create_modal(text: str) -> bool:
+    """``/apikeys create`` with no arguments: the command opens the create modal."""
+    return text.strip().lower() == "create"
+
+
+async def open_create(keybot: Keybot, client: AsyncWebClient, actor: Actor, trigger_id: str, *, origin: str) -> str | None:
+    """Open the create modal; the refusal text instead when the user may not create keys."""
+    try:
+        form = await keybot.home.create_form(actor)
+    except KeybotError as err:
+        return str(err)
+    await client.views_open(trigger_id=trigger_id, view=modals.create_modal(form, origin=origin))
+    return None
+
+
+async def open_create_command(keybot: Keybot, client: AsyncWebClient, body: dict[str, Any], context: AsyncBoltContext) -> str | None:
+    """``/apikeys create`` with no arguments (``opens_create_modal``), called by the ``/apikeys``
+    listener of bot/slack/app.py: the modal opens, or the private refusal text to ack with."""
+    actor, trigger = _actor(context), body.get("trigger_id")
+    if actor is None or not isinstance(trigger, str):
+        return "This request did not say who sent it."
+    try:
+        return await open_create(keybot, client, actor, trigger, origin="command")
+    except Exception:
+        return _unexpected()
+
+
 def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, ack_budget: float = 2.0) -> None:
-    """Add the Home, modal, shortcut and ``/apikeys create`` (no arguments) listeners to ``app``. Call it
-    before the catch-all listeners of bot/slack/app.py so these match first."""
-
-    async def open_create(client: AsyncWebClient, actor: Actor, trigger_id: str, *, origin: str) -> str | None:
-        """Open the create modal; the refusal text instead when the user may not create keys."""
-        try:
-            form = await keybot.home.create_form(actor)
-        except KeybotError as err:
-            return str(err)
-        await client.views_open(trigger_id=trigger_id, view=modals.create_modal(form, origin=origin))
-        return None
-
-    async def no_args_create(body: dict[str, Any]) -> bool:
-        text = body.get("text")
-        return isinstance(text, str) and text.strip().lower() == "create"
-
-    @app.command("/apikeys", matchers=[no_args_create])
-    async def create_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        actor, trigger = _actor(context), body.get("trigger_id")
-        if actor is None or not isinstance(trigger, str):
-            await ack(response_type="ephemeral", text="This request did not say who sent it.")
-            return
-        try:
-            refusal = await open_create(client, actor, trigger, origin="command")
-        except Exception:
-            refusal = _unexpected()
-        if refusal:
-            await ack(response_type="ephemeral", text=refusal)
-        else:
-            await ack()
+    """Add the Home, modal and shortcut listeners to ``app``. Call it before the catch-all listeners of
+    bot/slack/app.py so these match first (``/apikeys create`` with no arguments is served by the
+    ``/apikeys`` listener itself, through ``open_create_command``, so that every command meets one
+    listener's matcher, not eleven)."""
 
     async def open_from_button(client: AsyncWebClient, body: dict[str, Any], context: AsyncBoltContext, origin: str) -> None:
         actor, trigger = _actor(context), body.get("trigger_id")
         if actor is None or not isinstance(trigger, str):
             return
         try:
-            refusal = await open_create(client, actor, trigger, origin=origin)
+            refusal = await open_create(keybot, client, actor, trigger, origin=origin)
             if refusal:
                 await client.views_open(trigger_id=trigger, view=modals.message_view("Create API key", refusal))
         except Exception:
