@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from bot.domain.durations import DURATION_HELP, format_duration, parse_duration
 from bot.domain.errors import InvalidInput
-from bot.domain.names import shown
+from bot.domain.names import shown, storable_text
 
 EXPIRING_SOON = timedelta(days=14)
 DEFAULT_STALE_AFTER = timedelta(days=90)
@@ -209,7 +209,7 @@ def clean_note(raw: str) -> str:
         raise InvalidInput("A note needs some text, like `note deploys the web app`.")
     if len(note) > NOTE_MAX:
         raise InvalidInput(f"A note is at most {NOTE_MAX} characters; yours has {len(note)}. Shorten it.")
-    return note
+    return storable_text(note, what="A note")
 
 
 def grace_period(value: timedelta | None) -> timedelta:

@@ -1,6 +1,7 @@
 """Project and key names: 1–64 letters, digits, ``-``, ``_``, ``.``; starting with a letter or digit."""
 
 import re
+import unicodedata
 
 from bot.domain.errors import InvalidInput
 
@@ -15,6 +16,16 @@ def shown(raw: str, *, limit: int = 40) -> str:
 
 
 ORG_NAME_MAX = 64
+_UNSTORABLE = frozenset({"Cc", "Cs"})  # control characters (NUL among them) and lone surrogates
+
+
+def storable_text(text: str, *, what: str) -> str:
+    """``text`` (whitespace already made single spaces) if a database can keep it as typed, else
+    InvalidInput: PostgreSQL refuses NUL in text and UTF-8 has no lone surrogates. Emoji, joiners and
+    every script pass."""
+    if any(unicodedata.category(ch) in _UNSTORABLE for ch in text):
+        raise InvalidInput(f"{what} cannot hold control characters (such as NUL). Retype it without them.")
+    return text
 
 
 def validate_org_name(raw: str) -> str:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.domain.errors import InvalidInput
+from bot.domain.names import storable_text
 
 REQUEST_TTL = timedelta(hours=72)  # a pending request unanswered this long expires
 REVEAL_TTL = timedelta(hours=24)  # how long the requester's Reveal key button works after approval
@@ -93,7 +94,7 @@ def clean_reason(raw: str) -> str:
         raise InvalidInput(
             f"A reason is at most {REASON_MAX} characters; yours has {len(reason)}. Shorten it, nothing was sent."
         )
-    return reason
+    return storable_text(reason, what="A reason")
 
 
 def request_key_name(request_id: int) -> str:

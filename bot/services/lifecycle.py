@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from bot.domain.durations import parse_duration, parse_when
 from bot.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from bot.domain.jobs import EXTENSION
 from bot.domain.keys import NewKey
 from bot.domain.lifecycle import (
     KeyStatus,
@@ -147,6 +148,19 @@ class LifecycleService(Service):
             scope, proj, key = await self._key_for_change(tx, actor, project, name)
             now = self._clock()
             expires_at = (await tx.org_policy(scope.org.id)).expiry(requested, asked=True, now=now)
+            await self.set_expiry_in(tx, actor, scope, proj, key, expires_at=expires_at)
+        self._after_change(key)
+        return KeyChange(NoticeKind.EXPIRY_CHANGED, proj.name, key.name, key.masked, expires_at, now)
+
+    async def extend(self, actor: Actor, *, project: str, name: str) -> KeyChange:
+        """*Extend 30 days* (the App Home's button): as a reminder's button, 30 days later than the key
+        would have expired, within the org's maximum lifetime."""
+        validate_name(project, kind="project")
+        validate_name(name, kind="key")
+        async with self._uow.transaction() as tx:
+            scope, proj, key = await self._key_for_change(tx, actor, project, name)
+            now = self._clock()
+            expires_at = extended_expiry(await tx.org_policy(scope.org.id), key, project=proj.name, now=now)
             await self.set_expiry_in(tx, actor, scope, proj, key, expires_at=expires_at)
         self._after_change(key)
         return KeyChange(NoticeKind.EXPIRY_CHANGED, proj.name, key.name, key.masked, expires_at, now)
@@ -358,3 +372,15 @@ def _check_rollable(key: KeyRecord, *, project: str, now: datetime) -> None:
             f"{_moment(key.retiring_at)}. "
             "You can roll it again after that."
         )
+
+
+def extended_expiry(policy: Policy, key: KeyRecord, *, project: str, now: datetime) -> datetime | None:
+    """*Extend 30 days*: 30 days after the key's expiry (after now if that has passed), within
+    ``policy`` (InvalidInput saying so, and how to set an earlier expiry, otherwise)."""
+    wanted = max(key.expires_at or now, now) + EXTENSION
+    try:
+        return policy.expiry(wanted, asked=True, now=now)
+    except InvalidInput as err:
+        raise InvalidInput(
+            *err.parts, f" Nothing changed; `/apikeys expiry {project} {key.name} <when>` sets an earlier expiry."
+        ) from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.domain.durations import parse_duration
-from bot.domain.errors import ConfirmationRefused, InvalidInput, KeybotError, PermissionDenied, User
+from bot.domain.errors import ConfirmationRefused, KeybotError, PermissionDenied, User
 from bot.domain.jobs import EXTENSION, NUDGES, Decision, Job, JobKind, NudgeRef
 from bot.domain.lifecycle import DEFAULT_GRACE, grace_period
 from bot.domain.model import Actor, AuditEvent, KeyRecord, Project, Scope
@@ -25,7 +25,7 @@ from bot.domain.roles import Action, allowed
 from bot.ports import Transaction
 from bot.services.base import Context, Service
 from bot.services.keys import KeyMaker, KeyService
-from bot.services.lifecycle import KeyChange, LifecycleService, RolledKey
+from bot.services.lifecycle import KeyChange, LifecycleService, RolledKey, extended_expiry
 from bot.services.reminders import close_nudges
 from bot.services.results import DeleteRequest
 
@@ -110,14 +110,7 @@ class NudgeService(Service):
             nudge = await self._open(tx, actor, ref, kinds=(JobKind.EXPIRY_NUDGE,), action=Action.MANAGE_KEYS)
             scope, project, key = nudge.scope, nudge.project, nudge.key
             now = self._clock()
-            wanted = max(key.expires_at or now, now) + EXTENSION
-            try:
-                expires_at = (await tx.org_policy(scope.org.id)).expiry(wanted, asked=True, now=now)
-            except InvalidInput as err:
-                raise InvalidInput(
-                    *err.parts,
-                    f" Nothing changed; `/apikeys expiry {project.name} {key.name} <when>` sets an earlier expiry.",
-                ) from None
+            expires_at = extended_expiry(await tx.org_policy(scope.org.id), key, project=project.name, now=now)
             await self._lifecycle.set_expiry_in(tx, actor, scope, project, key, expires_at=expires_at)
             kinds = (JobKind.EXPIRY_NUDGE,)
             await self._close(tx, actor, nudge, key, decision=Decision.EXTENDED, kinds=kinds, until=expires_at)

@@ -85,6 +85,12 @@ class RequestList:
     now: datetime
 
 
+def _overdue(request: AccessRequest, now: datetime) -> bool:
+    """A pending request past its 72 hours, which the expiry job (polled, or behind after an outage)
+    has not closed yet."""
+    return request.due_at is not None and now >= request.due_at
+
+
 def _ended(request: AccessRequest, *, for_requester: bool = False) -> KeybotError:
     """Why a button on ``request`` no longer works."""
     match request.state:
@@ -113,6 +119,24 @@ def key_expiry(policy: Policy, expires: str | None, *, now: datetime) -> datetim
     within ``policy`` (InvalidInput naming the maximum otherwise)."""
     requested = None if expires is None else parse_when(expires, now=now)
     return policy.expiry(requested, asked=expires is not None, now=now)
+
+
+def revealed_expiry(policy: Policy, request: AccessRequest, *, now: datetime) -> datetime | None:
+    """The expiry of the key a request reveals ``now``: what it asked for, never later. A date that has
+    passed since it was asked refuses the reveal (InvalidInput); one beyond a policy tightened since it
+    was asked becomes the longest the policy allows now."""
+    if request.expires is not None:
+        try:
+            parse_when(request.expires, now=now)
+        except InvalidInput:
+            raise InvalidInput(
+                f"This key was asked to expire `{request.expires}`, which has passed, so it was not created. "
+                f"Nothing changed; ask again with `/apikeys request {request.project}`."
+            ) from None
+    try:
+        return key_expiry(policy, request.expires, now=now)
+    except InvalidInput:  # the policy tightened since it was asked: the longest it allows now
+        return policy.default_expiry(now=now) if policy.max_lifetime is None else now + policy.max_lifetime
 
 
 class RequestService(Service):
@@ -220,15 +244,17 @@ class RequestService(Service):
                     "This request was sent to its project's owners, not to you. Nothing changed; "
                     "`/apikeys requests` shows those you may decide on."
                 )
+            now = self._clock()
             if request.state is not RequestState.PENDING:
                 raise _ended(request)
+            if _overdue(request, now):  # its expiry job has not run yet: it is over all the same
+                raise _ended(replace(request, state=RequestState.EXPIRED))
             scope = await self._scope(tx, actor, request.project)
             if scope.project is None or not allowed(Action.CREATE_KEY, org_role=scope.org_role, project_role=scope.project_role):
                 raise PermissionDenied(
                     f"You are no longer an owner of `{request.project}` or of the organization, so you cannot "
                     "decide this request. Nothing changed."
                 )
-            now = self._clock()
             reveal_until = now + REVEAL_TTL if to is RequestState.APPROVED else None
             if not await tx.move_request(
                 request.id, from_states=(RequestState.PENDING,), to=to, at=now, by=actor.user_id, reveal_until=reveal_until
@@ -265,10 +291,7 @@ class RequestService(Service):
             request, scope, project = await self._revealable(tx, actor, ref)
             now = self._clock()
             policy = await tx.org_policy(scope.org.id)
-            try:
-                expires_at = key_expiry(policy, request.expires, now=now)
-            except InvalidInput:  # the policy tightened since it was asked: the longest it allows now
-                expires_at = policy.default_expiry(now=now) if policy.max_lifetime is None else now + policy.max_lifetime
+            expires_at = revealed_expiry(policy, request, now=now)
             name = request_key_name(request.id)
             if await tx.key_named(project_id=project.id, name=name) is not None:
                 name = f"{name}-{secrets.token_hex(3)}"
@@ -341,9 +364,11 @@ class RequestService(Service):
             return await self._decidable(tx, actor, rows)
 
     async def _decidable(self, tx: Transaction, actor: Actor, rows: list[AccessRequest]) -> list[AccessRequest]:
-        found = []
+        found, now = [], self._clock()
         for request in rows:
             if request.state is not RequestState.PENDING or actor.user_id not in request.approvers:
+                continue
+            if _overdue(request, now):
                 continue
             scope = await self._scope(tx, actor, request.project)
             if allowed(Action.CREATE_KEY, org_role=scope.org_role, project_role=scope.project_role):

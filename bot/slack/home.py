@@ -15,7 +15,6 @@ View = dict[str, Any]
 Block = dict[str, Any]
 
 HOME_CREATE, HOME_ROLL, HOME_EXTEND, HOME_DISABLE = "home_create", "home_roll", "home_extend", "home_disable"
-EXTEND_BY = "30d"
 MAX_BLOCKS = 100
 
 

@@ -148,6 +148,7 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
             await ack(response_action="errors", errors={NAME: "This request did not say who sent it."})
             return
         project, name, expiry, note = _chosen(values, PROJECT), _typed(values, NAME), _chosen(values, EXPIRY), _typed(values, NOTE)
+        name = None if name is None else name.strip()  # a pasted name often brings a space along
         note = note if note and note.strip() else None  # an optional field left blank
         errors = await _check_create(keybot, actor, project=project, name=name, expiry=expiry, note=note)
         if errors:
@@ -159,9 +160,9 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
             created = await keybot.keys.create(actor, project=project, name=name, expires=expiry, note=note or None)
             return modals.created_view(created)
 
-        await _finish(ack, client, view, work(), errors_at=_create_error_field, title="Create API key", budget=ack_budget)
-        from_home = modals.read_metadata(view.get("private_metadata")).get("origin") == "home"
-        publisher.changed(client, actor, notice=f"Created key `{name}` in `{project}`.", seen=from_home)
+        if await _finish(ack, client, view, work(), errors_at=_create_error_field, title="Create API key", budget=ack_budget):
+            from_home = modals.read_metadata(view.get("private_metadata")).get("origin") == "home"
+            publisher.changed(client, actor, notice=f"Created key `{name}` in `{project}`.", seen=from_home)
 
     @app.action(home.HOME_ROLL)
     async def home_roll(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
@@ -211,8 +212,8 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
                 return modals.rolled_view(await keybot.nudges.roll(actor, decode_nudge(nudge), grace=grace))
             return modals.rolled_view(await keybot.lifecycle.roll(actor, project=project, name=name, grace=grace))
 
-        await _finish(ack, client, view, work(), errors_at=lambda _: GRACE, title="Roll API key", budget=ack_budget)
-        publisher.changed(client, actor, notice=f"Rolled key `{name}` in `{project}`.", seen=about.get("origin") == "home")
+        if await _finish(ack, client, view, work(), errors_at=lambda _: GRACE, title="Roll API key", budget=ack_budget):
+            publisher.changed(client, actor, notice=f"Rolled key `{name}` in `{project}`.", seen=about.get("origin") == "home")
 
     @app.view_closed(re.compile(f"^({modals.CREATE_CALLBACK}|{modals.ROLL_CALLBACK})"))
     async def closed(ack: AsyncAck) -> None:
@@ -231,7 +232,7 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
                 change = await keybot.lifecycle.disable(actor, project=key[0], name=key[1])
                 notice = f":white_check_mark: Key `{change.name}` in `{change.project}` is disabled."
             else:
-                change = await keybot.lifecycle.set_expiry(actor, project=key[0], name=key[1], when=home.EXTEND_BY)
+                change = await keybot.lifecycle.extend(actor, project=key[0], name=key[1])
                 when = f"{change.expires_at:%Y-%m-%d %H:%M} UTC" if change.expires_at else "never"
                 notice = f":white_check_mark: Key `{change.name}` in `{change.project}` now expires {when}."
         except KeybotError as err:
@@ -304,9 +305,10 @@ async def _finish(
     errors_at: Callable[[KeybotError], str],
     title: str,
     budget: float,
-) -> None:
+) -> bool:
     """Ack a submission with the outcome of ``work``: the view showing the secret, or an inline error.
-    Work still running after ``budget`` seconds: ack with "working…", then ``views.update`` the outcome."""
+    Work still running after ``budget`` seconds: ack with "working…", then ``views.update`` the outcome.
+    True when the work was done (the key created or rolled), False when it was refused or failed."""
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=budget)
     if task not in done:
@@ -316,16 +318,19 @@ async def _finish(
     except KeybotError as err:  # what the user can fix (or retry), next to the field it concerns
         if task in done:
             await ack(response_action="errors", errors={errors_at(err): str(err)})
-            return
-        outcome = modals.message_view(title, f":warning: {err}")
+            return False
+        outcome, succeeded = modals.message_view(title, f":warning: {err}"), False
     except Exception:
-        outcome = modals.message_view(title, f":warning: {_unexpected()}")
+        outcome, succeeded = modals.message_view(title, f":warning: {_unexpected()}"), False
+    else:
+        succeeded = True
     if task in done:
         await ack(response_action="update", view=outcome)
-        return
+        return succeeded
     view_id = view.get("id")
     try:
         if isinstance(view_id, str):
             await client.views_update(view_id=view_id, view=outcome)
     except Exception as err:
         log.warning("could not update a modal: %s", type(err).__name__)
+    return succeeded

@@ -22,6 +22,7 @@ from bot.domain.lifecycle import (
     secret_status,
     status_of,
 )
+from bot.domain.names import storable_text
 
 NOW = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
 
@@ -164,6 +165,19 @@ def test_a_note_is_one_line_of_at_most_two_hundred_characters() -> None:
         clean_note("x" * (NOTE_MAX + 1))
     with pytest.raises(InvalidInput, match="needs some text"):
         clean_note("   ")
+    with pytest.raises(InvalidInput, match="control characters"):
+        clean_note("deploys\x00 the web app")  # PostgreSQL refuses NUL in text
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "bell\x07", "\ud800 lone surrogate", "esc\x1b[0m"])
+def test_text_a_database_cannot_keep_is_refused_as_typed(text: str) -> None:
+    with pytest.raises(InvalidInput, match="A note cannot hold control characters"):
+        storable_text(text, what="A note")
+
+
+@pytest.mark.parametrize("text", ["déploie l’app", "👨\u200d👩\u200d👧 family", "日本語のメモ", "tab and space"])
+def test_any_script_emoji_and_joiners_are_storable(text: str) -> None:
+    assert storable_text(text, what="A note") == text
 
 
 def test_grace_defaults_to_a_day_allows_zero_and_stops_at_a_week() -> None:

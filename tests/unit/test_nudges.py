@@ -527,3 +527,17 @@ async def test_every_decision_locks_the_org_before_it_reads_anyones_role(world: 
     in_transaction = order[last_write + 1 :]
     assert in_transaction[0] == "lock_team shared", in_transaction
     assert "scope" in in_transaction and "decide_nudge" in in_transaction
+
+
+async def test_the_home_extend_adds_thirty_days_to_the_expiry_as_the_reminder_does(world: World) -> None:
+    expires_at = await expiring_key(world, "10d")
+    change = await world.keybot.lifecycle.extend(OWNER, project="payments", name="ci")
+    assert change.expires_at == world.key().expires_at == expires_at + 30 * DAY  # not now + 30 days
+    world.clock.now = world.key().expires_at + DAY  # once the expiry has passed, 30 days from now
+    change = await world.keybot.lifecycle.extend(OWNER, project="payments", name="ci")
+    assert change.expires_at == world.clock() + 30 * DAY
+    await world.keybot.lifecycle.set_policy(OWNER, setting="max-lifetime", value="40d")
+    with pytest.raises(InvalidInput, match="`/apikeys expiry payments ci <when>`"):
+        await world.keybot.lifecycle.extend(OWNER, project="payments", name="ci")
+    with pytest.raises(PermissionDenied):
+        await world.keybot.lifecycle.extend(READER, project="payments", name="ci")

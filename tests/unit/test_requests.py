@@ -4,11 +4,11 @@ approvers' updates, the requester's Reveal key DM), that a revealed key never en
 ``void_requests_of`` / ``awaiting``, which the offboarding and the App Home call."""
 
 import copy
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from bot.domain.errors import ConfirmationRefused, KeybotError, PermissionDenied
+from bot.domain.errors import ConfirmationRefused, InvalidInput, KeybotError, PermissionDenied
 from bot.domain.model import Actor
 from bot.domain.notices import Notice, NoticeKind
 from bot.domain.requests import RequestRef, RequestState
@@ -123,3 +123,59 @@ async def test_the_expiry_job_expires_a_pending_request_once(
     assert (ended.recipient, ended.decision) == (WRITER.user_id, "expired")
     with pytest.raises(ConfirmationRefused, match="expired"):
         await keybot.requests.deny(OWNER, RequestRef(request.id, request.token))
+
+
+async def test_a_request_past_its_72_hours_cannot_be_decided_even_before_its_expiry_job_runs(
+    keybot_world: tuple[Keybot, MemoryStore, FakeClock],
+) -> None:
+    keybot, store, clock = keybot_world
+    request = (await keybot.requests.request(WRITER, project="payments")).request
+    clock.now = clock() + timedelta(hours=72) - timedelta(seconds=1)
+    assert [r.id for r in await keybot.requests.awaiting(OWNER)] == [request.id]
+    clock.now = clock() + timedelta(seconds=1)  # no job runner here: the request is still PENDING in the store
+    assert await keybot.requests.awaiting(OWNER) == []
+    assert (await keybot.requests.requests(OWNER)).awaiting == []
+    before = copy.deepcopy(store.state)
+    for step in (keybot.requests.approve, keybot.requests.deny):
+        with pytest.raises(ConfirmationRefused, match="expired"):
+            await step(OWNER, RequestRef(request.id, request.token))
+    assert store.state == before
+
+
+async def test_a_requested_date_that_passed_before_the_reveal_refuses_it_and_creates_no_key(
+    keybot_world: tuple[Keybot, MemoryStore, FakeClock],
+) -> None:
+    keybot, store, clock = keybot_world
+    today = clock().date().isoformat()
+    request = (await keybot.requests.request(WRITER, project="payments", expires=today)).request
+    await keybot.requests.approve(P_OWNER, RequestRef(request.id, request.token))
+    clock.now = datetime.combine(clock().date() + timedelta(days=1), time(1), UTC)  # past midnight, reveal still open
+    before = copy.deepcopy(store.state)
+    with pytest.raises(InvalidInput, match=f"asked to expire `{today}`, which has passed"):
+        await keybot.requests.reveal(WRITER, RequestRef(request.id, request.token))
+    assert store.state == before  # no key, the request still approved
+
+
+async def test_a_requested_lifetime_is_kept_at_the_reveal_and_capped_by_a_policy_tightened_since(
+    keybot_world: tuple[Keybot, MemoryStore, FakeClock],
+) -> None:
+    keybot, _, clock = keybot_world
+    request = (await keybot.requests.request(WRITER, project="payments", expires="60d")).request
+    await keybot.requests.approve(P_OWNER, RequestRef(request.id, request.token))
+    created = await keybot.requests.reveal(WRITER, RequestRef(request.id, request.token))
+    assert created.expires_at == clock() + timedelta(days=60)
+    other = (await keybot.requests.request(WRITER, project="payments", expires="60d")).request
+    await keybot.requests.approve(P_OWNER, RequestRef(other.id, other.token))
+    await keybot.lifecycle.set_policy(OWNER, setting="max-lifetime", value="30d")
+    capped = await keybot.requests.reveal(WRITER, RequestRef(other.id, other.token))
+    assert capped.expires_at == clock() + timedelta(days=30)
+
+
+async def test_a_reason_with_a_nul_is_refused_and_sends_nothing(
+    keybot_world: tuple[Keybot, MemoryStore, FakeClock],
+) -> None:
+    keybot, store, _ = keybot_world
+    before = copy.deepcopy(store.state)
+    with pytest.raises(InvalidInput, match="control characters"):
+        await keybot.requests.request(WRITER, project="payments", reason="nightly\x00export")
+    assert store.state == before
