@@ -234,7 +234,10 @@ def create_web_app(
             log.info("refused a request to /slack/events with a missing or invalid signature")
             return _json({"error": "invalid request signature"}, status=401)
         if on_message is not None and (message := message_event(raw)) is not None:
-            on_message(message)
+            try:
+                on_message(message)
+            except Exception as err:  # a shape no Slack message has: acked, so Slack does not resend it
+                log.warning("ignored a message event keybot could not read (%s)", type(err).__name__)
             return web.Response(status=200)
         try:
             headers: dict[str, str | Sequence[str]] = dict(request.headers)

@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.domain.names import unstorable_replaced
+
 MAX_LEAKS = 1000  # tokens in one report; more is refused whole
 MAX_URL = 500  # characters of a location kept; a longer one is cut (it is only shown, never followed)
 LEAK_ACTOR = "GitHub"  # the actor of a leak's audit event and DM: nobody in Slack did it
@@ -59,7 +61,7 @@ class Feedback:
 
 def shown_url(url: str) -> str:
     """A reported location as keybot keeps it: one line, at most ``MAX_URL`` characters."""
-    line = " ".join(url.split())
+    line = unstorable_replaced(" ".join(url.split()))  # NUL or a lone surrogate would fail the audit row
     return line if len(line) <= MAX_URL else line[: MAX_URL - 1] + "…"
 
 

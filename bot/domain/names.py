@@ -19,6 +19,12 @@ ORG_NAME_MAX = 64
 _UNSTORABLE = frozenset({"Cc", "Cs"})  # control characters (NUL among them) and lone surrogates
 
 
+def unstorable_replaced(text: str) -> str:
+    """``text`` with each character a database cannot keep (see ``storable_text``) shown as ``?``: for
+    text keybot records but nobody typed to keybot, such as the location in a GitHub report."""
+    return "".join("?" if unicodedata.category(ch) in _UNSTORABLE else ch for ch in text)
+
+
 def storable_text(text: str, *, what: str) -> str:
     """``text`` (whitespace already made single spaces) if a database can keep it as typed, else
     InvalidInput: PostgreSQL refuses NUL in text and UTF-8 has no lone surrogates. Emoji, joiners and

@@ -64,9 +64,9 @@ def _from_keybot(body: dict[str, Any], message: dict[str, Any]) -> bool:
     """Whether keybot posted ``message`` itself (its bot user, or a bot message of its own app)."""
     authorizations = body.get("authorizations")
     bots = {
-        a.get("user_id")
+        a["user_id"]
         for a in (authorizations if isinstance(authorizations, list) else [])
-        if isinstance(a, dict) and a.get("is_bot")
+        if isinstance(a, dict) and a.get("is_bot") and isinstance(a.get("user_id"), str)
     }
     user = message.get("user")
     if isinstance(user, str) and user in bots:
@@ -101,8 +101,8 @@ def posted_message(body: dict[str, Any], *, key_format: KeyFormat) -> PostedMess
     if not isinstance(event, dict) or not isinstance(team_id, str):
         return None
     subtype = event.get("subtype")
-    if subtype in SKIPPED_SUBTYPES:
-        return None
+    if (subtype is not None and not isinstance(subtype, str)) or subtype in SKIPPED_SUBTYPES:
+        return None  # Slack's subtypes are strings: anything else is not a message worth reading
     message = event.get("message") if subtype == "message_changed" else event
     if not isinstance(message, dict) or _from_keybot(body, message):
         return None

@@ -18,6 +18,7 @@ from bot.domain.keys import CHECKSUM_LEN, checksum
 from tests.e2e.conftest import OWNER, Harness
 from tests.e2e.contract import conforms
 from tests.e2e.test_secret_never_leaks import KEY_RE, leaks
+from tests.procs import fresh_postgres_database
 
 SECOND_OWNER = "UOWNER02"
 KEY_ID = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
@@ -234,3 +235,41 @@ async def test_github_keys_are_fetched_once_not_per_request(
         assert (await post(harness, body, _unknown_key_id(github, body)))[0] == 401
     assert github.fetches == 1
 
+
+
+ODD_URLS = ["https://github.com/o/r/\\ud800", "https://github.com/o/r/\\u0000nul", "https://github.com/\\udfff\\ud800"]
+
+
+async def odd_url_is_handled(harness: Harness, github: GitHubStandIn, url: str) -> None:
+    """A signed report whose location holds a NUL or a lone surrogate (valid JSON escapes): the key is
+    still disabled and the location kept with ``?`` in their place, not a 5xx that GitHub retries."""
+    secret = await new_key(harness)
+    entry = json.dumps({"token": secret, "type": "keybot_api_key", "url": "URL", "source": "commit"})
+    body = f"[{entry.replace('URL', url)}]".encode()  # the escapes as GitHub would send them
+    status, answer = await post(harness, body, github.sign(body))
+    assert status == 200 and answer[0]["label"] == "true_positive", answer  # type: ignore[index]
+    assert await verify(harness, secret) == {"valid": False, "code": "DISABLED"}
+    assert "GitHub disabled key `ci`" in (await harness.as_owner("audit payments")).text
+    await harness.outbox_drained()
+    [dm] = leak_dms(harness, OWNER)
+    assert "https://github.com/" in dm and "?" in dm
+
+
+@pytest.mark.parametrize("url", ODD_URLS)
+async def test_a_location_with_characters_a_database_cannot_keep_still_disables_the_key(
+    harness: Harness, github: GitHubStandIn, url: str
+) -> None:
+    await odd_url_is_handled(harness, github, url)
+
+
+class TestOnPostgres:
+    @pytest.fixture
+    async def e2e_overrides(self, github: GitHubStandIn) -> AsyncIterator[dict[str, object]]:
+        async with fresh_postgres_database() as url:
+            yield {"github_keys_url": github.url, "database_url": url}
+
+    @pytest.mark.parametrize("url", ODD_URLS)
+    async def test_a_location_with_characters_postgres_cannot_keep_still_disables_the_key(
+        self, harness: Harness, github: GitHubStandIn, url: str
+    ) -> None:
+        await odd_url_is_handled(harness, github, url)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.keys import CHECKSUM_LEN, KeyFormat, checksum
-from bot.domain.leaks import LEAK_ACTOR, Label, Leak, LeakOutcome
+from bot.domain.leaks import LEAK_ACTOR, MAX_URL, Label, Leak, LeakOutcome, shown_url
 from bot.domain.model import Actor
 from bot.domain.notices import NoticeKind
 from bot.services import Context, Keybot
@@ -161,3 +161,11 @@ async def test_the_leaked_plaintext_is_kept_nowhere(world: World) -> None:
     kept = repr(world.store.state) + "".join(r.notice.to_json() for r in world.store.outbox() if r.notice)
     assert world.secret not in kept and world.secret[-28:] not in kept
     assert world.secret not in repr(Leak(token=world.secret, type="t", url=URL))
+
+
+def test_a_reported_location_is_kept_on_one_line_cut_and_without_characters_a_database_refuses() -> None:
+    assert shown_url("https://github.com/o/r/blob/main/.env") == "https://github.com/o/r/blob/main/.env"
+    assert shown_url("https://x/\x00a\ud800b\n c") == "https://x/?a?b c"
+    assert shown_url("https://x/日本/👍") == "https://x/日本/👍"
+    long = shown_url("https://x/" + "a" * 2 * MAX_URL)
+    assert len(long) == MAX_URL and long.endswith("…")

@@ -4,6 +4,8 @@ keys' projects are told once, the admins when the last owner goes; a message's k
 
 from typing import Any
 
+import pytest
+
 from bot.domain.keys import KeyFormat
 from bot.domain.model import Actor
 from bot.domain.notices import NoticeKind
@@ -90,6 +92,27 @@ def test_a_message_yields_its_key_shaped_strings_from_text_blocks_and_attachment
     assert posted_message(event({**message, "user": "UKEYBOT"}), key_format=fmt) is None
     assert posted_message(event({"user": "U1", "ts": "1.2", "text": "no key here kb_short"}), key_format=fmt) is None
     assert posted_message(event({"subtype": "message_deleted", "ts": "1.3", "previous_message": message}), key_format=fmt) is None
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"event": {"type": "message", "channel": "C1", "user": "U1", "ts": "1.2", "subtype": []}},
+        {"event": {"type": "message", "channel": "C1", "user": "U1", "ts": "1.2", "subtype": {"x": 1}}},
+        {"authorizations": [{"user_id": ["UKEYBOT"], "is_bot": True}]},
+        {"authorizations": [{"user_id": {"id": "UKEYBOT"}, "is_bot": True}]},
+    ],
+)
+def test_a_message_event_of_a_shape_slack_never_sends_is_read_without_an_exception(odd: dict[str, Any]) -> None:
+    fmt = KeyFormat()
+    key = fmt.generate().plaintext
+    body = event({"user": "U1", "ts": "1.2", "text": key})
+    body.update({k: v if k != "event" else {**v, "text": key} for k, v in odd.items()})
+    found = posted_message(body, key_format=fmt)
+    if "subtype" in body["event"]:
+        assert found is None  # a subtype is a string; anything else is no message to read
+    else:
+        assert found is not None and found.candidates == (key,)  # an odd bot id is nobody's
 
 
 def test_only_a_user_change_with_deleted_true_is_a_deactivation() -> None:
