@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from bot.domain.errors import Busy, Unavailable
 from bot.domain.leaks import MAX_LEAKS, Label, Leak
 from bot.services.leaks import LeakService
+from bot.web import TooLarge, read_at_most
 
 log = logging.getLogger("keybot.github")
 
@@ -140,15 +141,10 @@ def _header(request: web.Request, name: str) -> str:
 
 
 async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise Refused(413, f"body over {MAX_BODY} bytes")
-    chunks, size = [], 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise Refused(413, f"body over {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_at_most(request, MAX_BODY)
+    except TooLarge as err:
+        raise Refused(413, str(err)) from None
 
 
 def _verified(key: ec.EllipticCurvePublicKey, signature: str, raw: bytes) -> bool:

@@ -140,6 +140,27 @@ async def test_a_key_split_across_lines_is_not_detected(harness: Harness) -> Non
     assert leak_dms(harness, OWNER) == [] and warnings(harness) == []
 
 
+async def test_a_key_at_the_end_of_a_message_as_long_as_slack_allows_is_found(harness: Harness) -> None:
+    """Slack takes 40,000 characters of text and sends them again as rich text in ``blocks``: an event of
+    ~80 KB, over the 64 KiB other routes take, is read whole."""
+    secret = await new_key(harness)
+    text = "log line " * 4400 + f"KEY={secret}"
+    assert len(text) < 40_000
+    rich = {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}]}
+    assert len(event_body(event=message(text, blocks=[rich]), team_id=TEAM)) > 64 * 1024
+    await send(harness, message(text, blocks=[rich]))
+    assert (await verify(harness, secret)) == {"valid": False, "code": "DISABLED"}
+    assert len(leak_dms(harness, OWNER)) == 1
+
+
+async def test_an_event_over_a_mebibyte_is_refused_413_unread(harness: Harness) -> None:
+    body = event_body(event=message("x" * (1024 * 1024)), team_id=TEAM)
+    status, _ = await post_signed(
+        harness.session, harness.driver.events_url, body, signing_secret=SIGNING_SECRET, content_type="application/json"
+    )
+    assert status == 413
+
+
 async def test_near_misses_change_nothing_and_dm_nobody(harness: Harness) -> None:
     secret = await new_key(harness)
     body = secret[:-CHECKSUM_LEN]
