@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
-from sqlalchemy import and_
+from sqlalchemy import and_, desc, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import writer
@@ -54,9 +54,31 @@ class InstallationStore(AsyncSQLAlchemyInstallationStore):
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
-        return await self._reads.async_find_bot(
+        """slack-sdk's lookup; and a workspace asked for by its team id alone (keybot's organization
+        key, as the outbox, the leak watch and offboarding know it) is found even when it belongs to an
+        Enterprise Grid and was installed on its own: slack-sdk would look only among installations
+        without an enterprise. Team ids are unique across Slack."""
+        bot = await self._reads.async_find_bot(
             enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
         )
+        if bot is None and enterprise_id is None and team_id is not None and not is_enterprise_install:
+            enterprise = await self._enterprise_of(team_id)
+            if enterprise is not None:
+                bot = await self._reads.async_find_bot(enterprise_id=enterprise, team_id=team_id)
+        return bot
+
+    async def _enterprise_of(self, team_id: str) -> str | None:
+        """The enterprise of the newest bot installed in workspace ``team_id`` on its own, if any."""
+        c = self.bots.c
+        query = (
+            select(c.enterprise_id)
+            .where(c.client_id == self.client_id, c.team_id == team_id, c.enterprise_id.is_not(None))
+            .where(c.is_enterprise_install.is_(False))
+            .order_by(desc(c.installed_at))
+            .limit(1)
+        )
+        async with self._reads.engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
 
     async def async_find_installation(
         self,

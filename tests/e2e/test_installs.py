@@ -440,3 +440,35 @@ async def test_a_key_pasted_in_a_workspace_is_handled_with_that_workspaces_token
     await d.drained()
     leak_dms = [c for c in dms(d.slack, OWNER) if "posted key" in str(c.args.get("text"))]
     assert sorted(c.token for c in leak_dms) == sorted([one, grid])
+
+
+async def test_a_grid_workspace_installed_on_its_own_gets_leak_handling_and_offboarding_dms_with_its_token(
+    deployment: Deployment,
+) -> None:
+    """A workspace of an Enterprise Grid installed by itself (not org-wide) is its own organization, whose
+    token is found by its team id wherever keybot knows only that: the leak watch, the outbox, the admin
+    directory."""
+    d = deployment
+    await d.install("code-a", Grant(team_id=GRID_A, user_id=OWNER, enterprise_id=GRID, org_wide=False, name="GA"))
+    [token] = d.slack.tokens_of(GRID_A)
+    ws: dict[str, Any] = {"team": GRID_A, "enterprise": GRID, "org_wide": False}
+    await d.cmd(OWNER, "project create payments", **ws)
+    [secret] = set(KEY.findall((await d.cmd(OWNER, "create payments ci", **ws)).text))
+    await d.cmd(OWNER, f"grant <@{READER}> owner payments", **ws)
+    await d.cmd(READER, "create payments deploy", **ws)
+    await d.drained()
+    assert d.runtime.watch is not None
+
+    pasted = {"type": "message", "channel": "C0000LEAK", "user": READER, "text": f"oops {secret}", "ts": "1700000000.000100"}
+    assert await d.event(pasted, **ws) == 200
+    await d.runtime.watch.idle()
+    async with d.session.post(f"{d.base_url}/v1/keys/verify", json={"key": secret}) as response:
+        assert await response.json() == {"valid": False, "code": "DISABLED"}
+    assert [(c.args["user"], c.token) for c in d.slack.calls_to("chat.postEphemeral")] == [(READER, token)]
+
+    left = {"type": "user_change", "user": {"id": READER, "team_id": GRID_A, "deleted": True}}
+    assert await d.event(left, **ws) == 200
+    await d.runtime.watch.idle()
+    await d.drained()
+    told = [c for c in dms(d.slack, OWNER) if "deactivated" in str(c.args.get("text"))]
+    assert [c.token for c in told] == [token]
