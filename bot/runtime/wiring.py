@@ -270,7 +270,7 @@ async def build_runtime(
     )
     keybot = services_for(store, settings, hasher=hasher, context=context)
     late_replies: set[asyncio.Task[None]] = set()
-    leaks = LeakService(context, reads=store, hasher=verify_hasher, key_format=key_format)
+    leaks = LeakService(context, reads=store, hasher=verify_hasher, key_format=key_format, verifier=verifier)
     watch = EventWatch(
         leaks=leaks,
         offboarding=OffboardingService(

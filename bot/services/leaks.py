@@ -49,6 +49,7 @@ from bot.domain.model import AuditEvent, VerifyRecord
 from bot.domain.notices import Notice, NoticeKind
 from bot.ports import VerifyReads
 from bot.services.base import Context, Service
+from bot.services.verification import Verifier
 
 REPLAY_WINDOW = 200  # the project's latest audit events searched for an earlier report of the same leak
 BUSY_PAUSE = 0.05  # seconds between tries while the argon2 lane is full
@@ -56,11 +57,22 @@ BUSY_TRIES = 100  # then give up with Busy (the endpoint answers 503; GitHub ret
 
 
 class LeakService(Service):
-    def __init__(self, context: Context, *, reads: VerifyReads, hasher: Hasher, key_format: KeyFormat) -> None:
+    def __init__(
+        self,
+        context: Context,
+        *,
+        reads: VerifyReads,
+        hasher: Hasher,
+        key_format: KeyFormat,
+        verifier: Verifier | None = None,
+    ) -> None:
+        """``verifier``: the verify API's, whose per-key-id failure budget also bounds what wrong secrets
+        pasted in Slack cost argon2, and whose cache of valid secrets spares argon2 for keys in use."""
         super().__init__(context)
         self._reads = reads
         self._hasher = hasher
         self._format = key_format
+        self._verifier = verifier
 
     async def report(self, leaks: Sequence[Leak]) -> list[Feedback]:
         """Handle one report from GitHub; its feedback, one entry per reported token, in order. A token
@@ -110,11 +122,24 @@ class LeakService(Service):
         except InvalidInput:
             return None  # a near-miss (a typo, a bad checksum): no database query
         record = await self._reads.verify_record(parsed.key_id)
-        if record is None or not await self._matches(record.secret_hash, parsed.plaintext):
+        if record is None or not await self._posted_secret_matches(token, parsed, record.secret_hash):
             return None
         if record.retiring_at is not None and self._clock() >= record.retiring_at:
             return None  # a rolled key's old secret past its grace: it can never work again
         return record, parsed
+
+    async def _posted_secret_matches(self, token: str, parsed: ParsedKey, secret_hash: str) -> bool:
+        """Whether a key-shaped string posted in Slack is the secret of its key id. Anyone in a channel
+        can post strings, so as at the verify API wrong secrets for one key id cost argon2 at most the
+        failure budget's (over it: not checked, as if wrong); a secret verified lately costs none."""
+        if self._verifier is None:
+            return await self._matches(secret_hash, parsed.plaintext)
+        if self._verifier.knows_valid(token):
+            return True
+        matched = await self._verifier.budgeted_match(
+            parsed.key_id, lambda: self._matches(secret_hash, parsed.plaintext)
+        )
+        return matched is True
 
     async def _handle(self, leak: Leak) -> Label:
         try:

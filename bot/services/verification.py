@@ -35,7 +35,7 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -258,6 +258,23 @@ class Verifier:
         self._forgotten += 1
         for digest in list(self._by_row.get(row_id, ())):
             self._drop(digest)
+
+    def knows_valid(self, text: str) -> bool:
+        """Whether ``text`` is a secret this instance verified as valid lately (no query, no argon2)."""
+        return hashlib.sha256(text.encode()).digest() in self._valid
+
+    async def budgeted_match(self, key_id: str, check: Callable[[], Awaitable[bool]]) -> bool | None:
+        """Run ``check`` (an argon2 comparison of a secret of ``key_id``) within the key id's failure
+        budget, as a verification would: None, without running it, when the budget is spent."""
+        if self._budget.exhausted(key_id):
+            return None
+        self._budget.begin(key_id)
+        matched: bool | None = None
+        try:
+            matched = await check()
+        finally:
+            self._budget.end(key_id, failed=matched is False)
+        return matched
 
     async def verify(self, text: str) -> Verdict:
         verdict = await self._verify(text)

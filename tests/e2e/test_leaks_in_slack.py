@@ -161,6 +161,33 @@ async def test_an_event_over_a_mebibyte_is_refused_413_unread(harness: Harness) 
     assert status == 413
 
 
+def wrong_secrets(secret: str, count: int, salt: int) -> list[str]:
+    """Strings of ``secret``'s key id with other secrets and valid checksums: guesses, for keybot's eyes."""
+    body = secret[:-CHECKSUM_LEN]
+    guesses = [f"{body[:-3]}{salt:x}{i:02d}"[: len(body)] for i in range(count)]
+    return [guess + checksum(guess) for guess in guesses]
+
+
+async def test_wrong_secrets_pasted_in_slack_cost_argon2_within_the_key_ids_failure_budget(harness: Harness) -> None:
+    """Anyone in a channel can paste strings: five messages of 20 wrong secrets for one real key id cost
+    argon2 at most the verify API's budget (20 per key id per minute, SECURITY.md), and a real key
+    verified lately is still found after them (no argon2: the verifier knows it)."""
+    secret = await new_key(harness)
+    assert (await verify(harness, secret))["valid"] is True
+    lane = harness.runtime.verify_hasher
+    before = lane.completed
+    for n in range(5):
+        await send(harness, message(" ".join(wrong_secrets(secret, 20, n)), ts=f"17000000{n:02d}.000100"))
+    assert lane.completed - before <= 20
+    assert (await verify(harness, secret))["valid"] is True and leak_dms(harness, OWNER) == []
+    await send(harness, message(f"oops {secret}", ts="1700000099.000100"))
+    assert len(leak_dms(harness, OWNER)) == 1
+    assert "keybot disabled key `ci`" in (await harness.as_owner("audit payments")).text
+    assert lane.completed - before <= 20
+    # its key id over budget, the disabled key's next first-time check answers without argon2 (NOT_FOUND)
+    assert (await verify(harness, secret))["valid"] is False
+
+
 async def test_near_misses_change_nothing_and_dm_nobody(harness: Harness) -> None:
     secret = await new_key(harness)
     body = secret[:-CHECKSUM_LEN]
