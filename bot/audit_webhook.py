@@ -104,7 +104,7 @@ class AuditWebhook(Drainer):
 
     async def drain_once(self) -> int:
         """Claim one batch and deliver it in order; how many were delivered. After a transient failure
-        the rest of the batch waits as long as the failed row, so no event overtakes an earlier one."""
+        every queued event waits as long as the failed row, so none overtakes an earlier one."""
         rows = await self._store.claim_notifications(
             limit=self._batch, now=self._clock(), lease_seconds=self._lease, origin=AUDIT_WEBHOOK
         )
@@ -134,11 +134,12 @@ class AuditWebhook(Drainer):
         return sent
 
     async def _hold(self, rows: Sequence[Notification], *, delay: float, error: str) -> None:
-        """The failed row and those after it wait ``delay`` seconds."""
+        """The failed row and every event queued after it (in this batch or not) wait ``delay`` seconds."""
         if not self._failing:
             self._failing = True
             log.warning("audit webhook: delivery failed (%s); retrying with backoff until it goes", error)
         at = self._clock() + timedelta(seconds=delay)
+        await self._store.hold_notifications(origin=AUDIT_WEBHOOK, at=at, error="after an earlier event")
         for position, row in enumerate(rows):
             await self._store.reschedule(row.id, at=at, error=error if position == 0 else "after an earlier event")
 

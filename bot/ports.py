@@ -328,6 +328,10 @@ class Outbox(Protocol):
 
     async def reschedule(self, notification_id: int, *, at: datetime, error: str) -> None: ...
 
+    async def hold_notifications(self, *, origin: str, at: datetime, error: str) -> int:
+        """Make every waiting row of ``origin`` due no sooner than ``at`` (an ordered stream waits
+        whole behind a failed row); how many were moved."""
+
     async def bury(self, notification_id: int, *, at: datetime, error: str) -> None:
         """Make the row a dead letter: Slack refused it for good, so it is never claimed again
         (until an operator revives it)."""

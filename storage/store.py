@@ -233,6 +233,19 @@ class SqlStore:
         )
 
     @translating
+    async def hold_notifications(self, *, origin: str, at: datetime, error: str) -> int:
+        o = outbox.c
+        stmt = (
+            update(outbox)
+            .where(o.origin == origin, o.sent_at.is_(None), o.dead_at.is_(None), o.next_attempt_at < at)
+            .values(next_attempt_at=at, last_error=error[:_ERROR_LIMIT])
+        )
+        async with self._single.connect() as conn:
+            count = (await conn.execute(stmt)).rowcount
+            await conn.commit()
+        return int(count or 0)
+
+    @translating
     async def bury(self, notification_id: int, *, at: datetime, error: str) -> None:
         await self._update_outbox(
             notification_id, dead_at=at, claimed_until=None, last_error=error[:_ERROR_LIMIT]

@@ -175,6 +175,25 @@ async def test_a_receiver_outage_delays_events_but_loses_or_repeats_none(
     assert receiver.url not in caplog.text and SECRET not in caplog.text
 
 
+async def test_after_a_failure_no_event_overtakes_an_earlier_one_beyond_the_first_batch(
+    harness: Harness, receiver: Receiver
+) -> None:
+    """More events queued than one claim takes (20): a failed first delivery holds every one behind it,
+    not only its batch's."""
+    for n in range(15):  # with the bootstrap's event: 31 events, queued before the worker starts
+        await harness.as_owner(f"project create p{n}")
+    queued = await harness.runtime.store.pending_notifications()
+    assert queued > 20
+    receiver.answers = [503]
+    worker = harness.runtime.webhook
+    assert worker is not None
+    worker.start()
+    events = await delivered(receiver, queued)
+    assert [d.headers["X-Answered"] for d in receiver.got[:1]] == ["503"]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == queued
+
+
 async def test_a_delivery_the_receiver_refuses_is_a_dead_letter_until_sent_again(
     harness: Harness, receiver: Receiver, webhook: AuditWebhook
 ) -> None:

@@ -192,6 +192,17 @@ class MemoryStore(MemoryJobQueue):
             row = self.state.outbox[notification_id]
             row.next_attempt_at, row.claimed_until, row.last_error = at, None, error[:500]
 
+    async def hold_notifications(self, *, origin: str, at: datetime, error: str) -> int:
+        self.hit("hold_notifications")
+        async with self._lock:
+            rows = [
+                r for r in self.state.outbox.values()
+                if r.origin == origin and r.sent_at is None and r.dead_at is None and r.next_attempt_at < at
+            ]  # fmt: skip
+            for row in rows:
+                row.next_attempt_at, row.last_error = at, error[:500]
+            return len(rows)
+
     async def bury(self, notification_id: int, *, at: datetime, error: str) -> None:
         self.hit("bury")
         async with self._lock:

@@ -72,3 +72,22 @@ async def test_slacks_and_the_shells_outbox_workers_never_claim_a_delivery(store
     [row] = await store.claim_notifications(limit=10, now=later, lease_seconds=60, origin=AUDIT_WEBHOOK)
     await store.mark_sent(row.id, at=later)
     assert await store.oldest_pending_notification() is None
+
+
+async def test_holding_the_deliveries_moves_every_waiting_one_to_the_later_time_and_no_other(
+    store: SqlStore, world: World
+) -> None:
+    store.audit_webhook = True
+    async with store.transaction() as tx:
+        for n in range(1, 5):
+            await tx.add_audit(_event(world, n))
+    now, later = T0 + timedelta(minutes=1), T0 + timedelta(minutes=10)
+    first, *_ = await store.claim_notifications(limit=1, now=now, lease_seconds=60, origin=AUDIT_WEBHOOK)
+    await store.mark_sent(first.id, at=now)  # delivered: stays delivered
+    [second] = await store.claim_notifications(limit=1, now=now, lease_seconds=60, origin=AUDIT_WEBHOOK)
+    await store.reschedule(second.id, at=T0 + timedelta(hours=1), error="HTTP 503")  # already due after it
+    assert await store.hold_notifications(origin=AUDIT_WEBHOOK, at=later, error="after an earlier event") == 2
+    assert await store.claim_notifications(limit=10, now=later - timedelta(seconds=1), lease_seconds=60, origin=AUDIT_WEBHOOK) == []
+    held = await store.claim_notifications(limit=10, now=later, lease_seconds=60, origin=AUDIT_WEBHOOK)
+    assert [json.loads(r.text)["key_name"] for r in held] == ["k3", "k4"]
+    assert await store.hold_notifications(origin="shell", at=later + timedelta(hours=2), error="x") == 0
