@@ -263,15 +263,22 @@ def observing(metrics: Metrics | None, labels: Labels) -> Middleware:
     return observe
 
 
+RAW_BODY = "keybot.raw_body"  # where a handler that streamed a request's body keeps its bytes
+
+
 async def _labels(labels: Labels, request: web.Request) -> tuple[str, str]:
     path = request.path
     if path == "/v1/keys/verify":
         return "verify", "verify"
     if path == "/slack/events" and request.method == "POST":
-        raw = await request.read()  # the handler read it already: aiohttp hands back the same bytes
+        # the handler read it already: the bytes it kept (a streamed read), else aiohttp's cached ones
+        raw = request.get(RAW_BODY)
+        raw = raw if isinstance(raw, bytes) else await request.read()
+        if raw.lstrip()[:1] == b"{":  # an Events API envelope (JSON), whatever its messages say
+            return "other", "slack_check"
         if raw.startswith(b"payload=") or b"&payload=" in raw:
             return "click", labels.action(raw)
-        if b"command=" in raw:
+        if raw.startswith(b"command=") or b"&command=" in raw:
             return "command", labels.subcommand(raw)
         return "other", "slack_check"
     if path == "/healthz":

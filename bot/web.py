@@ -28,6 +28,7 @@ from slack_bolt.request.payload_utils import (
 from slack_sdk.signature import SignatureVerifier
 
 from bot.domain.errors import Busy, Unavailable
+from bot.observability import RAW_BODY
 from bot.ports import Health
 from bot.services.verification import MALFORMED, Verifier
 
@@ -52,7 +53,8 @@ async def read_at_most(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise TooLarge(f"body over {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = request[RAW_BODY] = b"".join(chunks)  # for the metrics' labels: request.read() is empty now
+    return body
 
 
 class MalformedRequest(ValueError):

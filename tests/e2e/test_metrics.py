@@ -13,7 +13,8 @@ from bot.domain.tracing import new_request_id
 from bot.observability import Labels, Metrics, Sources, serve_metrics
 from bot.runtime import build_runtime
 from bot.shell.fakeslack import FakeSlack, SlackError
-from tests.e2e.conftest import OWNER, Harness, e2e_settings
+from bot.shell.wire import event_body, post_signed
+from tests.e2e.conftest import OWNER, SIGNING_SECRET, TEAM, Harness, e2e_settings
 
 SECOND = "USECOND01"
 KEY_RE = re.compile(r"kb_[A-Za-z0-9]{10}_[A-Za-z0-9]{28}")
@@ -202,3 +203,20 @@ def test_slack_errors_beyond_the_bound_are_labelled_other() -> None:
 
 def test_request_ids_differ() -> None:
     assert new_request_id() != new_request_id()
+
+
+async def test_a_message_whose_text_looks_like_a_form_is_counted_as_an_event_not_a_command_or_click(
+    harness: Harness,
+) -> None:
+    """Anyone in a channel writes what they like: ``command=`` or ``&payload=`` inside a message's JSON
+    does not make it a slash command or a click in the metrics."""
+    for text in ("see https://x.example/?command=/apikeys&text=grant", "a=1&payload={}", "command=/apikeys"):
+        event = {"type": "message", "channel": "C1", "user": "U1", "ts": "1.1", "text": text}
+        status, _ = await post_signed(
+            harness.session, harness.driver.events_url, event_body(event=event, team_id=TEAM),
+            signing_secret=SIGNING_SECRET, content_type="application/json",
+        )  # fmt: skip
+        assert status == 200
+    counted = (await scrape(harness))["keybot_request_seconds_count"]
+    assert {k: v for k, v in counted.items() if ("surface", "command") in k or ("surface", "click") in k} == {}
+    assert counted[(("name", "slack_check"), ("surface", "other"))] == 3
