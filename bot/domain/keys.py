@@ -96,6 +96,26 @@ class KeyFormat:
         checksum is not checked here). A key split across lines is not one: it is not found."""
         return _candidate_re(self.prefix).findall(text)
 
+    def holds_key(self, text: str) -> bool:
+        """Whether ``text`` holds a key of this format (shape and checksum: no query, no argon2)."""
+        for candidate in self.candidates(text):
+            try:
+                self.parse(candidate)
+            except InvalidInput:
+                continue
+            return True
+        return False
+
+    def refuse_key_in(self, text: str, *, what: str) -> str:
+        """``text`` if it holds no key, else InvalidInput: text people type (a note, a reason) is stored
+        and shown to others, and a key's plaintext must never be."""
+        if self.holds_key(text):
+            raise InvalidInput(
+                f"{what} cannot hold an API key: it is stored and shown to other people. Remove the key "
+                "(and if it is a real one, roll it: it was pasted somewhere)."
+            )
+        return text
+
     def mask(self, plaintext: str) -> str:
         return self.masked_from(key_id=plaintext[len(self.prefix) + 1 :][:KEY_ID_LEN], tail=plaintext[-4:])
 

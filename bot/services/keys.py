@@ -99,6 +99,10 @@ class KeyService(Service):
             project=project.name, name=name, masked=new.masked, plaintext=new.plaintext, expires_at=expires_at
         )
 
+    def checked_note(self, note: str) -> str:
+        """A key's note as stored (``clean_note``), never holding a key (InvalidInput otherwise)."""
+        return self._maker.key_format.refuse_key_in(clean_note(note), what="A note")
+
     async def create(
         self, actor: Actor, *, project: str, name: str, expires: str | None = None, note: str | None = None
     ) -> CreatedKey:
@@ -107,7 +111,7 @@ class KeyService(Service):
         expiry beyond the policy's maximum is refused before any hashing."""
         validate_name(project, kind="project")
         validate_name(name, kind="key")
-        noted = None if note is None else clean_note(note)
+        noted = None if note is None else self.checked_note(note)
         async with self._uow.read() as tx:
             scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)
             if await tx.key_named(project_id=proj.id, name=name) is not None:  # before paying argon2

@@ -152,7 +152,7 @@ class RequestService(Service):
     ) -> RequestSent:
         """Ask the project's owners for a key; they each get a DM with *Approve* and *Deny*."""
         validate_name(project, kind="project")
-        why = None if reason is None else clean_reason(reason)
+        why = None if reason is None else self._maker.key_format.refuse_key_in(clean_reason(reason), what="A reason")
         async with self._uow.transaction() as tx:
             await tx.lock_team(actor.team_id, shared=True)
             scope, proj = await self._requester_scope(tx, actor, project)

@@ -25,7 +25,6 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import Conflict, InvalidInput, KeybotError, NotFound, NotSetUp, PermissionDenied
-from bot.domain.lifecycle import clean_note
 from bot.domain.model import Actor
 from bot.domain.names import validate_name
 from bot.services import Keybot
@@ -280,7 +279,7 @@ async def _check_create(
         errors[EXPIRY] = "Choose one of the expiries offered; your organization's policy may have changed."
     if note:
         try:
-            clean_note(note)
+            keybot.keys.checked_note(note)
         except InvalidInput as err:
             errors[NOTE] = str(err)
     return errors

@@ -92,3 +92,17 @@ class TestOnPostgres:
         assert reply.status == 200 and "control characters" in reply.text
         answer = await submit(harness, OWNER, view, values(project="payments", name="k2", note="a b"))
         assert answer["response_action"] == "update"  # the same form, fixed, goes through
+
+
+async def test_a_key_pasted_into_a_note_is_refused_next_to_the_note_and_kept_nowhere(harness: Harness) -> None:
+    await harness.as_owner("project create payments")
+    [key] = set(KEY_RE.findall((await harness.as_owner("create payments ci")).text))
+    view = await shortcut_modal(harness)
+    answer = await submit(harness, OWNER, view, values(project="payments", name="web", note=f"same as {key}"))
+    assert answer["response_action"] == "errors" and "cannot hold an API key" in answer["errors"][modals.NOTE]
+    assert key not in text_of(answer)
+    reply = await harness.as_owner(f"create payments web note like {key}")
+    assert "cannot hold an API key" in reply.text and key not in reply.text
+    stored = b"".join(p.read_bytes() for p in harness.db_path.parent.iterdir() if p.name.startswith("keybot.db"))
+    assert key.encode() not in stored
+    assert "*web*" not in (await harness.as_owner("list payments")).text

@@ -279,3 +279,16 @@ def test_an_invalid_prefix_is_refused(prefix: str) -> None:
 
 def test_the_default_prefix_is_kb() -> None:
     assert KeyFormat().generate().plaintext.startswith("kb_")
+
+
+def test_text_holding_a_key_is_refused_and_near_misses_or_other_prefixes_pass() -> None:
+    fmt = KeyFormat()
+    key = fmt.generate().plaintext
+    assert fmt.holds_key(f"deploys with {key} on friday") and fmt.holds_key(f"`{key}`")
+    bad_checksum = key[:-1] + ("A" if key[-1] != "A" else "B")
+    for text in ("deploys the web app", bad_checksum, key[:-3], KeyFormat(prefix="zz").generate().plaintext):
+        assert not fmt.holds_key(text)
+        assert fmt.refuse_key_in(text, what="A note") == text
+    with pytest.raises(InvalidInput, match="A reason cannot hold an API key") as err:
+        fmt.refuse_key_in(f"please {key}", what="A reason")
+    assert key not in str(err.value)

@@ -179,3 +179,16 @@ async def test_a_reason_with_a_nul_is_refused_and_sends_nothing(
     with pytest.raises(InvalidInput, match="control characters"):
         await keybot.requests.request(WRITER, project="payments", reason="nightly\x00export")
     assert store.state == before
+
+
+async def test_a_reason_or_note_holding_a_key_is_refused_and_stores_nothing(
+    keybot_world: tuple[Keybot, MemoryStore, FakeClock],
+) -> None:
+    keybot, store, _ = keybot_world
+    key = (await keybot.keys.create(OWNER, project="payments", name="ci")).plaintext
+    before = copy.deepcopy(store.state)
+    with pytest.raises(InvalidInput, match="A reason cannot hold an API key"):
+        await keybot.requests.request(WRITER, project="payments", reason=f"like {key} but mine")
+    with pytest.raises(InvalidInput, match="A note cannot hold an API key"):
+        await keybot.keys.create(OWNER, project="payments", name="web", note=f"same as {key}")
+    assert store.state == before
