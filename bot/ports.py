@@ -328,6 +328,10 @@ class Outbox(Protocol):
 
     async def reschedule(self, notification_id: int, *, at: datetime, error: str) -> None: ...
 
+    async def waits_behind(self, notification_id: int, *, user_id: str) -> bool:
+        """Whether an older row to ``user_id`` is still to be sent (neither sent nor dead): an update of
+        a DM waits while the DM it updates may be that row."""
+
     async def hold_notifications(self, *, origin: str, at: datetime, error: str) -> int:
         """Make every waiting row of ``origin`` due no sooner than ``at`` (an ordered stream waits
         whole behind a failed row); how many were moved."""

@@ -233,6 +233,17 @@ class SqlStore:
         )
 
     @translating
+    async def waits_behind(self, notification_id: int, *, user_id: str) -> bool:
+        o = outbox.c
+        stmt = (
+            select(o.id)
+            .where(o.user_id == user_id, o.id < notification_id, o.sent_at.is_(None), o.dead_at.is_(None))
+            .limit(1)
+        )
+        async with self._single.connect() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    @translating
     async def hold_notifications(self, *, origin: str, at: datetime, error: str) -> int:
         o = outbox.c
         stmt = (

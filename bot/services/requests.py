@@ -25,6 +25,7 @@ from datetime import datetime
 from bot.domain.durations import parse_when
 from bot.domain.errors import ConfirmationRefused, Conflict, InvalidInput, KeybotError, PermissionDenied, User
 from bot.domain.jobs import Decision, Job, JobData, JobKind, NewJob
+from bot.domain.keys import NewKey
 from bot.domain.lifecycle import Policy
 from bot.domain.model import Actor, AuditEvent, Project, Scope
 from bot.domain.names import shown, validate_name
@@ -286,6 +287,17 @@ class RequestService(Service):
         async with self._uow.read() as tx:  # refuse before paying argon2
             await self._revealable(tx, actor, ref)
         new = await self._maker.new_key()
+        try:
+            return await self._reveal(actor, ref, new)
+        except Conflict:
+            # two clicks at once (two instances): both found no `request-<n>` yet, the other's insert won
+            async with self._uow.read() as tx:
+                latest = await tx.access_request(ref.request_id)
+            if latest is not None and latest.state is not RequestState.APPROVED:
+                raise _ended(latest, for_requester=True) from None
+            raise
+
+    async def _reveal(self, actor: Actor, ref: RequestRef, new: tuple[str, NewKey]) -> CreatedKey:
         async with self._uow.transaction() as tx:
             await tx.lock_team(actor.team_id, shared=True)
             request, scope, project = await self._revealable(tx, actor, ref)

@@ -227,7 +227,10 @@ class OutboxWorker(Drainer):
         if self._nudge_dms is not None and notice.nudge is not None:
             found = await self._nudge_dms.nudge_dm(job_id=notice.nudge, user_id=row.user_id)
         if found is None:
-            if row.attempts >= UPDATE_TRIES or self._nudge_dms is None:
+            # the DM it updates may still be queued (Slack down, keybot uninstalled there for a while):
+            # wait for as long as that lasts; once nothing older is queued, UPDATE_TRIES more tries
+            waiting = self._nudge_dms is not None and await self._store.waits_behind(row.id, user_id=row.user_id)
+            if not waiting and (row.attempts >= UPDATE_TRIES or self._nudge_dms is None):
                 await self._store.bury(row.id, at=self._clock(), error="its reminder DM was never sent")
                 self.dead_letters += 1
                 log.warning("outbox: update %s to %s is dead: its reminder DM was never sent", row.id, row.user_id)

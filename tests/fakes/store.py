@@ -192,6 +192,13 @@ class MemoryStore(MemoryJobQueue):
             row = self.state.outbox[notification_id]
             row.next_attempt_at, row.claimed_until, row.last_error = at, None, error[:500]
 
+    async def waits_behind(self, notification_id: int, *, user_id: str) -> bool:
+        self.hit("waits_behind")
+        return any(
+            r.user_id == user_id and r.id < notification_id and r.sent_at is None and r.dead_at is None
+            for r in self.state.outbox.values()
+        )
+
     async def hold_notifications(self, *, origin: str, at: datetime, error: str) -> int:
         self.hit("hold_notifications")
         async with self._lock:

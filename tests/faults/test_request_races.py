@@ -213,3 +213,30 @@ async def test_two_identical_requests_at_once_on_two_instances_make_one_pending_
     assert sorted(is_refusal(r) for r in replies) == [False, True], [r.text for r in replies]
     assert "already asked" in next(r for r in replies if is_refusal(r)).text
     assert [state for state, _, _ in await decisions(pg_url)] == ["pending"]
+
+
+async def test_reveal_clicked_at_once_on_two_instances_shows_one_key_and_says_already_revealed_to_the_other(
+    two: tuple[Instance, Instance], slack: SlackWithOutages, pg_url: str
+) -> None:
+    """Both clicks may pass the first checks before either inserts `request-<n>`: the loser's insert
+    meets the winner's key and is answered like any late click ("already revealed"), not "pick another
+    name" (the requester picked none)."""
+    a, b = two
+    rounds = 4
+    for n in range(rounds):
+        dms = await ask(a, slack)
+        assert not is_refusal(await click(a, OWNER, dms[OWNER], ActionId.REQUEST_APPROVE))
+        await eventually(lambda n=n: len(reveal_dms(slack)) > n, within=WITHIN)
+        dm = reveal_dms(slack)[-1]
+        replies = await asyncio.gather(click(a, WRITER, dm, ActionId.REQUEST_REVEAL), click(b, WRITER, dm, ActionId.REQUEST_REVEAL))
+        texts = [r.text for r in replies]
+        assert sum("kb_" in t for t in texts) == 1, texts
+        assert "already revealed" in next(t for t in texts if "kb_" not in t), texts
+    engine = make_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            revealed = (await conn.execute(select(func.count()).where(audit_events.c.action == "access revealed"))).scalar_one()
+            states = (await conn.execute(select(access_requests.c.state))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert revealed == rounds and states == ["revealed"] * rounds

@@ -296,3 +296,16 @@ async def test_a_row_waits_out_the_settle_time_and_then_brings_its_recipients_yo
     assert await claim(T0 + timedelta(seconds=3)) == [f"UANA:{one}", f"UANA:{two}"]
     assert await claim(T0 + timedelta(seconds=4)) == []
     assert await claim(T0 + timedelta(seconds=5)) == [f"UBOB:{three}"]
+
+
+async def test_a_row_waits_behind_an_older_one_to_the_same_person_until_that_is_sent_or_dead(store: SqlStore) -> None:
+    async with store.transaction() as tx:
+        for n in (1, 2, 1, 1):  # U0001, U0002, U0001, U0001
+            await tx.notify(notice(n))
+    first, other, second, third = await _claim(store, T0)
+    assert not await store.waits_behind(first.id, user_id=first.user_id)
+    assert await store.waits_behind(third.id, user_id=third.user_id)  # behind first and second
+    assert not await store.waits_behind(other.id, user_id=other.user_id)  # nobody older to U0002
+    await store.mark_sent(first.id, at=T0)
+    await store.bury(second.id, at=T0, error="user_not_found")
+    assert not await store.waits_behind(third.id, user_id=third.user_id)

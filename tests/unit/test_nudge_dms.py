@@ -237,3 +237,25 @@ async def test_a_reminder_slack_refuses_for_good_is_a_dead_letter_like_any_dm(cl
     assert await worker(store, Refusing(), clock).drain_once() == 0
     [row] = store.outbox()
     assert row.dead_at is not None and await store.nudge_dm(job_id=7, user_id="U1") is None
+
+
+async def test_an_update_waits_as_long_as_its_reminder_is_still_queued_however_many_tries_that_takes(
+    clock: FakeClock,
+) -> None:
+    """Slack refused DMs for a while (or keybot was uninstalled there): the reminder is still queued, so
+    its update keeps waiting past UPDATE_TRIES, and once the reminder goes the update changes it."""
+    store, slack = MemoryStore(), Slack()
+    await queue(store, reminder(to="U1"), decided("U1"))
+    first, _ = store.outbox()
+    await store.reschedule(first.id, at=clock() + timedelta(days=1), error="HTTP 500")  # Slack down
+    outbox = worker(store, slack, clock)
+    for _ in range(UPDATE_TRIES * 2):
+        await outbox.drain_once()
+        clock.advance(minutes=30)
+    _, update = store.outbox()
+    assert update.dead_at is None and update.last_error == "its reminder DM is not sent yet"
+    clock.advance(days=1)  # Slack is back: the reminder goes, then its update
+    while await outbox.drain_once():
+        pass
+    assert len(slack.posts) == 1 and [u["ts"] for u in slack.updates] == [slack_ts(1)]
+    assert all(row.sent_at is not None for row in store.outbox())
