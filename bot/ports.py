@@ -252,8 +252,9 @@ class Transaction(
 class WorkspaceDirectory(Protocol):
     """Who the workspace's people are, as Slack knows them (bot/slack/directory.py)."""
 
-    async def admins(self, team_id: str) -> list[str]:
-        """The user ids of the workspace's admins and owners (active humans only)."""
+    async def admins(self, team_id: str, *, workspace: str | None = None) -> list[str]:
+        """The user ids of the workspace's admins and owners (active humans only). ``team_id`` is the
+        organization's key; for an org-wide Grid install (``E…``) ``workspace`` says which workspace."""
 
 
 class UnitOfWork(Protocol):

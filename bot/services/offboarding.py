@@ -43,9 +43,9 @@ class OffboardingService(Service):
         super().__init__(context)
         self._directory = directory
 
-    async def deactivated(self, *, team_id: str, user_id: str) -> Offboarded:
+    async def deactivated(self, *, team_id: str, user_id: str, workspace: str | None = None) -> Offboarded:
         """End ``user_id``'s access in the org of ``team_id`` (nothing if there is none, or if they hold
-        no role any more)."""
+        no role any more). ``workspace``: the Slack workspace the deactivation came from."""
         result = Offboarded(user_id=user_id)
         org: Org | None = None
         async with self._uow.transaction() as tx:
@@ -103,7 +103,7 @@ class OffboardingService(Service):
                         )
                     )
         if result.ownerless and org is not None:
-            result.admins_told = await self._tell_admins(org, user_id=user_id)
+            result.admins_told = await self._tell_admins(org, user_id=user_id, workspace=workspace)
         self._on_notify()
         return result
 
@@ -112,8 +112,9 @@ class OffboardingService(Service):
         deactivation's transaction (their approvers' and their own DMs are updated to say so)."""
         await void_requests_in(tx, org_id=org.id, user_id=user_id, at=self._clock(), origin=self._origin)
 
-    async def _tell_admins(self, org: Org, *, user_id: str) -> list[str]:
-        admins = [admin for admin in await self._directory.admins(org.team_id) if admin != user_id]
+    async def _tell_admins(self, org: Org, *, user_id: str, workspace: str | None) -> list[str]:
+        listed = await self._directory.admins(org.team_id, workspace=workspace)
+        admins = [admin for admin in listed if admin != user_id]
         async with self._uow.transaction() as tx:
             now = self._clock()
             for admin in admins:

@@ -15,8 +15,10 @@ class SlackDirectory:
         self._client = client
         self._tokens = tokens  # keybot installed through OAuth: each workspace's own token
 
-    async def admins(self, team_id: str) -> list[str]:
-        """Active human admins and owners of the workspace (``is_admin`` or ``is_owner``)."""
+    async def admins(self, team_id: str, *, workspace: str | None = None) -> list[str]:
+        """Active human admins and owners of the workspace (``is_admin`` or ``is_owner``). An org-wide
+        Grid install's token is an org token, with which ``users.list`` needs a workspace's team id:
+        ``workspace``, the one the event came from, rather than the enterprise id."""
         found: list[str] = []
         token: dict[str, Any] = {}
         if self._tokens is not None:
@@ -24,7 +26,8 @@ class SlackDirectory:
             if installed is None:
                 return found  # keybot is not installed there (now): nobody to ask
             token = {"token": installed}
-        async for page in await self._client.users_list(team_id=team_id, limit=PAGE, **token):
+        listed = workspace if team_id.startswith("E") and workspace else team_id
+        async for page in await self._client.users_list(team_id=listed, limit=PAGE, **token):
             members = page.get("members")
             for member in members if isinstance(members, list) else []:
                 if not isinstance(member, dict) or not isinstance(member.get("id"), str):

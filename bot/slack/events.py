@@ -45,8 +45,9 @@ SKIPPED_SUBTYPES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class UserDeactivated:
-    team_id: str
+    team_id: str  # the organization's key
     user_id: str
+    workspace: str | None = None  # the Slack workspace the event came from (a Grid org has many)
 
 
 def _strings(value: Any, depth: int = 0) -> Iterator[str]:
@@ -132,8 +133,10 @@ def deactivation(body: dict[str, Any]) -> UserDeactivated | None:
     team_id = _org_key(body)
     if not isinstance(user, dict) or user.get("deleted") is not True or not isinstance(team_id, str):
         return None
-    user_id = user.get("id")
-    return UserDeactivated(team_id=team_id, user_id=user_id) if isinstance(user_id, str) else None
+    user_id, workspace = user.get("id"), user.get("team_id") or body.get("team_id")
+    if not isinstance(user_id, str):
+        return None
+    return UserDeactivated(team_id=team_id, user_id=user_id, workspace=workspace if isinstance(workspace, str) else None)
 
 
 class EventWatch:
@@ -200,7 +203,7 @@ class EventWatch:
             work = await self._queue.get()
             try:
                 if isinstance(work, UserDeactivated):
-                    await self._offboarding.deactivated(team_id=work.team_id, user_id=work.user_id)
+                    await self._offboarding.deactivated(team_id=work.team_id, user_id=work.user_id, workspace=work.workspace)
                 else:
                     await self._check(work)
             except Exception as err:  # never the strings: only the kind of failure

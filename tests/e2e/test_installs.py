@@ -472,3 +472,24 @@ async def test_a_grid_workspace_installed_on_its_own_gets_leak_handling_and_offb
     await d.drained()
     told = [c for c in dms(d.slack, OWNER) if "deactivated" in str(c.args.get("text"))]
     assert [c.token for c in told] == [token]
+
+
+async def test_when_an_org_wide_installs_last_owner_leaves_the_admins_are_listed_in_that_workspace(
+    deployment: Deployment,
+) -> None:
+    """An org-wide Grid install holds an org token, with which ``users.list`` takes a workspace's team id:
+    the admins are asked of the workspace the deactivation came from, never of the enterprise id."""
+    d = deployment
+    await d.install("code-g", Grant(team_id=None, user_id=OWNER, enterprise_id=GRID, org_wide=True, name="Grid"))
+    [grid] = d.slack.tokens_of(GRID)
+    d.slack.admins.add("UADMIN01")
+    ws: dict[str, Any] = {"team": GRID_B, "enterprise": GRID, "org_wide": True}
+    assert "owner" in (await d.cmd(OWNER, "whoami", **ws)).text
+    left = {"type": "user_change", "user": {"id": OWNER, "team_id": GRID_B, "deleted": True}}
+    assert await d.event(left, **ws) == 200
+    assert d.runtime.watch is not None
+    await d.runtime.watch.idle()
+    [listed] = d.slack.calls_to("users.list")
+    assert (listed.args.get("team_id"), listed.token) == (GRID_B, grid)
+    await d.drained()
+    assert [c.token for c in dms(d.slack, "UADMIN01")] == [grid]

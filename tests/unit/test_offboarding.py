@@ -24,7 +24,7 @@ class Directory:
         self.admins_of = list(admins)
         self.asked = 0
 
-    async def admins(self, team_id: str) -> list[str]:
+    async def admins(self, team_id: str, *, workspace: str | None = None) -> list[str]:
         self.asked += 1
         return self.admins_of
 
