@@ -2,14 +2,19 @@
 ``audit export`` — each built on the wiring in ``bot.runtime.wiring``."""
 
 import asyncio
+import contextlib
 import ipaddress
+import itertools
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
+import aiohttp
 from aiohttp import web
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit_export import write_events
 from bot.domain.errors import Unavailable
@@ -91,26 +96,75 @@ async def serve(settings: Settings) -> None:
             settings.port,
         )
     socket = None
-    if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    try:
+        if settings.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        socket = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token)
-        await socket.connect_async()  # type: ignore[no-untyped-call]
-        log.info(
-            "keybot connected to Slack over Socket Mode; verify API on http://%s:%s",
-            settings.host,
-            settings.port,
-        )
-    else:
-        log.info("keybot listening on http://%s:%s (Slack: POST /slack/events)", settings.host, settings.port)
-    await stop.wait()
-    log.info("keybot stopping: finishing in-flight requests and DMs")
-    if socket is not None:
-        await socket.close_async()  # type: ignore[no-untyped-call]
-    for cleanup in reversed(runner_cleanups):
-        await cleanup()
-    await runtime.aclose()
-    log.info("keybot stopped")
+            socket = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token)
+            opening = _open_socket(socket, runtime.bolt.client, settings.slack_app_token or "")
+            if await _until_stopped(opening, stop):
+                log.info(
+                    "keybot connected to Slack over Socket Mode; verify API on http://%s:%s",
+                    settings.host,
+                    settings.port,
+                )
+        else:
+            log.info("keybot listening on http://%s:%s (Slack: POST /slack/events)", settings.host, settings.port)
+        await stop.wait()
+        log.info("keybot stopping: finishing in-flight requests and DMs")
+    finally:
+        if socket is not None:
+            with contextlib.suppress(Exception):  # never connected, or already gone
+                await socket.close_async()  # type: ignore[no-untyped-call]
+        for cleanup in reversed(runner_cleanups):
+            await cleanup()
+        await runtime.aclose()
+        log.info("keybot stopped")
+
+
+SOCKET_RETRY_SECONDS = (1, 2, 5, 10, 30)  # between attempts to reach Slack for Socket Mode, then every 30 s
+# apps.connections.open answers about the token itself: retrying cannot help
+SOCKET_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "not_allowed_token_type", "missing_scope"}
+)
+
+
+async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless SIGTERM/SIGINT comes first (then it is cancelled); whether it finished."""
+    task, stopping = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()  # a StartupError about the token
+    return True
+
+
+async def _open_socket(socket: Any, client: AsyncWebClient, app_token: str) -> None:
+    """Connect over Socket Mode. The app token is tried first with ``apps.connections.open``: one that
+    Slack refuses stops keybot with one line (StartupError); an unreachable Slack is retried, one log
+    line per attempt, until it answers or keybot is told to stop."""
+    for attempt in itertools.count():
+        try:
+            await client.apps_connections_open(app_token=app_token)
+            break
+        except SlackApiError as err:
+            error = str(err.response.get("error", "")) if err.response is not None else ""
+            if error in SOCKET_TOKEN_ERRORS:
+                raise StartupError(
+                    f"Slack refused SLACK_APP_TOKEN ({error}): use the app-level token (xapp-…) with the "
+                    "connections:write scope, from the app's Basic Information page."
+                ) from None
+            wait = SOCKET_RETRY_SECONDS[min(attempt, len(SOCKET_RETRY_SECONDS) - 1)]
+            log.warning("Slack did not open a Socket Mode connection (%s); trying again in %s s", error or "?", wait)
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            wait = SOCKET_RETRY_SECONDS[min(attempt, len(SOCKET_RETRY_SECONDS) - 1)]
+            log.warning("cannot reach Slack for Socket Mode (%s); trying again in %s s", type(err).__name__, wait)
+        await asyncio.sleep(wait)
+    await socket.connect_async()
 
 
 async def outbox_list(settings: Settings) -> str:

@@ -189,3 +189,62 @@ def test_bootstrap_refuses_an_org_name_that_is_empty_too_long_or_not_printable(t
 def test_bootstrap_accepts_an_org_name_with_spaces_and_punctuation(tmp_path: Path) -> None:
     result = _run(["bootstrap", "--team-id", "T0001", "--owner", "U0001", "--org", "Acme Corp. (EU)"], _env(tmp_path))
     assert result.returncode == 0, result.stderr
+
+
+def _socket_mode_env(tmp_path: Path, api_url: str) -> dict[str, str]:
+    return _env(
+        tmp_path,
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_APP_TOKEN="xapp-1-A0-1-bad",
+        PORT=str(_free_port()),
+        KEYBOT_HOST="127.0.0.1",
+        SLACK_API_URL=api_url,
+    )
+
+
+def test_serve_in_socket_mode_with_an_app_token_slack_refuses_stops_with_one_clear_line(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # every Web API method: as Slack answers a wrong token
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"ok": false, "error": "invalid_auth"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = _run(["serve"], _socket_mode_env(tmp_path, f"http://127.0.0.1:{server.server_port}/api/"))
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("keybot:")]
+    assert "Slack refused SLACK_APP_TOKEN (invalid_auth)" in line and "xapp-1-A0-1-bad" not in result.stderr
+
+
+def test_serve_in_socket_mode_while_slack_is_unreachable_retries_and_still_stops_on_sigterm(tmp_path: Path) -> None:
+    env = _socket_mode_env(tmp_path, "http://127.0.0.1:9/api/")  # nothing listens on port 9
+    proc = subprocess.Popen([*KEYBOT, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/healthz", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.5)  # at least one attempt to reach Slack
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "cannot reach Slack for Socket Mode" in err and "keybot stopped" in err and "Traceback" not in err
