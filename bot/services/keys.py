@@ -99,6 +99,11 @@ class KeyService(Service):
             project=project.name, name=name, masked=new.masked, plaintext=new.plaintext, expires_at=expires_at
         )
 
+    def checked_name(self, name: str, *, kind: str) -> str:
+        """A new key's or project's name (``validate_name``) that is not itself a key: names are listed,
+        audited and DMed to every owner, and a key's plaintext must never be."""
+        return self._maker.key_format.refuse_key_in(validate_name(name, kind=kind), what=f"A {kind} name")
+
     def checked_note(self, note: str) -> str:
         """A key's note as stored (``clean_note``), never holding a key (InvalidInput otherwise)."""
         return self._maker.key_format.refuse_key_in(clean_note(note), what="A note")
@@ -110,7 +115,7 @@ class KeyService(Service):
         is a ``<when>`` (bot/domain/durations.py); without it the org's default lifetime applies. An
         expiry beyond the policy's maximum is refused before any hashing."""
         validate_name(project, kind="project")
-        validate_name(name, kind="key")
+        self.checked_name(name, kind="key")
         noted = None if note is None else self.checked_note(note)
         async with self._uow.read() as tx:
             scope, proj = await self._project_scope(tx, actor, project, Action.CREATE_KEY)

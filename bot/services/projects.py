@@ -2,7 +2,6 @@
 
 from bot.domain.errors import Conflict
 from bot.domain.model import Actor, AuditEvent
-from bot.domain.names import validate_name
 from bot.domain.roles import Action, OrgRole
 from bot.services.base import Context, Service
 from bot.services.keys import KeyMaker, KeyService
@@ -20,7 +19,7 @@ class ProjectService(Service):
 
     async def create(self, actor: Actor, *, name: str) -> CreatedKey:
         """Create a project and its ``default`` key; the key's secret goes back to the creator only."""
-        validate_name(name, kind="project")
+        self._keys.checked_name(name, kind="project")
         async with self._uow.read() as tx:
             await self._authorize(tx, await self._scope(tx, actor), Action.CREATE_PROJECT)
         key = await self._maker.new_key()

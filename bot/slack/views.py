@@ -26,7 +26,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import Conflict, InvalidInput, KeybotError, NotFound, NotSetUp, PermissionDenied
 from bot.domain.model import Actor
-from bot.domain.names import validate_name
 from bot.services import Keybot
 from bot.slack import home, modals
 from bot.slack.codec import ActionId, decode_nudge
@@ -272,7 +271,7 @@ async def _check_create(
     elif project not in form.projects:
         errors[PROJECT] = f"You are no longer an owner of `{project}`, so you cannot create keys in it."
     try:
-        validate_name((name or "").strip(), kind="key")
+        keybot.keys.checked_name((name or "").strip(), kind="key")
     except InvalidInput as err:
         errors[NAME] = str(err)
     if expiry is None or expiry not in form.expiries:

@@ -106,3 +106,15 @@ async def test_a_key_pasted_into_a_note_is_refused_next_to_the_note_and_kept_now
     stored = b"".join(p.read_bytes() for p in harness.db_path.parent.iterdir() if p.name.startswith("keybot.db"))
     assert key.encode() not in stored
     assert "*web*" not in (await harness.as_owner("list payments")).text
+
+
+async def test_a_key_pasted_as_a_key_name_is_refused_next_to_the_name_and_never_listed(harness: Harness) -> None:
+    await harness.as_owner("project create payments")
+    [key] = set(KEY_RE.findall((await harness.as_owner("create payments ci")).text))
+    view = await shortcut_modal(harness)
+    answer = await submit(harness, OWNER, view, values(project="payments", name=key))
+    assert answer["response_action"] == "errors" and "cannot hold an API key" in answer["errors"][modals.NAME]
+    for command in (f"create payments {key}", f"project create {key}"):
+        reply = await harness.as_owner(command)
+        assert "cannot hold an API key" in reply.text and key not in reply.text
+    assert key not in (await harness.as_owner("list payments")).text + (await harness.as_owner("audit")).text

@@ -192,3 +192,17 @@ async def test_a_reason_or_note_holding_a_key_is_refused_and_stores_nothing(
     with pytest.raises(InvalidInput, match="A note cannot hold an API key"):
         await keybot.keys.create(OWNER, project="payments", name="web", note=f"same as {key}")
     assert store.state == before
+
+
+async def test_a_key_or_project_named_with_a_keys_plaintext_is_refused_and_stores_nothing(
+    keybot_world: tuple[Keybot, MemoryStore, FakeClock],
+) -> None:
+    keybot, store, _ = keybot_world
+    key = (await keybot.keys.create(OWNER, project="payments", name="ci")).plaintext
+    before = copy.deepcopy(store.state)
+    with pytest.raises(InvalidInput, match="A key name cannot hold an API key") as err:
+        await keybot.keys.create(OWNER, project="payments", name=key)
+    assert key not in str(err.value)
+    with pytest.raises(InvalidInput, match="A project name cannot hold an API key"):
+        await keybot.projects.create(OWNER, name=key)
+    assert store.state == before
