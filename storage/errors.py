@@ -34,7 +34,17 @@ _OUTAGES = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.InterfaceError,
+    # the server answers, but not for this URL: no such database, role or password (a wrong DATABASE_URL)
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidPasswordError,
 )
+
+
+def _drivers_error(exc: BaseException) -> BaseException | None:
+    """The driver's own exception under SQLAlchemy's wrapping (``DBAPIError.orig`` and its cause)."""
+    orig = getattr(exc, "orig", None)
+    return None if orig is None else (orig.__cause__ or orig)
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:
@@ -55,7 +65,11 @@ def translate(exc: Exception) -> Exception:
         conflict = Conflict("that name is already taken")
         conflict.__suppress_context__ = True
         return conflict
-    if isinstance(exc, _OUTAGES) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+    if (
+        isinstance(exc, _OUTAGES)
+        or isinstance(_drivers_error(exc), _OUTAGES)
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    ):
         unavailable = Unavailable(UNAVAILABLE)
         unavailable.__cause__ = exc
         return unavailable

@@ -24,11 +24,11 @@ from bot.runtime.wiring import (
     StartupError,
     build_runtime,
     connect,
-    first_line,
     freeze_startup_objects,
     redacted,
     services_for,
     utcnow,
+    why_unavailable,
 )
 from bot.services.audit import export_audit
 from bot.services.upkeep import DeadLetterService, outbox_report, retry_report
@@ -173,7 +173,7 @@ async def outbox_list(settings: Settings) -> str:
     try:
         return outbox_report(await DeadLetterService(store, clock=utcnow).overview())
     except Unavailable as err:
-        raise StartupError(f"the database stopped answering ({first_line(err.__cause__ or err)}).") from None
+        raise StartupError(f"the database stopped answering ({why_unavailable(err)}).") from None
     finally:
         await store.close()
 
@@ -185,7 +185,7 @@ async def outbox_retry(settings: Settings, *, ids: list[int] | None) -> tuple[bo
     try:
         revived = await DeadLetterService(store, clock=utcnow).retry(ids)
     except Unavailable as err:
-        raise StartupError(f"the database stopped answering ({first_line(err.__cause__ or err)}).") from None
+        raise StartupError(f"the database stopped answering ({why_unavailable(err)}).") from None
     finally:
         await store.close()
     return not revived.not_dead, retry_report(revived, every_dead=ids is None)

@@ -123,6 +123,14 @@ def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
 
 
+def why_unavailable(err: BaseException) -> str:
+    """The first line of what the database or its driver said under an Unavailable (SQLAlchemy's
+    wrapping and its "(sqlalchemy….Error)" prefix left out)."""
+    cause = err.__cause__ or err
+    orig = getattr(cause, "orig", None)
+    return first_line(orig.__cause__ or orig if orig is not None else cause)
+
+
 def redacted(url: str) -> str:
     """A database URL safe to print: the password hidden."""
     return make_url(url).render_as_string(hide_password=True)
@@ -153,7 +161,7 @@ async def connect(settings: Settings) -> SqlStore:
         store = await open_store(settings.database_url, migrate=True)
     except Unavailable as err:
         raise StartupError(
-            f"cannot reach the database at {redacted(settings.database_url)} ({first_line(err.__cause__ or err)}). "
+            f"cannot reach the database at {redacted(settings.database_url)} ({why_unavailable(err)}). "
             "Check DATABASE_URL and that the server is running."
         ) from None
     # audit events written through this store (serve, bootstrap, …) queue their webhook delivery; any
@@ -179,7 +187,7 @@ async def existing_org_teams(settings: Settings) -> list[str]:
     except Unavailable as err:
         raise StartupError(
             f"cannot reach the database at {redacted(settings.database_url)} "
-            f"({first_line(err.__cause__ or err)})."
+            f"({why_unavailable(err)})."
         ) from None
 
 

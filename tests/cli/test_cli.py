@@ -248,3 +248,21 @@ def test_serve_in_socket_mode_while_slack_is_unreachable_retries_and_still_stops
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "cannot reach Slack for Socket Mode" in err and "keybot stopped" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql+asyncpg://postgres@127.0.0.1:5432/keybot_no_such_db", 'database "keybot_no_such_db" does not exist'),
+        ("postgresql+asyncpg://keybot_no_such_role@127.0.0.1:5432/test", 'role "keybot_no_such_role" does not exist'),
+    ],
+)
+@pytest.mark.parametrize("command", [["serve"], ["db", "upgrade"], ["audit", "export", "--since", "2026-01-01"]])
+def test_a_postgres_url_naming_a_database_or_role_that_does_not_exist_stops_with_one_clear_line(
+    tmp_path: Path, url: str, said: str, command: list[str]
+) -> None:
+    result = _run(command, _env(tmp_path, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", DATABASE_URL=url))
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("keybot: cannot reach the database") and said in lines[0] and "sqlalchemy" not in lines[0]
