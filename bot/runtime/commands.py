@@ -219,6 +219,15 @@ async def audit_export(
     """Stream the audit trail (at or after ``since``; one workspace's org or all) to ``out``."""
     store = await connect(settings)
     try:
+        if team_id is not None:
+            async with store.read() as tx:
+                known = await tx.org_teams()
+            if team_id not in known:  # a typo must not look like "no events"
+                raise StartupError(
+                    f"this database has no organization for {team_id}"
+                    + (f" (it has: {', '.join(known[:10])})" if known else " (it has none)")
+                    + "; without --org every organization is exported."
+                )
         events = export_audit(SqlAuditExport(store.engine), since=since, team_id=team_id)
         return await write_events(events, out, fmt=fmt)
     finally:

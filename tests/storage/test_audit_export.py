@@ -116,3 +116,14 @@ def test_keybot_audit_export_writes_json_lines_from_the_command_line(tmp_path: P
     bad = subprocess.run([sys.executable, "-m", "bot.cli", "audit", "export", "--since", "yesterday"],
                          env=env, cwd=root, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "is not a date like 2026-01-31" in bad.stderr
+    for org, expected in (("T0001", 1), ("TNOPE", None)):  # a typo is said, not an empty export
+        one = subprocess.run([sys.executable, "-m", "bot.cli", "audit", "export", "--since", "2000-01-01", "--org", org],
+                             env=env, cwd=root, capture_output=True, text=True, timeout=120)
+        if expected is None:
+            assert one.returncode == 1 and one.stdout == ""
+            assert one.stderr.strip() == (
+                "keybot: this database has no organization for TNOPE (it has: T0001); "
+                "without --org every organization is exported."
+            )
+        else:
+            assert one.returncode == 0 and len(one.stdout.splitlines()) == expected, one.stderr
