@@ -60,7 +60,8 @@ class Shell(Surfaces):
         self.names: dict[str, str] = {}
         self.user = self._register(user)
         self.finished = False
-        self.dms: list[tuple[str, dict[str, Any]]] = []
+        # every DM sent: (recipient, its message as it is now, where it is: (channel, ts))
+        self.dms: list[tuple[str, dict[str, Any], tuple[str, str]]] = []
         self._stack = stack
         self._messages: list[Shown] = []
         self._buttons: list[tuple[dict[str, Any], Shown]] = []
@@ -318,10 +319,12 @@ class Shell(Surfaces):
             user = self._register(who.removeprefix("@")) if who else None
         except ValueError:
             return "\n".join([*lines, "Usage: /dms or /dms @name."])
-        dms = [(to, message) for to, message in self.dms if user is None or to == user]
+        dms = [(to, message, at) for to, message, at in self.dms if user is None or to == user]
         if not dms:
             lines.append("No DMs yet." if user is None else f"No DMs to @{self._name(user)} yet.")
-        lines += [self._dm_text(to, message) for to, message in dms]
+        for to, message, at in dms:  # as they are now (updates applied); their live buttons clickable
+            shown = Shown(number=0, viewer=to, url=self.slack.response_url(f"dm{at[1]}"), dm=(at[0], {**message, "ts": at[1]}))
+            lines.append(self._dm_text(to, message, first_button=self._number_buttons(message, shown)))
         return "\n".join(lines)
 
     # -- what Slack got ---------------------------------------------------------------------
@@ -382,8 +385,9 @@ class Shell(Surfaces):
             if shown.dm is not None and (shown.dm[0], shown.dm[1].get("ts")) == at:
                 shown.replaced = True
         if call.method == "chat.update":
+            self.dms = [(who, message if where == at else was, where) for who, was, where in self.dms]
             return self._dm_text(to, message, updated=True)
-        self.dms.append((to, message))
+        self.dms.append((to, message, at))
         shown = Shown(number=0, viewer=to, url=self.slack.response_url(f"dm{at[1]}"), dm=(at[0], {**message, "ts": at[1]}))
         return self._dm_text(to, message, first_button=self._number_buttons(message, shown))
 

@@ -33,3 +33,30 @@ def test_a_request_is_approved_and_revealed_once_by_clicking_the_dms_buttons(set
     assert "gone: its DM was updated" in reply_to(text, "/click 1", occurrence=3)
     assert "revealed as key `request-1`, approved by @ana" in reply_to(text, "/apikeys requests")
     assert len(set(SECRET_RE.findall(text))) == 2  # the project's default key, and the revealed one
+
+
+def test_dms_shows_each_dm_as_it_is_now_and_its_numbers_are_what_click_presses(settings: Settings) -> None:
+    """`/dms` numbers the live buttons it shows, so `/click` presses those (not the previous output's:
+    after `list`, `/click 2` was that list's Roll), and an answered request shows its answer, not dead
+    Approve/Deny buttons."""
+    text = transcript(
+        settings,
+        "y",
+        "/apikeys project create payments",
+        "/apikeys grant @bob read-write payments",
+        "/as bob",
+        "/apikeys request payments for the export",
+        "/as ana",
+        "/apikeys list payments",
+        "/dms @ana",
+        "/click 2",
+        "/dms @ana",
+        "/apikeys show payments default",
+    )
+    listed = reply_to(text, "/dms @ana")
+    assert "@bob asks for a key of project `payments`" in listed and "[1] Approve (primary)  [2] Deny (danger)" in listed
+    denied = reply_to(text, "/click 2")
+    assert "Denied @bob's request" in denied and "Rolled" not in denied
+    again = reply_to(text, "/dms @ana", occurrence=2)
+    assert "@ana denied @bob's request" in again and "Approve" not in again
+    assert "rolled" not in reply_to(text, "/apikeys show payments default").lower()
