@@ -160,7 +160,18 @@ class Shell(Surfaces):
             )
             return "\n".join(lines)
         owners = await self.runtime.keybot.operators.org_owners(self.team_id)
-        if owners and self.user not in owners:
+        if not owners:  # its last owner was deactivated (or revoked): nobody can grant a role any more
+            how = f"`keybot bootstrap --team-id {self.team_id} --owner <user id>` names one"
+            if self.real_workspaces:
+                lines.append(f"This organization has no owner: {how}.")
+                return "\n".join(lines)
+            self._question = Question(
+                f"This organization has no owner any more. Make you (@{self._name(self.user)}) its owner? [Y/n] ",
+                True,
+                self._new_owner,
+            )
+            return "\n".join(lines)
+        if self.user not in owners:
             shown = ", ".join(f"@{self._name(owner)}" for owner in owners)
             lines.append(f"Owners of this organization: {shown}. Type /as {owners[0]} to act as one.")
         return "\n".join(lines)
@@ -223,6 +234,15 @@ class Shell(Surfaces):
             f"Created the organization of workspace {self.team_id}; you (@{self._name(self.user)}) are its "
             "owner.\nTry: /apikeys project create payments"
         )
+
+    async def _new_owner(self, yes: bool) -> str:
+        if not yes:
+            return (
+                "Nobody was made an owner. Restart the shell to be asked again, or run "
+                f"`keybot bootstrap --team-id {self.team_id} --owner <user id>`."
+            )
+        await self.runtime.keybot.operators.bootstrap(team_id=self.team_id, owner=self.user, org_name=SHELL_ORG_NAME)
+        return f"You (@{self._name(self.user)}) are now an owner of this organization. /apikeys members lists who else is in it."
 
     async def _command(self, text: str) -> str:
         reply = await self.driver.command(self.user, self.slack_text(text))

@@ -30,3 +30,14 @@ def test_deactivate_ends_a_users_roles_and_dms_the_owners_their_keys(settings: S
     assert "DM to @ana:" in shown and "was deactivated in Slack" in shown and "`deploy`" in shown
     assert "[1] Roll (primary)  [2] Delete… (danger)" in shown
     assert "no role" in reply_to(text, "/apikeys whoami").lower()
+
+
+def test_after_the_last_owner_is_deactivated_the_next_shell_offers_to_make_you_owner(settings: Settings) -> None:
+    first = transcript(settings, "y", "/deactivate @ana")
+    assert "Slack deactivated @ana." in first
+    declined = transcript(settings, "n", "/apikeys whoami")
+    assert "This organization has no owner any more. Make you (@ana) its owner? [Y/n]" in declined
+    assert "Nobody was made an owner" in declined
+    again = transcript(settings, "y", "/apikeys whoami")
+    assert "You (@ana) are now an owner of this organization." in again
+    assert "owner" in reply_to(again, "/apikeys whoami")
