@@ -101,6 +101,13 @@ class SqlLifecycleRows:
             literal(at, UTCDateTime),
         ).where(k.id == row_id)
         columns = ["key_id", "key_row_id", "secret_hash", "masked", "retiring_at", "rolled_at"]
+        r = retired_secrets.c
+        # a roll with no grace during an earlier one's ends that one too: no old secret outlives this roll's
+        await self._conn.execute(
+            update(retired_secrets)
+            .where(r.key_row_id == row_id, r.retiring_at > retiring_at)
+            .values(retiring_at=retiring_at)
+        )
         await self._conn.execute(insert(retired_secrets).from_select(columns, old))
         await self._conn.execute(
             update(api_keys)

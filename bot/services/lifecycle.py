@@ -183,7 +183,7 @@ class LifecycleService(Service):
         period = grace_period(None if grace is None else parse_duration(grace, allow_zero=True))
         async with self._uow.read() as tx:  # refuse before paying argon2
             _, proj, key = await self._key_for_change(tx, actor, project, name, lock=False)
-            _check_rollable(key, project=proj.name, now=self._clock())
+            _check_rollable(key, project=proj.name, now=self._clock(), grace=period)
         digest, new = await self._maker.new_key()
         async with self._uow.transaction() as tx:
             scope, proj, key = await self._key_for_change(tx, actor, project, name)
@@ -206,7 +206,7 @@ class LifecycleService(Service):
         rolled now: audited, DMed to the other owners, the end of its grace scheduled."""
         digest, made = new
         now = self._clock()
-        _check_rollable(key, project=project.name, now=now)
+        _check_rollable(key, project=project.name, now=now, grace=grace)
         retiring_at = now + grace
         await tx.roll_key(
             key.id,
@@ -352,8 +352,9 @@ class LifecycleService(Service):
         self._on_notify()
 
 
-def _check_rollable(key: KeyRecord, *, project: str, now: datetime) -> None:
-    """Refuse to roll a disabled or expired key, or one whose previous roll is still in its grace."""
+def _check_rollable(key: KeyRecord, *, project: str, now: datetime, grace: timedelta) -> None:
+    """Refuse to roll a disabled or expired key, or one whose previous roll is still in its grace, unless
+    this roll has no grace: then it ends that grace too (a leaked key: every old secret stops at once)."""
     status = status_of(disabled=key.disabled_at is not None, expires_at=key.expires_at, now=now)
     if status is KeyStatus.DISABLED:
         raise InvalidInput(
@@ -366,11 +367,12 @@ def _check_rollable(key: KeyRecord, *, project: str, now: datetime) -> None:
             f"`{key.name}` expired on {_moment(key.expires_at)}, so it cannot be rolled. Change its expiry "
             f"first, e.g. `/apikeys expiry {project} {key.name} 30d`, or create a new key."
         )
-    if key.retiring_at is not None and now < key.retiring_at:
+    if key.retiring_at is not None and now < key.retiring_at and grace > timedelta(0):
         raise Conflict(
             f"`{key.name}` was rolled recently and its old secret still works until "
-            f"{_moment(key.retiring_at)}. "
-            "You can roll it again after that."
+            f"{_moment(key.retiring_at)}. You can roll it again after that, or now with no grace "
+            f"(`/apikeys roll {project} {key.name} grace 0`), which stops every old secret at once "
+            "(for a leaked key)."
         )
 
 

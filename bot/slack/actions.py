@@ -64,6 +64,15 @@ async def key_menu(kb: Keybot, actor: Actor, value: str) -> Message:
             return blocks.audit_page(await kb.audit.page(actor, project=choice.project), number=1)
 
 
+async def leak_roll(kb: Keybot, actor: Actor, value: str) -> Message:
+    """*Roll* in a leak or deactivation DM: a new secret with no grace, so the secret that leaked (or that
+    someone who left may hold) stops at once, with any older one still in a grace."""
+    choice = decode_choice(value)
+    if choice.choice is not MenuChoice.ROLL:
+        return await key_menu(kb, actor, value)
+    return lifecycle_blocks.rolled_key(await kb.lifecycle.roll(actor, project=choice.project, name=choice.key, grace="0"))
+
+
 # Clicks whose answer is a new message rather than a replacement of the one clicked (a reminder DM is
 # updated for every owner by the outbox instead).
 LEAK_ACTIONS = frozenset({ActionId.LEAK_ROLL, ActionId.LEAK_ENABLE, ActionId.LEAK_DELETE})
@@ -80,4 +89,5 @@ ACTIONS: dict[ActionId, Click] = {
     **NUDGE_ACTIONS,
     # leak and deactivation DMs (bot/slack/leak_dms.py): their values are a key menu's choices
     **dict.fromkeys(LEAK_ACTIONS, key_menu),
+    ActionId.LEAK_ROLL: leak_roll,
 }

@@ -44,7 +44,7 @@ def leak_text(notice: Notice) -> str:
     """A leaked key's DM: where it was found (GitHub, or a Slack message), and what keybot did."""
     key = f"key `{notice.key_name}` (`{notice.key_masked}`) in project `{notice.project}`"
     when = slack_date(notice.at)
-    roll = f"`/apikeys roll {notice.project} {notice.key_name}`"
+    roll = f"`/apikeys roll {notice.project} {notice.key_name} grace 0`"
     if notice.channel is None:
         found = f":rotating_light: GitHub found {key} in public at {escaped(notice.url or 'an unknown place')}, {when}."
         remove, still = "Remove it from there and", ": remove it from there and"
@@ -64,7 +64,8 @@ def leak_text(notice: Notice) -> str:
         case _:  # LeakOutcome.ALERTED
             return (
                 f"{found} It still works (your organization's `leak-action` is `alert`){still} "
-                f"roll it now with {roll}."
+                f"roll it now with {roll} (no grace: the leaked secret stops at once, and so does any "
+                "older one still in a grace)."
             )
 
 

@@ -244,3 +244,35 @@ async def test_the_dm_buttons_recheck_the_clickers_role_at_click_time(harness: H
     assert new_secret != secret
     asked = await harness.driver.click(OWNER, buttons(owner_dm)[ActionId.LEAK_DELETE])
     assert asked.button(ActionId.DELETE_CONFIRM.value)
+
+
+async def test_a_secret_leaked_during_an_earlier_rolls_grace_is_rolled_away_at_once(harness: Harness) -> None:
+    """Rolled with a week's grace, then a secret of it is pasted (leak-action alert: it keeps working):
+    the DM's Roll (no grace) stops both the leaked secret and every older one at once; a roll with a
+    grace during the running one is refused with how to roll at once."""
+    await harness.as_owner("policy leak-action alert")
+    old = await new_key(harness)
+    [current] = set(KEY_RE.findall((await harness.as_owner("roll payments ci grace 7d")).text))
+    await send(harness, message(f"oops {current}"))
+    [dm] = leak_dms(harness, SECOND_OWNER)
+    assert "grace 0" in dm["text"]
+    refused = await harness.as_owner("roll payments ci")
+    assert "`/apikeys roll payments ci grace 0`" in refused.text and not KEY_RE.search(refused.text)
+    rolled = await harness.driver.click(SECOND_OWNER, buttons(dm)[ActionId.LEAK_ROLL])
+    [newest] = set(KEY_RE.findall(rolled.text))
+    assert (await verify(harness, current))["valid"] is False
+    assert (await verify(harness, old))["valid"] is False
+    assert (await verify(harness, newest))["valid"] is True
+
+
+async def test_with_leak_action_disable_enable_again_then_roll_retires_the_leaked_old_secret(harness: Harness) -> None:
+    old = await new_key(harness)
+    [current] = set(KEY_RE.findall((await harness.as_owner("roll payments ci grace 7d")).text))
+    await send(harness, message(f"oops {old}"))  # the old secret, still in its grace
+    assert await verify(harness, current) == {"valid": False, "code": "DISABLED"}
+    [dm] = leak_dms(harness, SECOND_OWNER)
+    await harness.driver.click(SECOND_OWNER, buttons(dm)[ActionId.LEAK_ENABLE])
+    rolled = await harness.driver.click(SECOND_OWNER, buttons(dm)[ActionId.LEAK_ROLL])
+    [newest] = set(KEY_RE.findall(rolled.text))
+    assert (await verify(harness, old))["valid"] is False and (await verify(harness, current))["valid"] is False
+    assert (await verify(harness, newest))["valid"] is True

@@ -61,6 +61,9 @@ class MemoryLifecycleRows:
             return
         if row.key_id in self._s.retired or any(r.key_id == key_id for r in self._s.keys.values()):
             raise AssertionError("key ids are unique")  # the database's primary and unique keys
+        for retired in self._s.retired.values():  # no old secret outlives this roll's grace
+            if retired.key_row_id == row_id and retired.retiring_at > retiring_at:
+                retired.retiring_at = retiring_at
         self._s.retired[row.key_id] = RetiredRow(
             key_id=row.key_id,
             key_row_id=row.id,
@@ -70,7 +73,7 @@ class MemoryLifecycleRows:
             rolled_at=at,
         )
         row.key_id, row.masked, row.secret_hash = key_id, masked, secret_hash
-        row.retiring_at = max(retiring_at, row.retiring_at or retiring_at)
+        row.retiring_at = retiring_at  # the latest end of a grace: none runs past this roll's
         self._changed(row_id, at=at, by=by)
 
 

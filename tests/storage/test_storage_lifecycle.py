@@ -213,3 +213,19 @@ async def test_migration_0004_adds_the_lifecycle_and_its_downgrade_keeps_the_aud
             await conn.execute(text("DELETE FROM audit_events"))
     await upgrade(engine)
     assert await current_revision(engine) == head_revision()
+
+
+async def test_a_roll_with_no_grace_during_an_earlier_ones_ends_that_grace_too(store: SqlStore, world: World) -> None:
+    record = new_key(world.project.id, "deploy")
+    async with store.transaction() as tx:
+        key = await tx.add_key(record)
+    for n, retiring in enumerate((LATER, T0 + timedelta(minutes=5))):  # a week's grace, then none at minute 5
+        async with store.transaction() as tx:
+            await tx.roll_key(
+                key.id, key_id=f"Kroll{n:06d}", masked=f"kb_Kroll{n:06d}_…zzzz", secret_hash=f"h{n}",
+                retiring_at=retiring, at=T0 + timedelta(minutes=5 * n), by=OWNER,
+            )
+    first, second = await store.verify_record(record.key_id), await store.verify_record("Kroll000000")
+    assert first is not None and second is not None
+    assert first.retiring_at == second.retiring_at == T0 + timedelta(minutes=5)
+    assert [k.retiring_at for k in await _listed(store)] == [T0 + timedelta(minutes=5)]

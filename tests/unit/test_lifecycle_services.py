@@ -257,6 +257,21 @@ async def test_rolling_during_a_grace_period_is_refused_with_the_time_it_ends(wo
     await world.keybot.lifecycle.roll(OWNER2, project="payments", name="ci")
 
 
+async def test_during_a_grace_a_roll_with_no_grace_ends_every_old_secret_at_once(world: World) -> None:
+    first_id = world.key().key_id
+    await world.keybot.lifecycle.roll(OWNER, project="payments", name="ci", grace="7d")
+    text = await refused(world, world.keybot.lifecycle.roll(OWNER2, project="payments", name="ci", grace="1h"), Conflict)
+    assert "`/apikeys roll payments ci grace 0`" in text
+    second_id = world.key().key_id
+    world.clock.advance(hours=1)
+    rolled = await world.keybot.lifecycle.roll(OWNER2, project="payments", name="ci", grace="0")
+    assert rolled.retiring_at == world.clock()
+    retired = world.store.state.retired
+    assert retired[first_id].retiring_at == retired[second_id].retiring_at == world.clock()  # not in 6 days
+    assert world.key().retiring_at == world.clock()
+    await world.keybot.lifecycle.roll(OWNER, project="payments", name="ci")  # no grace runs any more
+
+
 async def test_a_disabled_or_expired_key_cannot_be_rolled(world: World) -> None:
     await world.keybot.lifecycle.disable(OWNER, project="payments", name="ci")
     text = await refused(world, world.keybot.lifecycle.roll(OWNER, project="payments", name="ci"))

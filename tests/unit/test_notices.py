@@ -124,7 +124,8 @@ EXPECTED = {
         notice(NoticeKind.KEY_LEAKED, **KEY, url="https://gist.github.com/u/1", value="alerted"),
         f":rotating_light: GitHub found key `ci` (`{MASKED}`) in project `payments` in public at "
         f"https://gist.github.com/u/1, {DATE}. It still works (your organization's `leak-action` is `alert`): "
-        "remove it from there and roll it now with `/apikeys roll payments ci`.",
+        "remove it from there and roll it now with `/apikeys roll payments ci grace 0` (no grace: the leaked secret stops at once, and so does any "
+        "older one still in a grace).",
     ),
     "leaked key already disabled": (
         notice(NoticeKind.KEY_LEAKED, **KEY, url="https://gist.github.com/u/1", value="already disabled"),
@@ -171,7 +172,8 @@ EXPECTED = {
         notice(NoticeKind.KEY_LEAKED, **KEY, channel="D1", poster="U3", value="alerted"),
         f":rotating_light: <@U3> posted key `ci` (`{MASKED}`) in project `payments` in a direct message, {DATE}. "
         "It still works (your organization's `leak-action` is `alert`). They were asked to delete the message; "
-        "roll it now with `/apikeys roll payments ci`.",
+        "roll it now with `/apikeys roll payments ci grace 0` (no grace: the leaked secret stops at once, and so does any "
+        "older one still in a grace).",
     ),
     "user deactivated": (
         notice(NoticeKind.USER_DEACTIVATED, project="payments", keys=(("ci", MASKED), ("web", "kb_x_…1234"))),
