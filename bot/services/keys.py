@@ -265,9 +265,12 @@ class KeyService(Service):
             key = await tx.key_by_row_id(pending.key_row_id)
             scope = await self._scope(tx, actor)
             project = await _project_of(tx, scope, pending.project_id)
-        return DeletedKey(
-            project=project.name, name=key.name if key else "?", masked=key.masked if key else "?"
-        )
+            if key is None:  # another owner deleted it meanwhile: "not deleted" would be false
+                raise ConfirmationRefused(
+                    f"Nothing to cancel: that key of `{project.name}` was already deleted, by another owner "
+                    f"or an earlier confirmation. `/apikeys audit {project.name}` shows who."
+                )
+        return DeletedKey(project=project.name, name=key.name, masked=key.masked)
 
 
 async def _delete_command(tx: Transaction, pending: PendingDeletion) -> str:

@@ -159,6 +159,11 @@ class LifecycleService(Service):
         validate_name(name, kind="key")
         async with self._uow.transaction() as tx:
             scope, proj, key = await self._key_for_change(tx, actor, project, name)
+            if key.expires_at is None:  # made permanent since the button was shown: keep it so
+                raise InvalidInput(
+                    f"`{key.name}` never expires now, so there is nothing to extend. Nothing changed; "
+                    f"`/apikeys expiry {proj.name} {key.name} <when>` gives it an expiry."
+                )
             now = self._clock()
             expires_at = extended_expiry(await tx.org_policy(scope.org.id), key, project=proj.name, now=now)
             await self.set_expiry_in(tx, actor, scope, proj, key, expires_at=expires_at)

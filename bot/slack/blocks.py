@@ -336,8 +336,13 @@ def _audit_sentence(event: AuditEvent, project: str) -> str:
             return f"created key {key}" + (f", expiring {moment(event.detail)}" if event.detail else "")
         case "key deleted":
             return f"deleted key {key}"
+        case "key disabled" if event.detail and event.detail.startswith("leaked"):  # leak-action disable
+            return f"disabled key {key}: {shown(event.detail, limit=300)}"
         case "key disabled":
             return f"disabled key {key}"
+        case "key leaked":  # leak-action alert: nothing changed on the key
+            where = shown(event.detail.removesuffix(" (alerted)"), limit=300) if event.detail else "leaked"
+            return f"found key {key} {where}; it still works (leak-action `alert`)"
         case "key enabled":
             return f"enabled key {key} again"
         case "key rolled":

@@ -18,18 +18,23 @@ HOME_CREATE, HOME_ROLL, HOME_EXTEND, HOME_DISABLE = "home_create", "home_roll", 
 MAX_BLOCKS = 100
 
 
-def key_value(project: str, name: str) -> str:
-    return json.dumps([project, name], separators=(",", ":"))
+def key_value(project: str, name: str, row_id: int | None = None) -> str:
+    """A Home button's value: the key by project and name, and (``row_id``) which key the Home showed."""
+    return json.dumps([project, name] if row_id is None else [project, name, row_id], separators=(",", ":"))
 
 
-def read_key_value(raw: object) -> tuple[str, str] | None:
+def read_key_value(raw: object) -> tuple[str, str, int | None] | None:
+    """``(project, name, row id or None)`` from a Home button's value; None if it is not one."""
     try:
         data = json.loads(raw) if isinstance(raw, str) else None
     except ValueError:
         return None
-    if isinstance(data, list) and len(data) == 2 and all(isinstance(x, str) for x in data):
-        return data[0], data[1]
-    return None
+    if not isinstance(data, list) or len(data) not in (2, 3) or not all(isinstance(x, str) for x in data[:2]):
+        return None
+    row_id = data[2] if len(data) == 3 else None
+    if row_id is not None and (not isinstance(row_id, int) or isinstance(row_id, bool)):
+        return None
+    return data[0], data[1], row_id
 
 
 def _section(text: str, accessory: Block | None = None) -> Block:
@@ -46,8 +51,8 @@ def _button(text: str, action_id: str, value: str = "-", *, style: str | None = 
     return button
 
 
-def _disable_button(project: str, name: str) -> Block:
-    button = _button("Disable…", HOME_DISABLE, key_value(project, name), style="danger")
+def _disable_button(project: str, name: str, row_id: int) -> Block:
+    button = _button("Disable…", HOME_DISABLE, key_value(project, name, row_id), style="danger")
     button["confirm"] = {
         "title": {"type": "plain_text", "text": "Disable this key?"},
         "text": {
@@ -73,7 +78,7 @@ def _stale_blocks(data: HomeData) -> list[Block]:
         blocks.append(
             _section(
                 f"`{key.name}` in `{item.project}` (`{key.masked}`): {used} since {slack_date(item.since)}",
-                _disable_button(item.project, key.name),
+                _disable_button(item.project, key.name, key.id),
             )
         )
     more = data.stale_total - len(data.stale)
@@ -114,7 +119,7 @@ def home_view(data: HomeData, *, notice: str | None = None) -> View:
     else:
         blocks.append(_section(f"*Keys expiring within 14 days* ({data.expiring_total})"))
         for item in data.expiring:
-            key, value = item.key, key_value(item.project, item.key.name)
+            key, value = item.key, key_value(item.project, item.key.name, item.key.id)
             when = slack_date(key.expires_at) if key.expires_at else "never"
             blocks.append(_section(f"`{key.name}` in `{item.project}` (`{key.masked}`) expires {when}"))
             blocks.append(

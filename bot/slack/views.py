@@ -24,7 +24,15 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.errors import Conflict, InvalidInput, KeybotError, NotFound, NotSetUp, PermissionDenied
+from bot.domain.errors import (
+    ConfirmationRefused,
+    Conflict,
+    InvalidInput,
+    KeybotError,
+    NotFound,
+    NotSetUp,
+    PermissionDenied,
+)
 from bot.domain.model import Actor
 from bot.services import Keybot
 from bot.slack import home, modals
@@ -226,6 +234,11 @@ def register_views(app: AsyncApp, *, keybot: Keybot, publisher: HomePublisher, a
         if actor is None or key is None:
             return
         try:
+            if key[2] is not None and (await keybot.lifecycle.show(actor, project=key[0], name=key[1])).key.id != key[2]:
+                raise ConfirmationRefused(  # deleted and created again under the same name since the Home showed it
+                    f"`{key[1]}` in `{key[0]}` is another key now: the one your Home showed was deleted and a new "
+                    "one made with its name. Nothing changed; your Home now shows the keys as they are."
+                )
             if verb == "disable":
                 change = await keybot.lifecycle.disable(actor, project=key[0], name=key[1])
                 notice = f":white_check_mark: Key `{change.name}` in `{change.project}` is disabled."

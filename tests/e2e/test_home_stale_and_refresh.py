@@ -51,7 +51,7 @@ async def test_keys_unused_for_the_stale_period_are_on_the_home_with_a_disable_b
     assert "Keys unused for 90 days or more* (2)" in text and "`default` in `payments`" in text
     assert "never used since" in text
     buttons = [b["accessory"] for b in stale_home["blocks"] if b.get("accessory", {}).get("action_id") == home.HOME_DISABLE]
-    assert [json.loads(b["value"]) for b in buttons] == [["payments", "default"], ["payments", "fresh"]]
+    assert [json.loads(b["value"])[:2] for b in buttons] == [["payments", "default"], ["payments", "fresh"]]
     await click_on_home(harness, OWNER, home.HOME_DISABLE, buttons[0]["value"])
     refreshed = await harness.slack.wait_for(
         lambda s: [c for c in publishes_to(harness, OWNER) if "is disabled" in text_of(c.args["view"])], timeout=10
@@ -123,3 +123,42 @@ async def test_an_access_request_waits_on_the_owners_home_and_approve_there_refr
     await harness.outbox_drained()
     reveal = [c for c in harness.slack.dms_to(writer) if "Reveal" in json.dumps(c.args.get("blocks"))]
     assert len(reveal) == 1 and "kb_" not in json.dumps(reveal[0].args)
+
+
+def home_buttons(view: dict[str, Any], action_id: str) -> list[dict[str, Any]]:
+    found = [b["accessory"] for b in view["blocks"] if b.get("accessory", {}).get("action_id") == action_id]
+    found += [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == action_id]
+    return found
+
+
+async def verdict(h: Harness, key: str) -> dict[str, Any]:
+    async with h.session.post(f"{h.base_url}/v1/keys/verify", json={"key": key}) as response:
+        answer: dict[str, Any] = await response.json()
+        return answer
+
+
+async def test_a_stale_homes_disable_never_touches_a_new_key_made_with_the_old_ones_name(harness: Harness) -> None:
+    await harness.as_owner("project create payments")
+    await harness.as_owner("create payments ci")
+    harness.clock.shift(timedelta(days=91))
+    [button] = [b for b in home_buttons(await open_home(harness, OWNER), home.HOME_DISABLE) if '"ci"' in b["value"]]
+    asked = await harness.as_owner("delete payments ci")
+    await harness.driver.click(OWNER, asked.button("delete_confirm"), response_url=asked.response_url)
+    [fresh] = set(KEY_RE.findall((await harness.as_owner("create payments ci")).text))
+    await click_on_home(harness, OWNER, home.HOME_DISABLE, button["value"])
+    await harness.slack.wait_for(
+        lambda s: [c for c in publishes_to(harness, OWNER) if "is another key now" in text_of(c.args["view"])], timeout=10
+    )
+    assert (await verdict(harness, fresh))["valid"] is True
+
+
+async def test_a_stale_homes_extend_leaves_a_key_made_permanent_meanwhile_permanent(harness: Harness) -> None:
+    await harness.as_owner("project create payments")
+    [key] = set(KEY_RE.findall((await harness.as_owner("create payments ci expires 5d")).text))
+    [button] = home_buttons(await open_home(harness, OWNER), home.HOME_EXTEND)
+    await harness.as_owner("expiry payments ci never")
+    await click_on_home(harness, OWNER, home.HOME_EXTEND, button["value"])
+    await harness.slack.wait_for(
+        lambda s: [c for c in publishes_to(harness, OWNER) if "nothing to extend" in text_of(c.args["view"])], timeout=10
+    )
+    assert (await verdict(harness, key))["expires_at"] is None

@@ -214,3 +214,15 @@ async def test_dms_survive_slack_answering_429_then_500_then_ok(harness: Harness
     outcomes = [c.outcome for c in harness.slack.calls_to("chat.postMessage")][before:]
     assert outcomes == ["ratelimited", "server_error", "server_error", "ok"]
     await harness.outbox_drained()
+
+
+async def test_cancelling_a_deletion_another_owner_already_confirmed_says_it_was_deleted(harness: Harness) -> None:
+    await harness.as_owner("grant <@UOWNER02> owner")
+    await harness.as_owner("project create payments")
+    await harness.as_owner("create payments ci")
+    asked = await harness.as_owner("delete payments ci")
+    other = await harness.cmd("UOWNER02", "delete payments ci")
+    done = await harness.driver.click("UOWNER02", other.button(ActionId.DELETE_CONFIRM), response_url=other.response_url)
+    assert "Deleted key `ci`" in done.text
+    cancelled = await harness.driver.click(OWNER, asked.button(ActionId.DELETE_CANCEL), response_url=asked.response_url)
+    assert "already deleted" in cancelled.text and "was not deleted" not in cancelled.text and "`?`" not in cancelled.text

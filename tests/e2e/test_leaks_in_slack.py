@@ -276,3 +276,18 @@ async def test_with_leak_action_disable_enable_again_then_roll_retires_the_leake
     [newest] = set(KEY_RE.findall(rolled.text))
     assert (await verify(harness, old))["valid"] is False and (await verify(harness, current))["valid"] is False
     assert (await verify(harness, newest))["valid"] is True
+
+
+async def test_the_audit_log_says_where_a_key_leaked_and_what_keybot_did(harness: Harness) -> None:
+    await harness.as_owner("policy leak-action alert")
+    secret = await new_key(harness)
+    await send(harness, message(f"oops {secret}"))
+    [line] = [ln for ln in (await harness.as_owner("audit payments")).text.splitlines() if "leaked" in ln]
+    assert "found key `ci`" in line and f"in {CHANNEL}" in line and "it still works (leak-action `alert`)" in line
+    assert "key leaked `ci`" not in line and "(alerted)" not in line
+    await harness.as_owner("policy leak-action disable")
+    await harness.as_owner("create payments web")
+    [web] = set(KEY_RE.findall((await harness.as_owner("roll payments web grace 0")).text))
+    await send(harness, message(f"again {web}", ts="1700000001.000100"))
+    [line] = [ln for ln in (await harness.as_owner("audit payments")).text.splitlines() if "disabled key `web`" in ln]
+    assert f"leaked in Slack by {POSTER} in {CHANNEL}" in line

@@ -253,13 +253,14 @@ async def test_a_confirm_whose_project_now_belongs_to_another_org_changes_nothin
     assert world.store.state.keys.keys() == keys_before.keys()
 
 
-async def test_cancelling_a_deletion_of_a_key_already_deleted_names_it_as_unknown(world: World) -> None:
+async def test_cancelling_a_deletion_of_a_key_already_deleted_says_it_was_deleted(world: World) -> None:
     await world.keybot.keys.create(P_OWNER, project="payments", name="ci")
     first = await world.keybot.keys.request_delete(OWNER, project="payments", name="ci")
     second = await world.keybot.keys.request_delete(OWNER, project="payments", name="ci")
     await world.keybot.keys.confirm_delete(OWNER, token=first.token)
-    cancelled = await world.keybot.keys.cancel_delete(OWNER, token=second.token)
-    assert (cancelled.project, cancelled.name, cancelled.masked) == ("payments", "?", "?")
+    with pytest.raises(ConfirmationRefused, match="already deleted") as err:
+        await world.keybot.keys.cancel_delete(OWNER, token=second.token)
+    assert "`payments`" in str(err.value) and "`/apikeys audit payments`" in str(err.value)
 
 
 async def test_cancelling_a_deletion_names_the_key(world: World) -> None:
