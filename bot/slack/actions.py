@@ -3,6 +3,7 @@ by the services on every click; button values are decoded as untrusted input."""
 
 from collections.abc import Awaitable, Callable
 
+from bot.domain.errors import ConfirmationRefused
 from bot.domain.model import Actor
 from bot.services import Keybot
 from bot.slack import blocks, lifecycle_blocks
@@ -64,10 +65,19 @@ async def key_menu(kb: Keybot, actor: Actor, value: str) -> Message:
             return blocks.audit_page(await kb.audit.page(actor, project=choice.project), number=1)
 
 
-async def leak_roll(kb: Keybot, actor: Actor, value: str) -> Message:
-    """*Roll* in a leak or deactivation DM: a new secret with no grace, so the secret that leaked (or that
-    someone who left may hold) stops at once, with any older one still in a grace."""
+async def leak_button(kb: Keybot, actor: Actor, value: str) -> Message:
+    """A button of a leak or deactivation DM: refused once the key is not the one the DM shows (rolled,
+    or deleted and made again under its name). *Roll* gives a new secret with no grace, so the secret
+    that leaked (or that someone who left may hold) stops at once, with any older one still in a grace."""
     choice = decode_choice(value)
+    if choice.made_by is not None:
+        now = (await kb.lifecycle.show(actor, project=choice.project, name=choice.key)).key
+        if now.created_at.timestamp() > choice.made_by:
+            raise ConfirmationRefused(
+                f"`{choice.key}` in `{choice.project}` is another key now (`{now.masked}`): the one this message "
+                f"is about was deleted and a new one made with its name. Nothing changed; "
+                f"`/apikeys show {choice.project} {choice.key}` shows it."
+            )
     if choice.choice is not MenuChoice.ROLL:
         return await key_menu(kb, actor, value)
     return lifecycle_blocks.rolled_key(await kb.lifecycle.roll(actor, project=choice.project, name=choice.key, grace="0"))
@@ -88,6 +98,5 @@ ACTIONS: dict[ActionId, Click] = {
     ActionId.KEY_MENU: key_menu,
     **NUDGE_ACTIONS,
     # leak and deactivation DMs (bot/slack/leak_dms.py): their values are a key menu's choices
-    **dict.fromkeys(LEAK_ACTIONS, key_menu),
-    ActionId.LEAK_ROLL: leak_roll,
+    **dict.fromkeys(LEAK_ACTIONS, leak_button),
 }

@@ -82,14 +82,16 @@ class KeyChoice:
     choice: MenuChoice
     project: str
     key: str
+    made_by: int | None = None  # a DM's buttons: the key existed by then (Unix seconds); a newer one is another
 
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
-_CHOICE_RE = re.compile(rf"([a-z]+)\|({_NAME})\|({_NAME})")
+_CHOICE_RE = re.compile(rf"([a-z]+)\|({_NAME})\|({_NAME})(?:\|([1-9][0-9]{{0,11}}))?")
 
 
 def encode_choice(choice: KeyChoice) -> str:
-    return f"{choice.choice.value}|{choice.project}|{choice.key}"
+    pinned = f"|{choice.made_by}" if choice.made_by is not None else ""
+    return f"{choice.choice.value}|{choice.project}|{choice.key}{pinned}"
 
 
 def decode_choice(value: str) -> KeyChoice:
@@ -97,7 +99,7 @@ def decode_choice(value: str) -> KeyChoice:
     match = _CHOICE_RE.fullmatch(value)
     if match is None or match[1] not in MenuChoice.__members__.values():
         raise InvalidInput(STALE)
-    return KeyChoice(choice=MenuChoice(match[1]), project=match[2], key=match[3])
+    return KeyChoice(choice=MenuChoice(match[1]), project=match[2], key=match[3], made_by=int(match[4]) if match[4] else None)
 
 
 # ``n<job id>.<token>``: the token is secrets.token_urlsafe(12) (16 characters), compared server-side.

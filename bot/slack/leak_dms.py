@@ -8,6 +8,7 @@ at click time. Each of these DMs goes alone (never merged), so its buttons stay 
 keys appear by name and masked form.
 """
 
+import math
 from typing import Any
 
 from bot.domain.leaks import LeakOutcome
@@ -21,12 +22,15 @@ MAX_LISTED_KEYS = 20  # keys of one deactivation DM with buttons (50 blocks at m
 
 
 def _button(text: str, *, action_id: ActionId, choice: MenuChoice, notice: Notice, key: str) -> dict[str, Any]:
+    """A DM's button on one key, pinned to when the DM was written: once the key is deleted and another
+    made under its name, the button refuses instead of acting on that other key."""
     assert notice.project is not None
+    made_by = math.ceil(notice.at.timestamp())
     button: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": text, "emoji": True},
         "action_id": action_id.value,
-        "value": encode_choice(KeyChoice(choice=choice, project=notice.project, key=key)),
+        "value": encode_choice(KeyChoice(choice=choice, project=notice.project, key=key, made_by=made_by)),
     }
     if choice is MenuChoice.DELETE:
         button["style"] = "danger"

@@ -5,6 +5,7 @@ Near-misses, split keys, another workspace's keys and keybot's own messages chan
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -291,3 +292,17 @@ async def test_the_audit_log_says_where_a_key_leaked_and_what_keybot_did(harness
     await send(harness, message(f"again {web}", ts="1700000001.000100"))
     [line] = [ln for ln in (await harness.as_owner("audit payments")).text.splitlines() if "disabled key `web`" in ln]
     assert f"leaked in Slack by {POSTER} in {CHANNEL}" in line
+
+
+async def test_an_old_leak_dms_buttons_never_act_on_a_new_key_made_with_the_leaked_ones_name(harness: Harness) -> None:
+    secret = await new_key(harness)
+    await send(harness, message(f"oops {secret}"))
+    [dm] = leak_dms(harness, SECOND_OWNER)
+    asked = await harness.as_owner("delete payments ci")
+    await harness.driver.click(OWNER, asked.button(ActionId.DELETE_CONFIRM.value), response_url=asked.response_url)
+    harness.clock.shift(timedelta(seconds=5))
+    [fresh] = set(KEY_RE.findall((await harness.as_owner("create payments ci")).text))
+    for action in (ActionId.LEAK_ROLL, ActionId.LEAK_ENABLE, ActionId.LEAK_DELETE):
+        refused = await harness.driver.click(SECOND_OWNER, buttons(dm)[action])
+        assert "is another key now" in refused.text and not KEY_RE.search(refused.text), refused.text
+    assert (await verify(harness, fresh))["valid"] is True

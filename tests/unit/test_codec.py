@@ -5,7 +5,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.errors import InvalidInput
-from bot.slack.codec import MAX_ROW_ID, STALE, ActionId, PageCursor, action_id_named, decode_page, encode_page
+from bot.slack.codec import (
+    MAX_ROW_ID,
+    STALE,
+    ActionId,
+    KeyChoice,
+    MenuChoice,
+    PageCursor,
+    action_id_named,
+    decode_choice,
+    decode_page,
+    encode_choice,
+    encode_page,
+)
 
 projects = st.text(st.characters(blacklist_characters="|"), max_size=80)
 cursors = st.builds(
@@ -95,3 +107,22 @@ def test_every_action_id_is_known(action: ActionId) -> None:
 def test_an_unknown_action_id_is_invalid_input(raw: str) -> None:
     with pytest.raises(InvalidInput, match=STALE):
         action_id_named(raw)
+
+
+@given(
+    st.sampled_from(list(MenuChoice)),
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", fullmatch=True),
+    st.none() | st.integers(min_value=1, max_value=10**12 - 1),
+)
+def test_a_key_choice_round_trips_with_or_without_the_moment_a_dm_pins(
+    choice: MenuChoice, project: str, key: str, made_by: int | None
+) -> None:
+    value = KeyChoice(choice, project, key, made_by=made_by)
+    assert decode_choice(encode_choice(value)) == value
+
+
+@pytest.mark.parametrize("value", ["roll|p|k|", "roll|p|k|0", "roll|p|k|-1", "roll|p|k|1e9", "roll|p|k|1234567890123", "roll|p|k|1|2"])
+def test_a_pinned_key_choice_that_the_encoder_could_not_write_is_stale(value: str) -> None:
+    with pytest.raises(InvalidInput, match=STALE):
+        decode_choice(value)
