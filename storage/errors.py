@@ -41,7 +41,7 @@ _OUTAGES = (
 )
 
 
-def _drivers_error(exc: BaseException) -> BaseException | None:
+def drivers_error(exc: BaseException) -> BaseException | None:
     """The driver's own exception under SQLAlchemy's wrapping (``DBAPIError.orig`` and its cause)."""
     orig = getattr(exc, "orig", None)
     return None if orig is None else (orig.__cause__ or orig)
@@ -67,7 +67,7 @@ def translate(exc: Exception) -> Exception:
         return conflict
     if (
         isinstance(exc, _OUTAGES)
-        or isinstance(_drivers_error(exc), _OUTAGES)
+        or isinstance(drivers_error(exc), _OUTAGES)
         or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
     ):
         unavailable = Unavailable(UNAVAILABLE)

@@ -45,7 +45,7 @@ from bot.slack.outbox import OutboxWorker, slack_client
 from bot.web import create_web_app
 from storage import SqlStore, current_revision, open_store
 from storage.engine import files_open_to_others
-from storage.errors import translating
+from storage.errors import drivers_error, translating
 from storage.jobs import SqlJobQueue
 
 log = logging.getLogger("keybot")
@@ -127,8 +127,7 @@ def why_unavailable(err: BaseException) -> str:
     """The first line of what the database or its driver said under an Unavailable (SQLAlchemy's
     wrapping and its "(sqlalchemy….Error)" prefix left out)."""
     cause = err.__cause__ or err
-    orig = getattr(cause, "orig", None)
-    return first_line(orig.__cause__ or orig if orig is not None else cause)
+    return first_line(drivers_error(cause) or cause)
 
 
 def redacted(url: str) -> str:

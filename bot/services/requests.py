@@ -126,16 +126,17 @@ def revealed_expiry(policy: Policy, request: AccessRequest, *, now: datetime) ->
     """The expiry of the key a request reveals ``now``: what it asked for, never later. A date that has
     passed since it was asked refuses the reveal (InvalidInput); one beyond a policy tightened since it
     was asked becomes the longest the policy allows now."""
+    requested = None
     if request.expires is not None:
         try:
-            parse_when(request.expires, now=now)
+            requested = parse_when(request.expires, now=now)
         except InvalidInput:
             raise InvalidInput(
                 f"This key was asked to expire `{request.expires}`, which has passed, so it was not created. "
                 f"Nothing changed; ask again with `/apikeys request {request.project}`."
             ) from None
     try:
-        return key_expiry(policy, request.expires, now=now)
+        return policy.expiry(requested, asked=requested is not None, now=now)
     except InvalidInput:  # the policy tightened since it was asked: the longest it allows now
         return policy.default_expiry(now=now) if policy.max_lifetime is None else now + policy.max_lifetime
 
