@@ -9,7 +9,7 @@ PostgreSQL; ``record_maker`` builds frozen records from rows at half the cost of
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -131,9 +131,12 @@ class SqliteReader:
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        self._version: int | None = None  # read in this turn of the event loop (see ``version``)
+        self.statements = 0  # run so far
 
     def fetch(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row] | None:
         conn = self._conn or self._open()
+        self.statements += 1
         try:
             raw = conn.execute(stmt.sql, stmt.args(params)).fetchall()
         except sqlite3.OperationalError as exc:
@@ -142,6 +145,33 @@ class SqliteReader:
             self.close()
             raise
         return stmt.rows(raw)
+
+    def version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on this connection: it changes whenever another connection,
+        of this process or another, has committed since it was last read (this connection writes
+        nothing); None when SQLite says busy.
+
+        Read once per turn of the event loop (a burst of requests shares it): every callback that runs
+        before the turn ends was scheduled before the version was read, so its request arrived before
+        that moment, and a commit it could have seen the end of (its own, or one it was told of) had
+        finished by then too."""
+        if self._version is not None:
+            return self._version
+        conn = self._conn or self._open()
+        self.statements += 1
+        try:
+            row = conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return None
+            self.close()
+            raise
+        self._version = int(row[0])
+        asyncio.get_running_loop().call_soon(self._turn_ended)
+        return self._version
+
+    def _turn_ended(self) -> None:
+        self._version = None
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -154,6 +184,38 @@ class SqliteReader:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class UnchangedReads:
+    """Results of reads, kept for as long as the database has not changed since they were read.
+
+    ``version`` is ``SqliteReader.version()`` read *before* the read whose result is kept: a commit
+    after that moment changes the version, so a result is never served after any commit, whichever
+    connection or process made it. A new version drops every result; beyond ``size`` results the
+    oldest goes."""
+
+    def __init__(self, *, size: int) -> None:
+        self._size = size
+        self._version: int | None = None
+        self._results: dict[Hashable, Any] = {}
+
+    def get(self, version: int, key: Hashable) -> Any:
+        """The result kept for ``key`` at ``version``, or None."""
+        if version != self._version:
+            self._results.clear()
+            self._version = version
+            return None
+        return self._results.get(key)
+
+    def put(self, version: int, key: Hashable, result: Any) -> None:
+        if version != self._version:  # read before a change another caller has seen since
+            return
+        if len(self._results) >= self._size:
+            del self._results[next(iter(self._results))]
+        self._results[key] = result
+
+    def __len__(self) -> int:
+        return len(self._results)
 
 
 # A connection the server or the network dropped: the statement never ran, or ran read-only. The

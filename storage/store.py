@@ -22,7 +22,7 @@ from bot.domain.notices import Notice
 from bot.ports import KeyListingPage, OutboxEntry
 from storage.engine import PG_CONNECT_ARGS, make_engine, reader, single_statement, writer
 from storage.errors import translating
-from storage.fastpath import DriverStatement, PgReader, Row, SqliteReader, record_maker
+from storage.fastpath import DriverStatement, PgReader, Row, SqliteReader, UnchangedReads, record_maker
 from storage.migrations import upgrade
 from storage.statements import (
     KEY_STATE,
@@ -49,6 +49,7 @@ _ERROR_LIMIT = 500
 _HOT_POOL_SIZE = 32
 _NO_ROW_ABOVE = 2**31 - 1  # above every row id (PostgreSQL's INTEGER)
 _key_record = record_maker(KeyRecord, start=LISTING_COLUMNS)  # a row of LISTING_*
+_LISTINGS_KEPT = 256  # pages of keys kept between commits on SQLite (~25 KB each at most)
 
 
 @asynccontextmanager
@@ -79,7 +80,10 @@ class SqlStore:
         self._sync_reader = (
             SqliteReader(database) if not self._postgres and database and database != ":memory:" else None
         )
-        self.hot_reads = 0  # statements run by _read so far, which SQLAlchemy's events do not see
+        # Pages of keys read on SQLite, served again until anything commits (``UnchangedReads``): a
+        # page's statement was most of a ``list``'s time, and lists far outnumber changes.
+        self._listings = UnchangedReads(size=_LISTINGS_KEPT)
+        self._hot_reads = 0  # statements run by _read off the synchronous reader so far
         self._pg_reader = PgReader(_asyncpg_connect_args(engine), size=_HOT_POOL_SIZE) if self._postgres else None
 
     # -- the unit of work ------------------------------------------------------------------------
@@ -96,14 +100,20 @@ class SqlStore:
 
     async def _read(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
         """A hot read: synchronous on SQLite (see ``SqliteReader``), on ``PgReader`` on PostgreSQL."""
-        self.hot_reads += 1
         if self._sync_reader is not None:
             rows = self._sync_reader.fetch(stmt, params)
             if rows is not None:
                 return rows
-        elif self._pg_reader is not None:
+        self._hot_reads += 1
+        if self._pg_reader is not None:
             return await self._pg_reader.fetch(stmt, params)
         return await self._driver(stmt, params)
+
+    @property
+    def hot_reads(self) -> int:
+        """Statements the hot reads ran so far, which SQLAlchemy's events do not see."""
+        synchronous = self._sync_reader.statements if self._sync_reader is not None else 0
+        return self._hot_reads + synchronous
 
     async def _driver(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row]:
         """Run ``stmt`` on a pooled connection's driver, outside any transaction."""
@@ -137,14 +147,24 @@ class SqlStore:
         else:
             stmt, cursor, above = self._listing_newest, None, _NO_ROW_ABOVE
         params["cursor"], params["above"] = cursor, above
+        version = self._sync_reader.version() if self._sync_reader is not None else None
+        kept = (stmt, team_id, user_id, project_name, cursor, limit)
+        if version is not None:
+            page = self._listings.get(version, kept)
+            if page is not None:
+                return page  # type: ignore[no-any-return]
         rows = await self._read(stmt, params)
         if not rows:
-            return KeyListingPage(scope=None, keys=[])
-        first = rows[0]
-        scope = scope_from_row(first[:LISTING_COLUMNS - 2])
-        keys = [_key_record(row) for row in rows if row[LISTING_COLUMNS] is not None]
-        newer = first[LISTING_COLUMNS - 1] - (len(keys) if after_id is not None else 0)
-        return KeyListingPage(scope=scope, keys=keys, total=first[LISTING_COLUMNS - 2], newer=newer)
+            page = KeyListingPage(scope=None, keys=[])
+        else:
+            first = rows[0]
+            scope = scope_from_row(first[:LISTING_COLUMNS - 2])
+            keys = [_key_record(row) for row in rows if row[LISTING_COLUMNS] is not None]
+            newer = first[LISTING_COLUMNS - 1] - (len(keys) if after_id is not None else 0)
+            page = KeyListingPage(scope=scope, keys=keys, total=first[LISTING_COLUMNS - 2], newer=newer)
+        if version is not None:
+            self._listings.put(version, kept, page)
+        return page
 
     @translating
     async def verify_record(self, key_id: str) -> VerifyRecord | None:

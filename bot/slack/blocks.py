@@ -152,14 +152,13 @@ def created_key(created: CreatedKey, *, new_project: bool = False, requested: bo
     )
 
 
-def _key_line(key: KeyRecord, now: datetime | None = None) -> str:
-    """A key of a list: name, masked key, status (expired and disabled keys marked), creator, last use.
-    ``now`` is when the page was read (the service's clock); without it, the wall clock."""
+def _key_line(key: KeyRecord, status: str) -> str:
+    """A key of a list: name, masked key, creator, last use, and ``status`` (``key_status``)."""
     used = slack_date(key.last_used_at) if key.last_used_at else "never"
     return (
         f"*{key.name}*   `{key.masked}`\n"
         f"created by <@{key.created_by}> {slack_date(key.created_at)} · last used {used}\n"
-        f"{key_status(key, now or datetime.now(UTC))}"
+        f"{status}"
     )
 
 
@@ -188,10 +187,19 @@ def _key_menu(project: str, key_name: str, disabled: bool) -> Block:
 
 
 def _key_row(project: str, key: KeyRecord, now: datetime | None = None) -> Block:
-    """One key of a list, with its menu of what an owner can do to it."""
+    """One key of a list, with its menu of what an owner can do to it. ``now`` is when the page was
+    read (the service's clock); without it, the wall clock."""
+    return _key_section(project, key, key_status(key, now or datetime.now(UTC)))
+
+
+@lru_cache(maxsize=2048)
+def _key_section(project: str, key: KeyRecord, status: str) -> Block:
+    """A key's row: a function of the key as read and its status at the time, built once and then
+    shared by every list that shows that key in that state (never changed after it is built). The
+    rows of a page that nothing changed in were most of its rendering time."""
     return {
         "type": "section",
-        "text": {"type": "mrkdwn", "text": _key_line(key, now)},
+        "text": {"type": "mrkdwn", "text": _key_line(key, status)},
         "accessory": _key_menu(project, key.name, key.disabled_at is not None),
     }
 

@@ -1,4 +1,4 @@
-"""The lifecycle's replies (bot/slack/lifecycle_blocks.py), a key's status in the list (``_key_line``)
+"""The lifecycle's replies (bot/slack/lifecycle_blocks.py), a key's status in the list (``_key_row``)
 and the lifecycle's audit sentences: Block Kit that slack-sdk round-trips, and the words owners read."""
 
 from dataclasses import replace
@@ -117,11 +117,23 @@ def test_the_policy_lists_every_setting_and_says_who_may_change_it() -> None:
 def test_a_listed_key_shows_its_status_creator_and_last_use(
     fields: dict[str, datetime], shows: str, hides: tuple[str, ...]
 ) -> None:
-    line = blocks._key_line(replace(KEY, **fields), NOW)
+    line = blocks._key_row("web", replace(KEY, **fields), NOW)["text"]["text"]
     first, second, status = line.split("\n")
     assert first == f"*ci*   `{MASKED}`"
     assert second == f"created by <@U1> {slack_date(KEY.created_at)} · last used never"
     assert shows in status and not [word for word in hides if word in status]
+
+
+def test_the_same_key_read_once_shows_the_status_of_each_moment_it_is_listed_at() -> None:
+    """A row is built once per key and status and then shared (``blocks._key_section``): the status at
+    each listing is part of what it is kept by, so a kept page never shows an old status."""
+    key = replace(KEY, expires_at=NOW + timedelta(days=3))
+
+    rows = [blocks._key_row("web", key, at) for at in (NOW, NOW, NOW + timedelta(days=1), NOW + timedelta(days=4))]
+
+    texts = [row["text"]["text"].split("\n")[2] for row in rows]
+    assert rows[0] is rows[1]
+    assert ["in 3 days" in texts[0], "in 2 days" in texts[2], "expired" in texts[3]] == [True, True, True]
 
 
 def _event(action: str, detail: str | None = None) -> AuditEvent:
