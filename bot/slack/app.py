@@ -64,9 +64,8 @@ def acked(reply: blocks.Message) -> BoltResponse:
     """``reply`` as a command's ack: the response Bolt sends back (the HTTP response, or the Socket Mode
     envelope's payload), as ``ack(**reply)`` would make it, but serialized by orjson (a page of keys
     is ~17 KB of JSON, which ``json.dumps`` took longer to write than the bare Bolt request takes)."""
-    return BoltResponse(
-        status=200, body=orjson.dumps(reply).decode(), headers={"content-type": "application/json;charset=utf-8"}
-    )
+    body = reply.json if isinstance(reply, blocks.SharedMessage) else orjson.dumps(reply).decode()
+    return BoltResponse(status=200, body=body, headers={"content-type": "application/json;charset=utf-8"})
 
 
 def _action_value(body: dict[str, Any]) -> tuple[str, str]:

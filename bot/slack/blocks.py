@@ -10,8 +10,10 @@ and checks it round-trips, so the shapes stay what slack-sdk (and Slack) accept.
 """
 
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
+
+import orjson
 
 from bot.domain.model import AuditEvent, KeyRecord, RoleGrant
 from bot.domain.names import shown
@@ -34,6 +36,15 @@ from bot.slack.status import key_status, moment, old_secret
 
 Message = dict[str, Any]
 Block = dict[str, Any]
+
+
+class SharedMessage(dict[str, Any]):
+    """A message built once and then shared by every reply that shows the same thing (never changed
+    after it is built), with its JSON written once too (``json``, for ``bot.slack.app.acked``)."""
+
+    @cached_property
+    def json(self) -> str:
+        return orjson.dumps(self).decode()
 
 
 
@@ -208,22 +219,32 @@ def key_page(page: KeyPage) -> Message:
     if not page.keys:
         text = f"No keys in `{page.project}`. Create one with `/apikeys create {page.project} <key-name>`."
         return message(text, [section(text)])
-    last = page.first + len(page.keys) - 1
-    span = f"{page.first}" if last == page.first else f"{page.first}–{last}"
-    where = f"{span} of {page.total}" if page.total > len(page.keys) else f"all {page.total}"
-    title = f"*Keys in `{page.project}`* — {where}, newest first"
+    now = page.now or datetime.now(UTC)
+    statuses = tuple(key_status(key, now) for key in page.keys)
+    return _key_page(page.project, tuple(page.keys), statuses, total=page.total, first=page.first)
+
+
+@lru_cache(maxsize=128)
+def _key_page(project: str, keys: tuple[KeyRecord, ...], statuses: tuple[str, ...], *, total: int, first: int) -> Message:
+    """A page of keys: a function of its keys as read, their statuses at the time and where the page
+    stands, built once and then shared (``SharedMessage``) by every list that shows the same page."""
+    page = KeyPage(project=project, keys=list(keys), total=total, first=first)
+    last = first + len(keys) - 1
+    span = f"{first}" if last == first else f"{first}–{last}"
+    where = f"{span} of {total}" if total > len(keys) else f"all {total}"
+    title = f"*Keys in `{project}`* — {where}, newest first"
     blocks: list[Block] = [section(title), DIVIDER]
-    blocks += [_key_row(page.project, key, page.now) for key in page.keys]
+    blocks += [_key_section(project, key, status) for key, status in zip(keys, statuses, strict=True)]
     buttons = []
     if page.has_newer:
-        value = encode_page(PageCursor(page.project, page.keys[0].id, page.first))
+        value = encode_page(PageCursor(project, keys[0].id, first))
         buttons.append(button("◀ Newer", action_id=ActionId.KEYS_NEWER, value=value))
     if page.has_older:
-        value = encode_page(PageCursor(page.project, page.keys[-1].id, last + 1))
+        value = encode_page(PageCursor(project, keys[-1].id, last + 1))
         buttons.append(button("Older ▶", action_id=ActionId.KEYS_OLDER, value=value))
     if buttons:
         blocks.append(_actions(*buttons))
-    return message(f"Keys in {page.project}, {where}", blocks)
+    return SharedMessage(message(f"Keys in {project}, {where}", blocks))
 
 
 def confirm_delete(request: DeleteRequest) -> Message:

@@ -1,5 +1,6 @@
 """Every message keybot builds is Block Kit that slack-sdk's models accept and reproduce exactly."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from bot.services.results import (
     VisibleProjects,
     Whoami,
 )
-from bot.slack import blocks
+from bot.slack import app, blocks
 from bot.slack.codec import ActionId, PageCursor, decode_page
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -125,6 +126,23 @@ def test_every_key_row_has_a_menu_of_what_an_owner_can_do_to_it() -> None:
     assert [o["value"] for o in rows[0]["accessory"]["options"]] == [
         "show|p|key-0", "roll|p|key-0", "disable|p|key-0", "delete|p|key-0", "audit|p|key-0"
     ]
+
+
+def test_the_same_page_of_keys_is_one_shared_message_until_a_status_changes() -> None:
+    """A page is built once per keys, statuses and place (``blocks._key_page``) and its JSON written once
+    (``SharedMessage.json``, which the ack sends): a kept page never shows an old status."""
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    key = KeyRecord(1, 1, "KAAAAAAAAA", "ci", "kb_KAAAAAAAAA_…abcd", "U1", at, None,
+                    expires_at=at + timedelta(days=3, hours=1))
+    pages = [blocks.key_page(KeyPage(project="p", keys=[key], total=1, first=1, now=now))
+             for now in (at, at + timedelta(minutes=1), at + timedelta(days=4))]
+
+    assert pages[0] is pages[1] and pages[2] is not pages[0]
+    assert "expires in 3 days" in pages[0]["blocks"][2]["text"]["text"]
+    assert "expired" in pages[2]["blocks"][2]["text"]["text"]
+    assert isinstance(pages[0], blocks.SharedMessage) and json.loads(pages[0].json) == pages[0]
+    assert app.acked(pages[0]).body == pages[0].json
+    assert json.loads(app.acked(MESSAGES["confirm"]).body) == MESSAGES["confirm"]
 
 
 def test_no_visible_project_explains_the_role_and_names_who_can_help() -> None:
