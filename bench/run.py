@@ -349,6 +349,12 @@ class Bench:
     async def statements(self) -> int:
         return (await self.stats())["statements"]
 
+    async def keep_pages(self, size: int | None) -> None:
+        """How many pages of keys keybot keeps between commits (SQLite): 0 none, None its default."""
+        query = "" if size is None else f"?size={size}"
+        async with aiohttp.ClientSession() as client, client.post(f"{self.keybot.url}/_bench/keep-pages{query}") as r:
+            r.raise_for_status()
+
     async def on_keybot(self, run: Awaitable[Measured]) -> tuple[Measured, int]:
         """Run one measurement against keybot; also return the SQL statements it executed meanwhile."""
         before = await self.statements()
@@ -454,6 +460,20 @@ class Bench:
                         f"p50 {_r(row.p50_ms)} ms, p99 {_r(row.p99_ms)} ms",
                     )
                 )
+        if not self.db_url.startswith("postgresql"):  # what a page costs when it must be read anew
+            await self.keep_pages(0)
+            try:
+                for c in (1, HIGH):
+                    mine, sql, base = await self.versus(make, floor, c)
+                    row = Row.of(
+                        f"{self.small}, every page read anew", c, mine, base=base, baseline="bare Bolt",
+                        statements_per_request=sql,
+                        note="the same requests with no page kept (as after a change): the statement and the "
+                        "rendering run for every request",
+                    )
+                    self.add(row)
+            finally:
+                await self.keep_pages(None)
 
     async def list_during_messages(self) -> None:
         """``list`` at c=1 while ordinary messages stream into /slack/events at ``MESSAGE_RATE`` per second

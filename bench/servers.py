@@ -136,6 +136,8 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
     from bot.domain.hashing import CREATE_LANE_DEPTH, VERIFY_LANE_DEPTH, Hasher, HashParams
     from bot.runtime import build_runtime, freeze_startup_objects
     from bot.settings import Settings
+    from storage.fastpath import UnchangedReads
+    from storage.store import KEPT_PAGES
 
     class CountingLane(Hasher):
         """keybot's own argon2 lane, counting the hashes and verifies its threads run."""
@@ -192,7 +194,15 @@ async def serve_keybot(*, db_url: str, slack_api_url: str) -> None:
             }
         )
 
+    async def keep_pages(request: web.Request) -> web.Response:
+        """``POST /_bench/keep-pages?size=N``: keep at most N pages of keys between commits (SQLite; 0:
+        every page is read anew); without ``size``, the store's default."""
+        size = int(request.query.get("size", KEPT_PAGES))
+        runtime.store.kept_pages = UnchangedReads(size=size)
+        return web.json_response({"size": size})
+
     runtime.web_app.router.add_get("/_bench/stats", stats)
+    runtime.web_app.router.add_post("/_bench/keep-pages", keep_pages)
     freeze_startup_objects()  # as `keybot serve` does before it serves
     runtime.worker.start()
     await _serve_app(lambda: runtime.web_app, cleanup=runtime.aclose)

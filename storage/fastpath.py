@@ -192,7 +192,7 @@ class UnchangedReads:
     ``version`` is ``SqliteReader.version()`` read *before* the read whose result is kept: a commit
     after that moment changes the version, so a result is never served after any commit, whichever
     connection or process made it. A new version drops every result; beyond ``size`` results the
-    oldest goes."""
+    oldest goes (with a size of 0, nothing is kept)."""
 
     def __init__(self, *, size: int) -> None:
         self._size = size
@@ -208,7 +208,7 @@ class UnchangedReads:
         return self._results.get(key)
 
     def put(self, version: int, key: Hashable, result: Any) -> None:
-        if version != self._version:  # read before a change another caller has seen since
+        if version != self._version or not self._size:  # read before a change another caller has seen since
             return
         if len(self._results) >= self._size:
             del self._results[next(iter(self._results))]

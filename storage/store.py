@@ -49,7 +49,7 @@ _ERROR_LIMIT = 500
 _HOT_POOL_SIZE = 32
 _NO_ROW_ABOVE = 2**31 - 1  # above every row id (PostgreSQL's INTEGER)
 _key_record = record_maker(KeyRecord, start=LISTING_COLUMNS)  # a row of LISTING_*
-_LISTINGS_KEPT = 256  # pages of keys kept between commits on SQLite (~25 KB each at most)
+KEPT_PAGES = 256  # pages of keys kept between commits on SQLite (~25 KB each at most)
 
 
 @asynccontextmanager
@@ -81,8 +81,9 @@ class SqlStore:
             SqliteReader(database) if not self._postgres and database and database != ":memory:" else None
         )
         # Pages of keys read on SQLite, served again until anything commits (``UnchangedReads``): a
-        # page's statement was most of a ``list``'s time, and lists far outnumber changes.
-        self._listings = UnchangedReads(size=_LISTINGS_KEPT)
+        # page's statement was most of a ``list``'s time, and lists far outnumber changes. The benchmark
+        # replaces it with one of size 0 to measure pages read anew.
+        self.kept_pages = UnchangedReads(size=KEPT_PAGES)
         self._hot_reads = 0  # statements run by _read off the synchronous reader so far
         self._pg_reader = PgReader(_asyncpg_connect_args(engine), size=_HOT_POOL_SIZE) if self._postgres else None
 
@@ -150,7 +151,7 @@ class SqlStore:
         version = self._sync_reader.version() if self._sync_reader is not None else None
         kept = (stmt, team_id, user_id, project_name, cursor, limit)
         if version is not None:
-            page = self._listings.get(version, kept)
+            page = self.kept_pages.get(version, kept)
             if page is not None:
                 return page  # type: ignore[no-any-return]
         rows = await self._read(stmt, params)
@@ -163,7 +164,7 @@ class SqlStore:
             newer = first[LISTING_COLUMNS - 1] - (len(keys) if after_id is not None else 0)
             page = KeyListingPage(scope=scope, keys=keys, total=first[LISTING_COLUMNS - 2], newer=newer)
         if version is not None:
-            self._listings.put(version, kept, page)
+            self.kept_pages.put(version, kept, page)
         return page
 
     @translating

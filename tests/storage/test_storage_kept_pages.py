@@ -175,3 +175,11 @@ def test_beyond_its_size_the_oldest_result_goes() -> None:
 
     assert [kept.get(1, key) for key in ("a", "b", "c")] == [None, "page b", "page c"]
     assert len(kept) == 2
+
+
+def test_with_a_size_of_0_nothing_is_kept() -> None:
+    kept = UnchangedReads(size=0)
+    kept.get(1, "a")
+    kept.put(1, "a", "page a")
+
+    assert kept.get(1, "a") is None and len(kept) == 0
