@@ -4,7 +4,7 @@ always hits (and ``storage.fastpath`` can compile them once per store), with the
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, bindparam, case, func, null, or_, select, true, update
+from sqlalchemy import Integer, Select, String, and_, bindparam, func, null, or_, select, true, update
 
 from bot.domain.model import Org, Project, Scope
 from bot.domain.roles import OrgRole, ProjectRole
@@ -65,10 +65,6 @@ KEYS_BEFORE = KEYS_NEWEST.where(api_keys.c.id < bindparam("cursor"))
 KEYS_AFTER = (
     _keys_of_project.where(api_keys.c.id > bindparam("cursor")).order_by(api_keys.c.id).limit(_limit)
 )  # oldest first: the caller reverses the page
-# How many keys the project has, and how many of them are newer than a row id (one index range scan).
-KEY_COUNTS = select(
-    func.count(), func.coalesce(func.sum(case((api_keys.c.id > bindparam("above", type_=Integer), 1), else_=0)), 0)
-).where(api_keys.c.project_id == bindparam("project_id"))
 KEY_NAMED = _keys_of_project.where(api_keys.c.name_lower == bindparam("name_lower"))
 
 
@@ -89,7 +85,8 @@ def _listing(direction: str) -> Select[Any]:
             keys = keys.where(api_keys.c.id < bindparam("cursor"))
         keys = keys.order_by(api_keys.c.id.desc())
     page = keys.limit(_limit).cte("page")
-    total = select(func.count()).where(of_project).scalar_subquery()
+    # kept on the project row by triggers on api_keys (0 when the project is missing)
+    total = func.coalesce(select(projects.c.key_count).where(projects.c.id == project_id).scalar_subquery(), 0)
     # a range scan of the (project_id, id) index: cheap for the first pages, where people look
     above = select(func.count()).where(of_project, api_keys.c.id > bindparam("above", type_=Integer))
     return (

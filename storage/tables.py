@@ -93,6 +93,8 @@ projects = Table(
     Column("name_lower", NAME, nullable=False),
     Column("created_by", ID, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # how many keys the project has, kept by triggers on api_keys (migration 0008)
+    Column("key_count", Integer, server_default="0", nullable=False),
     UniqueConstraint("org_id", "name_lower"),
 )
 

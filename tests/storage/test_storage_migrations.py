@@ -18,7 +18,7 @@ from storage import (
     metadata,
     upgrade,
 )
-from storage.tables import orgs, outbox
+from storage.tables import api_keys, orgs, outbox
 from tests.storage.helpers import T0, TEAM, World, notice
 
 
@@ -100,7 +100,7 @@ async def test_migration_0002_adds_the_notice_columns_and_its_downgrade_removes_
         columns_0002, _ = await conn.run_sync(_outbox_shape)
     assert columns_0002 == _OUTBOX_0001 | {"notice", "team_id"}
     await upgrade(engine)
-    assert await current_revision(engine) == "0007" == head_revision()
+    assert await current_revision(engine) == "0008" == head_revision()
     async with engine.connect() as conn:
         columns, _ = await conn.run_sync(_outbox_shape)
         audit_columns = {c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("audit_events"))}
@@ -187,3 +187,43 @@ def test_the_slack_tables_are_exactly_those_slack_sdks_stores_use() -> None:
     assert _shape(slack_bots) == _shape(store.build_bots_table(theirs, "slack_bots"))
     states = AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(theirs, "slack_oauth_states")
     assert _shape(slack_oauth_states) == _shape(states)
+
+
+def _project_columns(conn: Connection) -> set[str]:
+    return {column["name"] for column in inspect(conn).get_columns("projects")}
+
+
+async def test_migration_0008_counts_the_keys_already_there_and_its_downgrade_removes_the_count(
+    engine: AsyncEngine,
+) -> None:
+    await upgrade(engine, "0007")
+    key = {"key_id": "K1", "masked": "kb_K1_…0001", "secret_hash": "h", "created_by": "U1", "created_at": T0}
+    async with engine.begin() as conn:
+        org_id = (await conn.execute(orgs.insert().values(team_id=TEAM, name="Acme", created_at=T0))).inserted_primary_key[0]
+        web, api = [
+            (await conn.execute(text(
+                "INSERT INTO projects (org_id, name, name_lower, created_by, created_at) "
+                "VALUES (:org, :name, :name, 'U1', :at) RETURNING id"
+            ), {"org": org_id, "name": name, "at": T0})).scalar_one()
+            for name in ("web", "api")
+        ]
+        for n in range(3):
+            await conn.execute(api_keys.insert().values(
+                project_id=web, name=f"k{n}", name_lower=f"k{n}", **{**key, "key_id": f"K{n}"}
+            ))
+
+    await upgrade(engine, "0008")
+    async with engine.begin() as conn:
+        counts = dict((await conn.execute(text("SELECT name, key_count FROM projects"))).all())
+        await conn.execute(api_keys.insert().values(project_id=api, name="a", name_lower="a", **{**key, "key_id": "KA"}))
+        after_insert = dict((await conn.execute(text("SELECT name, key_count FROM projects"))).all())
+    assert counts == {"web": 3, "api": 0} and after_insert == {"web": 3, "api": 1}
+
+    await downgrade(engine, "0007")
+    async with engine.begin() as conn:
+        assert "key_count" not in await conn.run_sync(_project_columns)
+        await conn.execute(api_keys.insert().values(project_id=api, name="b", name_lower="b", **{**key, "key_id": "KB"}))
+    await upgrade(engine)
+    async with engine.connect() as conn:
+        assert dict((await conn.execute(text("SELECT name, key_count FROM projects"))).all()) == {"web": 3, "api": 2}
+        assert await conn.run_sync(_schema_diff) == []
