@@ -457,7 +457,8 @@ class Bench:
                         f"p99 ÷ p50 {_r(tail)}",
                         "p99 ≤ 2× p50",
                         tail <= 2,
-                        f"p50 {_r(row.p50_ms)} ms, p99 {_r(row.p99_ms)} ms",
+                        f"p50 {_r(row.p50_ms)} ms, p99 {_r(row.p99_ms)} ms; bare Bolt's own in the same run: "
+                        f"{_r((row.baseline_p99_ms or 0) / row.baseline_p50_ms) if row.baseline_p50_ms else '—'}",
                     )
                 )
         if not self.db_url.startswith("postgresql"):  # what a page costs when it must be read anew
@@ -469,7 +470,7 @@ class Bench:
                         f"{self.small}, every page read anew", c, mine, base=base, baseline="bare Bolt",
                         statements_per_request=sql,
                         note="the same requests with no page kept (as after a change): the statement and the "
-                        "rendering run for every request",
+                        "rendering run for every request" if c == HIGH else None,
                     )
                     self.add(row)
             finally:
