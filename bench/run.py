@@ -470,7 +470,7 @@ class Bench:
                         f"{self.small}, every page read anew", c, mine, base=base, baseline="bare Bolt",
                         statements_per_request=sql,
                         note="the same requests with no page kept (as after a change): the statement and the "
-                        "rendering run for every request" if c == HIGH else None,
+                        "rendering run for every request" if c == HIGH else "",
                     )
                     self.add(row)
             finally:
