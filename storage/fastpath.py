@@ -131,7 +131,8 @@ class SqliteReader:
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
-        self._version: int | None = None  # read in this turn of the event loop (see ``version``)
+        self._version: int | None = None  # read in this turn of the event loop (see ``version``)…
+        self._version_loop: asyncio.AbstractEventLoop | None = None  # …of this loop
         self.statements = 0  # run so far
 
     def fetch(self, stmt: DriverStatement, params: dict[str, Any]) -> list[Row] | None:
@@ -155,7 +156,8 @@ class SqliteReader:
         before the turn ends was scheduled before the version was read, so its request arrived before
         that moment, and a commit it could have seen the end of (its own, or one it was told of) had
         finished by then too."""
-        if self._version is not None:
+        loop = asyncio.get_running_loop()
+        if self._version is not None and self._version_loop is loop:
             return self._version
         conn = self._conn or self._open()
         self.statements += 1
@@ -166,8 +168,8 @@ class SqliteReader:
                 return None
             self.close()
             raise
-        self._version = int(row[0])
-        asyncio.get_running_loop().call_soon(self._turn_ended)
+        self._version, self._version_loop = int(row[0]), loop
+        loop.call_soon(self._turn_ended)
         return self._version
 
     def _turn_ended(self) -> None:

@@ -183,3 +183,27 @@ def test_with_a_size_of_0_nothing_is_kept() -> None:
     kept.put(1, "a", "page a")
 
     assert kept.get(1, "a") is None and len(kept) == 0
+
+
+def test_a_version_read_in_a_loop_that_stopped_before_its_turn_ended_is_not_used_in_another(
+    path: Path, store: SqlStore
+) -> None:
+    reader = SqliteReader(str(path))
+
+    async def version() -> int | None:
+        return reader.version()
+
+    try:
+        first_loop = asyncio.new_event_loop()
+        read: list[int | None] = []
+        first_loop.call_soon(lambda: (read.append(reader.version()), first_loop.stop()))
+        first_loop.run_forever()  # stops at the end of the turn that read the version, before its end ran
+        [first] = read
+        with sqlite3.connect(path) as other:
+            other.execute("UPDATE api_keys SET note = 'changed'")
+        second = asyncio.run(version())
+        first_loop.close()
+    finally:
+        reader.close()
+
+    assert first is not None and second is not None and second != first
