@@ -131,7 +131,8 @@ class SqliteReader:
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
-        self._version: int | None = None  # read in this turn of the event loop (see ``version``)…
+        self._opened = 0  # connections opened so far
+        self._version: tuple[int, int] | None = None  # read in this turn of the event loop (see ``version``)…
         self._version_loop: asyncio.AbstractEventLoop | None = None  # …of this loop
         self.statements = 0  # run so far
 
@@ -147,10 +148,11 @@ class SqliteReader:
             raise
         return stmt.rows(raw)
 
-    def version(self) -> int | None:
-        """SQLite's ``PRAGMA data_version`` on this connection: it changes whenever another connection,
-        of this process or another, has committed since it was last read (this connection writes
-        nothing); None when SQLite says busy.
+    def version(self) -> tuple[int, int] | None:
+        """SQLite's ``PRAGMA data_version`` on this connection, with how many connections this reader has
+        opened (a reopened connection counts its versions afresh): it changes whenever another
+        connection, of this process or another, has committed since it was last read (this connection
+        writes nothing); None when SQLite says busy.
 
         Read once per turn of the event loop (a burst of requests shares it): every callback that runs
         before the turn ends was scheduled before the version was read, so its request arrived before
@@ -168,7 +170,7 @@ class SqliteReader:
                 return None
             self.close()
             raise
-        self._version, self._version_loop = int(row[0]), loop
+        self._version, self._version_loop = (self._opened, int(row[0])), loop
         loop.call_soon(self._turn_ended)
         return self._version
 
@@ -180,6 +182,7 @@ class SqliteReader:
         conn.execute("PRAGMA busy_timeout=0")
         conn.execute("PRAGMA query_only=ON")
         self._conn = conn
+        self._opened += 1
         return conn
 
     def close(self) -> None:
@@ -198,10 +201,10 @@ class UnchangedReads:
 
     def __init__(self, *, size: int) -> None:
         self._size = size
-        self._version: int | None = None
+        self._version: Hashable = None
         self._results: dict[Hashable, Any] = {}
 
-    def get(self, version: int, key: Hashable) -> Any:
+    def get(self, version: Hashable, key: Hashable) -> Any:
         """The result kept for ``key`` at ``version``, or None."""
         if version != self._version:
             self._results.clear()
@@ -209,7 +212,7 @@ class UnchangedReads:
             return None
         return self._results.get(key)
 
-    def put(self, version: int, key: Hashable, result: Any) -> None:
+    def put(self, version: Hashable, key: Hashable, result: Any) -> None:
         if version != self._version or not self._size:  # read before a change another caller has seen since
             return
         if len(self._results) >= self._size:

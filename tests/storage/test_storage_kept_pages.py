@@ -207,3 +207,18 @@ def test_a_version_read_in_a_loop_that_stopped_before_its_turn_ended_is_not_used
         reader.close()
 
     assert first is not None and second is not None and second != first
+
+
+async def test_a_reopened_reader_never_repeats_a_version_of_its_old_connection(path: Path, store: SqlStore) -> None:
+    """A new connection counts ``data_version`` afresh: the same number from it may stand for another
+    state of the database, so a reader's versions carry the connection they were read on."""
+    reader = SqliteReader(str(path))
+    try:
+        before = reader.version()
+        reader.close()  # as after an unexpected error
+        await asyncio.sleep(0)
+        after = reader.version()
+    finally:
+        reader.close()
+
+    assert before is not None and after is not None and after != before
