@@ -197,15 +197,10 @@ def _key_menu(project: str, key_name: str, disabled: bool) -> Block:
     }
 
 
-def _key_row(project: str, key: KeyRecord, now: datetime | None = None) -> Block:
-    """One key of a list, with its menu of what an owner can do to it. ``now`` is when the page was
-    read (the service's clock); without it, the wall clock."""
-    return _key_section(project, key, key_status(key, now or datetime.now(UTC)))
-
-
 @lru_cache(maxsize=2048)
 def _key_section(project: str, key: KeyRecord, status: str) -> Block:
-    """A key's row: a function of the key as read and its status at the time, built once and then
+    """One key of a list, with its menu of what an owner can do to it: a function of the key as read
+    and its status at the time (``key_status`` at the page's ``now``), built once and then
     shared by every list that shows that key in that state (never changed after it is built). The
     rows of a page that nothing changed in were most of its rendering time."""
     return {

@@ -1,4 +1,4 @@
-"""The lifecycle's replies (bot/slack/lifecycle_blocks.py), a key's status in the list (``_key_row``)
+"""The lifecycle's replies (bot/slack/lifecycle_blocks.py), a key's status in the list (a row of ``key_page``)
 and the lifecycle's audit sentences: Block Kit that slack-sdk round-trips, and the words owners read."""
 
 from dataclasses import replace
@@ -12,6 +12,7 @@ from bot.domain.lifecycle import LeakAction, Policy, PolicyField
 from bot.domain.model import AuditEvent, KeyRecord
 from bot.domain.notices import NoticeKind
 from bot.services.lifecycle import KeyChange, KeyDetails, PolicyView, RolledKey
+from bot.services.results import KeyPage
 from bot.slack import blocks, lifecycle_blocks
 from bot.slack.dates import slack_date
 
@@ -102,6 +103,12 @@ def test_the_policy_lists_every_setting_and_says_who_may_change_it() -> None:
     assert "`stale-after` already is `90d`. Nothing changed." in _text(MESSAGES["policy already"])
 
 
+def _listed(key: KeyRecord, at: datetime) -> dict[str, Any]:
+    """``key``'s row in a page of keys read at ``at``."""
+    row: dict[str, Any] = blocks.key_page(KeyPage(project="web", keys=[key], total=1, first=1, now=at))["blocks"][2]
+    return row
+
+
 @pytest.mark.parametrize(
     ("fields", "shows", "hides"),
     [
@@ -117,7 +124,7 @@ def test_the_policy_lists_every_setting_and_says_who_may_change_it() -> None:
 def test_a_listed_key_shows_its_status_creator_and_last_use(
     fields: dict[str, datetime], shows: str, hides: tuple[str, ...]
 ) -> None:
-    line = blocks._key_row("web", replace(KEY, **fields), NOW)["text"]["text"]
+    line = _listed(replace(KEY, **fields), NOW)["text"]["text"]
     first, second, status = line.split("\n")
     assert first == f"*ci*   `{MASKED}`"
     assert second == f"created by <@U1> {slack_date(KEY.created_at)} · last used never"
@@ -129,7 +136,7 @@ def test_the_same_key_read_once_shows_the_status_of_each_moment_it_is_listed_at(
     each listing is part of what it is kept by, so a kept page never shows an old status."""
     key = replace(KEY, expires_at=NOW + timedelta(days=3))
 
-    rows = [blocks._key_row("web", key, at) for at in (NOW, NOW, NOW + timedelta(days=1), NOW + timedelta(days=4))]
+    rows = [_listed(key, at) for at in (NOW, NOW, NOW + timedelta(days=1), NOW + timedelta(days=4))]
 
     texts = [row["text"]["text"].split("\n")[2] for row in rows]
     assert rows[0] is rows[1]
